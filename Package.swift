@@ -1,0 +1,98 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "lhttpd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lhttpd", targets: ["lhttpd"]),
+        .library(name: "LHTTPProtocol", targets: ["LHTTPProtocol"]),
+        .library(name: "LHTTPGateway", targets: ["LHTTPGateway"]),
+        .library(name: "LHTTPServer", targets: ["LHTTPServer"]),
+        .library(name: "LHTTPConfig", targets: ["LHTTPConfig"]),
+        .library(name: "LHTTPClient", targets: ["LHTTPClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // The wire format: message, headers, parser, serializer, multipart. Pure; NIOCore only.
+        .target(
+            name: "LHTTPProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Hub (channels, fan-out), sessions, processors, header filters, Broker + local broker.
+        .target(
+            name: "LHTTPGateway",
+            dependencies: [
+                "LHTTPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // YAML → typed configuration, validation with line-numbered errors.
+        .target(
+            name: "LHTTPConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // Sockets: HTTP/1.1, websocket upgrade, /publish, /healthz, static files.
+        .target(
+            name: "LHTTPServer",
+            dependencies: [
+                "LHTTPProtocol", "LHTTPGateway", "LHTTPConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Swift client library: websocket LHTTP client and HTTP publisher (tests, CLI, benchmark).
+        .target(
+            name: "LHTTPClient",
+            dependencies: [
+                "LHTTPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "lhttpd",
+            dependencies: [
+                "LHTTPServer", "LHTTPConfig", "LHTTPGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "LHTTPProtocolTests", dependencies: ["LHTTPProtocol"]),
+        .testTarget(name: "LHTTPConfigTests", dependencies: ["LHTTPConfig"]),
+        .testTarget(
+            name: "LHTTPGatewayTests",
+            dependencies: [
+                "LHTTPGateway", "LHTTPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "LHTTPServerTests",
+            dependencies: [
+                "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)

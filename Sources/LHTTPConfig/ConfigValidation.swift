@@ -1,0 +1,81 @@
+import Foundation
+
+extension GatewayConfig {
+    /// Checks the rules decoding cannot express and returns every broken one (empty when valid).
+    ///
+    /// Problems carry a key path but no source or line: a config built in code has neither.
+    /// `ConfigLoader` fills both in from the file. `static_dir` is checked on disk,
+    /// relative to the current working directory.
+    public func validate() -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        func report(_ keyPath: String, _ message: String) {
+            problems.append(ConfigProblem(keyPath: keyPath, message: message))
+        }
+
+        if listen.host.isEmpty {
+            report("listen", "host must not be empty")
+        }
+        if !(0...65535).contains(listen.port) {
+            report("listen", "port \(listen.port) is out of range 0...65535")
+        }
+
+        // Paths the server routes itself; a websocket path equal to one would shadow it.
+        // An array, not a dictionary literal: publish.path may itself be "/healthz".
+        let reserved = [(publish.path, "publish.path"), ("/healthz", "the health check")]
+        if websocket.paths.isEmpty {
+            report("websocket.paths", "must list at least one path")
+        }
+        var seen: Set<String> = []
+        for (index, path) in websocket.paths.enumerated() {
+            let keyPath = "websocket.paths[\(index)]"
+            if !path.hasPrefix("/") {
+                report(keyPath, "\"\(path)\" must start with \"/\"")
+            }
+            if !seen.insert(path).inserted {
+                report(keyPath, "duplicate path \"\(path)\"")
+            }
+            if let owner = reserved.first(where: { $0.0 == path })?.1 {
+                report(keyPath, "\"\(path)\" is already used by \(owner)")
+            }
+        }
+
+        if !publish.path.hasPrefix("/") {
+            report("publish.path", "\"\(publish.path)\" must start with \"/\"")
+        }
+        if publish.path == "/healthz" {
+            report("publish.path", "\"/healthz\" is already used by the health check")
+        }
+
+        let limitValues: [(String, Int)] = [
+            ("max_message_bytes", limits.maxMessageBytes),
+            ("max_headers", limits.maxHeaders),
+            ("max_header_line_bytes", limits.maxHeaderLineBytes),
+            ("max_channels_per_message", limits.maxChannelsPerMessage),
+            ("max_channel_name_bytes", limits.maxChannelNameBytes),
+        ]
+        for (key, value) in limitValues where value <= 0 {
+            report("limits.\(key)", "must be greater than 0, is \(value)")
+        }
+        // Ordering rules only make sense between positive limits; a non-positive one is reported above.
+        if limits.maxHeaderLineBytes > 0, limits.maxMessageBytes > 0,
+           limits.maxHeaderLineBytes > limits.maxMessageBytes {
+            report("limits.max_header_line_bytes",
+                   "\(limits.maxHeaderLineBytes) must not exceed limits.max_message_bytes (\(limits.maxMessageBytes))")
+        }
+        if limits.maxChannelNameBytes > 0, limits.maxHeaderLineBytes > 0,
+           limits.maxChannelNameBytes > limits.maxHeaderLineBytes {
+            report("limits.max_channel_name_bytes",
+                   "\(limits.maxChannelNameBytes) must not exceed limits.max_header_line_bytes (\(limits.maxHeaderLineBytes))")
+        }
+
+        if !staticDir.isEmpty {
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: staticDir, isDirectory: &isDirectory) {
+                report("static_dir", "directory \"\(staticDir)\" does not exist")
+            } else if !isDirectory.boolValue {
+                report("static_dir", "\"\(staticDir)\" is not a directory")
+            }
+        }
+        return problems
+    }
+}

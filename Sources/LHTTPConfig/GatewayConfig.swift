@@ -1,0 +1,235 @@
+/// The whole gateway configuration, as read from `lhttpd.yaml`.
+///
+/// Every field has a default, so `GatewayConfig()` and an empty file mean the same thing.
+/// The section types below are plain data shared with the server and protocol modules.
+///
+/// Decoding is hand-written (`decodeIfPresent ?? default`) so any key may be left out;
+/// the `CodingKeys` of each type are also its schema for the unknown-key check
+/// (see `ConfigSchema`), so a key is declared exactly once.
+public struct GatewayConfig: Sendable, Equatable {
+    /// Address the HTTP/websocket listener binds to.
+    public var listen: ListenAddress
+    /// Websocket endpoint settings.
+    public var websocket: WebSocketConfig
+    /// Directory served for plain GET requests; empty serves nothing.
+    public var staticDir: String
+    /// HTTP publish endpoint settings.
+    public var publish: PublishConfig
+    /// Size and count limits for the wire protocol.
+    public var limits: LimitsConfig
+    /// Logging settings.
+    public var log: LogConfig
+
+    /// Creates a config; every argument defaults to the documented default.
+    public init(
+        listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8081),
+        websocket: WebSocketConfig = WebSocketConfig(),
+        staticDir: String = "",
+        publish: PublishConfig = PublishConfig(),
+        limits: LimitsConfig = LimitsConfig(),
+        log: LogConfig = LogConfig()
+    ) {
+        self.listen = listen
+        self.websocket = websocket
+        self.staticDir = staticDir
+        self.publish = publish
+        self.limits = limits
+        self.log = log
+    }
+}
+
+extension GatewayConfig: Decodable, ConfigSection {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case listen, websocket
+        case staticDir = "static_dir"
+        case publish, limits, log
+    }
+
+    static let schema = ConfigSchema.section(CodingKeys.self, nested: [
+        .websocket: WebSocketConfig.schema,
+        .publish: PublishConfig.schema,
+        .limits: LimitsConfig.schema,
+        .log: LogConfig.schema,
+    ])
+
+    /// Decodes a YAML mapping; missing or null keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = GatewayConfig()
+        self.init(
+            listen: try c.decodeIfPresent(ListenAddress.self, forKey: .listen) ?? d.listen,
+            websocket: try c.decodeIfPresent(WebSocketConfig.self, forKey: .websocket) ?? d.websocket,
+            staticDir: try c.decodeIfPresent(String.self, forKey: .staticDir) ?? d.staticDir,
+            publish: try c.decodeIfPresent(PublishConfig.self, forKey: .publish) ?? d.publish,
+            limits: try c.decodeIfPresent(LimitsConfig.self, forKey: .limits) ?? d.limits,
+            log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
+        )
+    }
+}
+
+// MARK: - websocket
+
+/// The `websocket:` section.
+public struct WebSocketConfig: Sendable, Equatable {
+    /// Request paths that accept a websocket upgrade.
+    public var paths: [String]
+
+    /// Creates the section; defaults to `/`, `/ws` and `/echo`.
+    public init(paths: [String] = ["/", "/ws", "/echo"]) {
+        self.paths = paths
+    }
+}
+
+extension WebSocketConfig: Decodable, ConfigSection {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case paths
+    }
+
+    static let schema = ConfigSchema.section(CodingKeys.self)
+
+    /// Decodes the section; missing or null keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = WebSocketConfig()
+        self.init(paths: try c.decodeIfPresent([String].self, forKey: .paths) ?? d.paths)
+    }
+}
+
+// MARK: - publish
+
+/// The `publish:` section: the HTTP endpoint that injects messages into channels.
+public struct PublishConfig: Sendable, Equatable {
+    /// Path accepting `POST` publishes.
+    public var path: String
+    /// When non-empty, a publish must carry `Authorization: Bearer <token>`.
+    public var token: String
+
+    /// Creates the section; defaults to `/publish` with no token.
+    public init(path: String = "/publish", token: String = "") {
+        self.path = path
+        self.token = token
+    }
+}
+
+extension PublishConfig: Decodable, ConfigSection {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case path, token
+    }
+
+    static let schema = ConfigSchema.section(CodingKeys.self)
+
+    /// Decodes the section; missing or null keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = PublishConfig()
+        self.init(
+            path: try c.decodeIfPresent(String.self, forKey: .path) ?? d.path,
+            token: try c.decodeIfPresent(String.self, forKey: .token) ?? d.token
+        )
+    }
+}
+
+// MARK: - limits
+
+/// The `limits:` section: bounds the protocol parser enforces on untrusted input.
+public struct LimitsConfig: Sendable, Equatable {
+    /// Largest accepted message (headers and body), in bytes.
+    public var maxMessageBytes: Int
+    /// Most header lines in one message.
+    public var maxHeaders: Int
+    /// Longest single header line, in bytes.
+    public var maxHeaderLineBytes: Int
+    /// Most channels one message may address.
+    public var maxChannelsPerMessage: Int
+    /// Longest channel name, in bytes.
+    public var maxChannelNameBytes: Int
+
+    /// Creates the section with the documented defaults.
+    public init(
+        maxMessageBytes: Int = 1_048_576,
+        maxHeaders: Int = 64,
+        maxHeaderLineBytes: Int = 8192,
+        maxChannelsPerMessage: Int = 64,
+        maxChannelNameBytes: Int = 256
+    ) {
+        self.maxMessageBytes = maxMessageBytes
+        self.maxHeaders = maxHeaders
+        self.maxHeaderLineBytes = maxHeaderLineBytes
+        self.maxChannelsPerMessage = maxChannelsPerMessage
+        self.maxChannelNameBytes = maxChannelNameBytes
+    }
+}
+
+extension LimitsConfig: Decodable, ConfigSection {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxMessageBytes = "max_message_bytes"
+        case maxHeaders = "max_headers"
+        case maxHeaderLineBytes = "max_header_line_bytes"
+        case maxChannelsPerMessage = "max_channels_per_message"
+        case maxChannelNameBytes = "max_channel_name_bytes"
+    }
+
+    static let schema = ConfigSchema.section(CodingKeys.self)
+
+    /// Decodes the section; missing or null keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = LimitsConfig()
+        self.init(
+            maxMessageBytes: try c.decodeIfPresent(Int.self, forKey: .maxMessageBytes) ?? d.maxMessageBytes,
+            maxHeaders: try c.decodeIfPresent(Int.self, forKey: .maxHeaders) ?? d.maxHeaders,
+            maxHeaderLineBytes: try c.decodeIfPresent(Int.self, forKey: .maxHeaderLineBytes) ?? d.maxHeaderLineBytes,
+            maxChannelsPerMessage: try c.decodeIfPresent(Int.self, forKey: .maxChannelsPerMessage)
+                ?? d.maxChannelsPerMessage,
+            maxChannelNameBytes: try c.decodeIfPresent(Int.self, forKey: .maxChannelNameBytes)
+                ?? d.maxChannelNameBytes
+        )
+    }
+}
+
+// MARK: - log
+
+/// The `log:` section.
+public struct LogConfig: Sendable, Equatable {
+    /// Least severe level that is logged.
+    public var level: LogLevel
+
+    /// Creates the section; defaults to `info`.
+    public init(level: LogLevel = .info) {
+        self.level = level
+    }
+}
+
+extension LogConfig: Decodable, ConfigSection {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case level
+    }
+
+    static let schema = ConfigSchema.section(CodingKeys.self)
+
+    /// Decodes the section; missing or null keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = LogConfig()
+        self.init(level: try c.decodeIfPresent(LogLevel.self, forKey: .level) ?? d.level)
+    }
+}
+
+/// Log severities, least to most severe; the names match swift-log's `Logger.Level`.
+public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+extension LogLevel: Decodable {
+    /// Decodes a level name, listing the valid names on failure instead of Codable's generic message.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let name = try container.decode(String.self)
+        guard let level = LogLevel(rawValue: name) else {
+            let names = LogLevel.allCases.map(\.rawValue).joined(separator: "|")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "\"\(name)\" is not a log level (expected \(names))")
+        }
+        self = level
+    }
+}

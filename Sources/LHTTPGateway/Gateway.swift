@@ -1,0 +1,102 @@
+import LHTTPProtocol
+import Logging
+import NIOCore
+import Synchronization
+
+/// The gateway core: runs each message through filters and processors and owns the hub and broker.
+///
+/// Built once at start-up, then shared (read-only) by every connection.
+public final class Gateway: Sendable {
+    /// The local channel registry.
+    public let hub: Hub
+    /// Where publications go (``LocalBroker`` unless clustered).
+    public let broker: any Broker
+    /// Limits for parsing and channel lists.
+    public let limits: LHTTPLimits
+    public let logger: Logger
+    private let parser: LHTTPParser
+    private let processors: [String: any LHTTPProcessor]
+    private let filters: [any HeaderFilter]
+    private let openSessions = Atomic<Int>(0)
+
+    /// Websocket connections currently open on this node.
+    public var connectionCount: Int { self.openSessions.load(ordering: .relaxed) }
+
+    /// - Parameters:
+    ///   - processors: command → processor.
+    ///   - filters: user filters; they run after the built-in multipart filter and before the built-in
+    ///     pub/sub filter (`beforeMessage`), and in the same order for `afterMessage`.
+    ///   - broker: makes the broker from the hub; defaults to ``LocalBroker``.
+    public init(
+        limits: LHTTPLimits = .default,
+        processors: [String: any LHTTPProcessor] = [:],
+        filters: [any HeaderFilter] = [],
+        hub: Hub = Hub(),
+        broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
+        logger: Logger = Logger(label: "lhttpd.gateway")
+    ) {
+        self.hub = hub
+        self.broker = makeBroker(hub)
+        self.limits = limits
+        self.logger = logger
+        self.parser = LHTTPParser(limits: limits)
+        self.processors = processors
+        self.filters = [MultipartFilter()] + filters + [PubSubFilter()]
+    }
+
+    // MARK: Connection lifecycle (called by the transport, on the connection's loop)
+
+    /// A connection opened: makes its session and runs every filter's and processor's `onOpen`.
+    public func open(transport: any SessionTransport, eventLoop: any EventLoop) -> Session {
+        let session = Session(gateway: self, transport: transport, eventLoop: eventLoop, logger: self.logger)
+        self.openSessions.add(1, ordering: .relaxed)
+        for filter in self.filters { filter.onOpen(session) }
+        for processor in self.processors.values { processor.onOpen(session) }
+        session.logger.debug("connection opened")
+        return session
+    }
+
+    /// One complete websocket message arrived. Errors become an error reply; the connection stays open.
+    public func receive(_ payload: ByteBuffer, on session: Session) {
+        guard !session.isClosed else { return }
+        do {
+            session.message = try self.parser.parse(payload)
+            session.parts = []
+            defer {
+                session.message = nil
+                session.parts = []
+            }
+            for filter in self.filters { try filter.beforeMessage(session) }
+            if let command = session.message?.command, let processor = self.processors[command] {
+                try processor.onMessage(session)
+            }
+            for filter in self.filters { try filter.afterMessage(session) }
+        } catch {
+            let gatewayError = GatewayError(error)
+            session.logger.debug(
+                "message rejected",
+                metadata: ["lhttp.status": "\(gatewayError.status)", "lhttp.reason": "\(gatewayError.reason)"]
+            )
+            session.send(gatewayError.reply)
+        }
+    }
+
+    /// The connection is gone: releases its subscriptions, then runs every `onClose`. Call exactly once.
+    public func close(_ session: Session) {
+        guard !session.isClosed else { return }
+        session.markClosed()
+        self.openSessions.subtract(1, ordering: .relaxed)
+        for filter in self.filters { filter.onClose(session) }
+        for processor in self.processors.values { processor.onClose(session) }
+        session.logger.debug("connection closed")
+    }
+
+    // MARK: Publishing
+
+    /// Publishes a serialized LHTTP message to `channels` through the broker.
+    /// - Returns: local deliveries.
+    @discardableResult
+    public func publish(_ payload: ByteBuffer, to channels: [String]) -> Int {
+        self.broker.publish(payload, to: channels)
+    }
+}

@@ -1,0 +1,201 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Counts the hub keeps so callers (health, metrics, tests) can see channels come and go.
+public struct HubStats: Sendable, Equatable {
+    /// Channels with at least one local subscriber.
+    public var channels: Int
+    /// (connection, channel) pairs.
+    public var subscriptions: Int
+}
+
+/// The local channel registry and the fan-out path.
+///
+/// Channels are sharded by name hash, a lock per shard; subscribers are grouped by event loop.
+/// A delivery encodes the websocket frame once, collects targets under the shard locks, releases
+/// them, then runs one `execute` per event loop that writes the same buffer to each connection.
+public final class Hub: Sendable {
+    private let shards: [NIOLockedValueBox<Shard>]
+    private let slots = NIOLockedValueBox<[LoopSlot]>([])
+    private let allocator = ByteBufferAllocator()
+
+    public init(shardCount: Int = 64) {
+        precondition(shardCount > 0)
+        self.shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
+    }
+
+    /// The delivery slot of `eventLoop`, created on first use.
+    func slot(for eventLoop: any EventLoop) -> LoopSlot {
+        self.slots.withLockedValue { slots in
+            if let slot = slots.first(where: { $0.eventLoop === eventLoop }) { return slot }
+            let slot = LoopSlot(index: slots.count, eventLoop: eventLoop)
+            slots.append(slot)
+            return slot
+        }
+    }
+
+    /// Adds `subscriber` to `channels`. - Returns: the channels that had no subscriber before.
+    func add(_ subscriber: Subscriber, to channels: [String]) -> [String] {
+        var created: [String] = []
+        for channel in channels {
+            let isNew = self.shard(for: channel).withLockedValue { shard in
+                shard.add(subscriber, to: channel)
+            }
+            if isNew { created.append(channel) }
+        }
+        return created
+    }
+
+    /// Removes `subscriber` from `channels`. - Returns: the channels left with no subscriber.
+    func remove(_ subscriber: Subscriber, from channels: some Sequence<String>) -> [String] {
+        var emptied: [String] = []
+        for channel in channels {
+            let isGone = self.shard(for: channel).withLockedValue { shard in
+                shard.remove(subscriber, from: channel)
+            }
+            if isGone { emptied.append(channel) }
+        }
+        return emptied
+    }
+
+    /// Delivers a serialized LHTTP message to every local subscriber of `channels`, once per connection.
+    /// - Returns: the number of connections it was sent to.
+    @discardableResult
+    public func deliver(_ payload: ByteBuffer, to channels: [String]) -> Int {
+        var perLoop: [ContiguousArray<Subscriber>] = []
+        if channels.count == 1 {
+            self.shard(for: channels[0]).withLockedValue { shard in
+                if let entry = shard.channels[channels[0]] {
+                    perLoop = entry.byLoop.map(\.items)
+                }
+            }
+        } else {
+            perLoop = self.collectDistinct(channels)
+        }
+        var total = 0
+        for list in perLoop { total += list.count }
+        guard total > 0 else { return 0 }
+
+        let frame = WebSocketFrameBytes.message(payload, allocator: self.allocator)
+        for list in perLoop where !list.isEmpty {
+            let slot = list[0].slot
+            if slot.eventLoop.inEventLoop {
+                slot.deliver(frame, to: list)
+            } else {
+                slot.eventLoop.execute { slot.deliver(frame, to: list) }
+            }
+        }
+        return total
+    }
+
+    /// Targets of a multi-channel publish: a connection on several of the channels counts once.
+    private func collectDistinct(_ channels: [String]) -> [ContiguousArray<Subscriber>] {
+        var perLoop: [ContiguousArray<Subscriber>] = []
+        var seen = Set<ConnectionID>()
+        for channel in channels {
+            self.shard(for: channel).withLockedValue { shard in
+                guard let entry = shard.channels[channel] else { return }
+                while perLoop.count < entry.byLoop.count { perLoop.append([]) }
+                for (index, list) in entry.byLoop.enumerated() {
+                    for subscriber in list.items where seen.insert(subscriber.id).inserted {
+                        perLoop[index].append(subscriber)
+                    }
+                }
+            }
+        }
+        return perLoop
+    }
+
+    /// Current counts, summed over the shards.
+    public var stats: HubStats {
+        var stats = HubStats(channels: 0, subscriptions: 0)
+        for shard in self.shards {
+            shard.withLockedValue { shard in
+                stats.channels += shard.channels.count
+                stats.subscriptions += shard.subscriptions
+            }
+        }
+        return stats
+    }
+
+    /// Number of local subscribers of `channel`.
+    public func subscriberCount(of channel: String) -> Int {
+        self.shard(for: channel).withLockedValue { $0.channels[channel]?.count ?? 0 }
+    }
+
+    private func shard(for channel: String) -> NIOLockedValueBox<Shard> {
+        var hasher = Hasher()
+        hasher.combine(channel)
+        let index = Int(UInt(bitPattern: hasher.finalize()) % UInt(self.shards.count))
+        return self.shards[index]
+    }
+}
+
+/// One shard of the registry: channel → subscribers grouped by loop slot index.
+struct Shard {
+    var channels: [String: ChannelEntry] = [:]
+    var subscriptions = 0
+
+    /// - Returns: whether the channel was created.
+    mutating func add(_ subscriber: Subscriber, to channel: String) -> Bool {
+        var created = false
+        var entry = self.channels.removeValue(forKey: channel) ?? { created = true; return ChannelEntry() }()
+        if entry.add(subscriber) { self.subscriptions += 1 }
+        self.channels[channel] = entry
+        return created
+    }
+
+    /// - Returns: whether the channel is now gone.
+    mutating func remove(_ subscriber: Subscriber, from channel: String) -> Bool {
+        guard var entry = self.channels.removeValue(forKey: channel) else { return false }
+        if entry.remove(subscriber) { self.subscriptions -= 1 }
+        if entry.count == 0 { return true }
+        self.channels[channel] = entry
+        return false
+    }
+}
+
+/// The subscribers of one channel, one list per event loop.
+struct ChannelEntry {
+    var byLoop: [SubscriberList] = []
+    var count = 0
+
+    mutating func add(_ subscriber: Subscriber) -> Bool {
+        let index = subscriber.slot.index
+        while self.byLoop.count <= index { self.byLoop.append(SubscriberList()) }
+        guard self.byLoop[index].add(subscriber) else { return false }
+        self.count += 1
+        return true
+    }
+
+    mutating func remove(_ subscriber: Subscriber) -> Bool {
+        let index = subscriber.slot.index
+        guard index < self.byLoop.count, self.byLoop[index].remove(subscriber) else { return false }
+        self.count -= 1
+        return true
+    }
+}
+
+/// An array of subscribers with O(1) removal (swap with last). Publishers take `items` as a
+/// copy-on-write snapshot, so a delivery never holds the lock.
+struct SubscriberList {
+    var items: ContiguousArray<Subscriber> = []
+    var positions: [ConnectionID: Int] = [:]
+
+    mutating func add(_ subscriber: Subscriber) -> Bool {
+        guard self.positions[subscriber.id] == nil else { return false }
+        self.positions[subscriber.id] = self.items.count
+        self.items.append(subscriber)
+        return true
+    }
+
+    mutating func remove(_ subscriber: Subscriber) -> Bool {
+        guard let position = self.positions.removeValue(forKey: subscriber.id) else { return false }
+        let last = self.items.removeLast()
+        if position < self.items.count {
+            self.items[position] = last
+            self.positions[last.id] = position
+        }
+        return true
+    }
+}

@@ -1,0 +1,146 @@
+import LHTTPProtocol
+import Logging
+import NIOCore
+
+/// One websocket connection as processors and filters see it.
+///
+/// Confined to its event loop: every method must be called there (processors and filters are).
+/// To reply from elsewhere (after an async call), use ``handle``.
+public final class Session {
+    /// The connection's id.
+    public let id: ConnectionID
+    /// The event loop the connection lives on.
+    public let eventLoop: any EventLoop
+    /// The gateway serving this connection.
+    public let gateway: Gateway
+    /// Logger with `lhttp.conn` metadata.
+    public var logger: Logger
+
+    /// The message being processed; nil outside `beforeMessage`/`onMessage`/`afterMessage`.
+    /// Processors may change it: subscribers receive it as it is after processing.
+    public var message: LHTTPMessage?
+    /// The message's multipart parts, set by the built-in multipart filter.
+    public var parts: [LHTTPPart] = []
+    /// Channels this connection is subscribed to.
+    public private(set) var subscriptions: Set<String> = []
+    /// Free-form per-connection values for processors and filters.
+    public var attributes: [String: String] = [:]
+
+    // The session ↔ transport and session ↔ subscriber references are cycles on purpose while the
+    // connection lives; `markClosed` breaks both.
+    private var transport: (any SessionTransport)?
+    private var subscriber: Subscriber?
+    private let slot: LoopSlot
+    private var flushPending = false
+    private(set) var isClosed = false
+
+    init(gateway: Gateway, transport: any SessionTransport, eventLoop: any EventLoop, logger: Logger) {
+        self.id = ConnectionID.next()
+        self.gateway = gateway
+        self.transport = transport
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.logger[metadataKey: "lhttp.conn"] = "\(self.id)"
+        self.slot = gateway.hub.slot(for: eventLoop)
+        self.subscriber = Subscriber(session: self, slot: self.slot)
+    }
+
+    /// A thread-safe handle to this session. After close, its calls do nothing.
+    public var handle: SessionHandle {
+        SessionHandle(subscriber: self.subscriber ?? Subscriber(session: self, slot: self.slot))
+    }
+
+    // MARK: Sending
+
+    /// Sends `message` to this connection (text frame, binary if not valid UTF-8).
+    public func send(_ message: LHTTPMessage) {
+        self.send(serialized: message.serialized())
+    }
+
+    /// Sends an already serialized LHTTP message.
+    public func send(serialized payload: ByteBuffer) {
+        self.enqueue(WebSocketFrameBytes.message(payload))
+    }
+
+    /// Closes the connection with a websocket close code.
+    public func close(code: UInt16 = 1000, reason: String = "") {
+        guard !self.isClosed else { return }
+        self.transport?.close(code: code, reason: reason)
+    }
+
+    /// Writes a pre-encoded frame; the flush happens once per event-loop tick.
+    func enqueue(_ frame: ByteBuffer) {
+        self.eventLoop.assertInEventLoop()
+        guard !self.isClosed, let transport = self.transport else { return }
+        transport.writeFrame(frame)
+        if !self.flushPending {
+            self.flushPending = true
+            self.slot.scheduleFlush(self)
+        }
+    }
+
+    func flushNow() {
+        self.flushPending = false
+        self.transport?.flush()
+    }
+
+    // MARK: Pub/sub
+
+    /// Subscribes to `channels`; already subscribed channels are left alone.
+    public func subscribe(_ channels: [String]) {
+        guard let subscriber = self.subscriber else { return }
+        let fresh = channels.filter { self.subscriptions.insert($0).inserted }
+        guard !fresh.isEmpty else { return }
+        let created = self.gateway.hub.add(subscriber, to: fresh)
+        if !created.isEmpty { self.gateway.broker.interest(added: created, removed: []) }
+    }
+
+    /// Unsubscribes from `channels`; channels not subscribed are ignored.
+    public func unsubscribe(_ channels: [String]) {
+        guard let subscriber = self.subscriber else { return }
+        let present = channels.filter { self.subscriptions.remove($0) != nil }
+        guard !present.isEmpty else { return }
+        let emptied = self.gateway.hub.remove(subscriber, from: present)
+        if !emptied.isEmpty { self.gateway.broker.interest(added: [], removed: emptied) }
+    }
+
+    /// Called once by the gateway when the connection is gone: releases every subscription.
+    func markClosed() {
+        self.isClosed = true
+        self.transport = nil
+        guard let subscriber = self.subscriber else { return }
+        self.subscriber = nil
+        let all = self.subscriptions
+        self.subscriptions.removeAll()
+        let emptied = self.gateway.hub.remove(subscriber, from: all)
+        if !emptied.isEmpty { self.gateway.broker.interest(added: [], removed: emptied) }
+    }
+}
+
+/// A `Sendable` handle to a session: send to or close the connection from any thread.
+public struct SessionHandle: Sendable {
+    let subscriber: Subscriber
+
+    public var id: ConnectionID { self.subscriber.id }
+    public var eventLoop: any EventLoop { self.subscriber.slot.eventLoop }
+
+    /// Sends `message` to the connection (hops to its event loop).
+    public func send(_ message: LHTTPMessage) {
+        let payload = message.serialized()
+        self.onLoop { $0.send(serialized: payload) }
+    }
+
+    /// Closes the connection.
+    public func close(code: UInt16 = 1000, reason: String = "") {
+        self.onLoop { $0.close(code: code, reason: reason) }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable (Session) -> Void) {
+        let subscriber = self.subscriber
+        if subscriber.slot.eventLoop.inEventLoop {
+            body(subscriber.session.value)
+        } else {
+            subscriber.slot.eventLoop.execute { body(subscriber.session.value) }
+        }
+    }
+}

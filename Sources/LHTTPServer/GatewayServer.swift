@@ -1,0 +1,136 @@
+import LHTTPConfig
+import LHTTPGateway
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import ServiceLifecycle
+
+/// The one HTTP/1.1 port: websocket upgrades on the configured paths, `POST /publish`, `GET /healthz`,
+/// and static files. A `Service` for swift-service-lifecycle.
+public final class GatewayServer: Service, Sendable {
+    private let configuration: GatewayConfig
+    private let gateway: Gateway
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let fileThreadPool = NIOThreadPool(numberOfThreads: 1)
+    private let state = NIOLockedValueBox<(channel: (any Channel)?, started: Bool)>((nil, false))
+
+    /// - Parameters:
+    ///   - configuration: listen address, paths, limits; `listen` may use port 0 (see ``localAddress``).
+    ///   - gateway: the gateway core that sessions run through.
+    ///   - eventLoopGroup: one loop per core; owned by the caller.
+    public init(configuration: GatewayConfig, gateway: Gateway, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.gateway = gateway
+        self.group = eventLoopGroup
+        self.logger = logger
+    }
+
+    /// The bound address once ``start()`` returned.
+    public var localAddress: SocketAddress? {
+        self.state.withLockedValue { $0.channel?.localAddress }
+    }
+
+    /// Binds the listening socket. - Returns: the bound address (with the real port when port 0 was asked).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let alreadyStarted = self.state.withLockedValue { state in
+            defer { state.started = true }
+            return state.started
+        }
+        precondition(!alreadyStarted, "GatewayServer.start() called twice")
+        self.fileThreadPool.start()
+        let listen = self.configuration.listen
+        let channel: any Channel
+        do {
+            channel = try await self.bootstrap().bind(host: listen.host, port: listen.port).get()
+        } catch {
+            try? await self.fileThreadPool.shutdownGracefully()
+            throw ServerError.bindFailed("\(listen): \(error)")
+        }
+        self.state.withLockedValue { $0.channel = channel }
+        guard let address = channel.localAddress else { throw ServerError.bindFailed("no local address") }
+        self.logger.info("lhttpd listening", metadata: ["lhttp.address": "\(address)"])
+        return address
+    }
+
+    /// Stops accepting connections and closes the listening socket.
+    public func stop() async throws {
+        let channel = self.state.withLockedValue { state in
+            defer { state.channel = nil }
+            return state.channel
+        }
+        try? await channel?.close()
+        try await self.fileThreadPool.shutdownGracefully()
+    }
+
+    /// `Service.run`: starts (if needed), serves until graceful shutdown is requested, then stops.
+    public func run() async throws {
+        if self.state.withLockedValue({ !$0.started }) {
+            try await self.start()
+        }
+        try? await gracefulShutdown()
+        self.logger.info("lhttpd shutting down")
+        try await self.stop()
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        let configuration = self.configuration
+        let gateway = self.gateway
+        let logger = self.logger
+        let pool = self.fileThreadPool
+        let limits = configuration.limits
+        let websocketPaths = Set(configuration.websocket.paths)
+        let settings = HTTPRequestRouter.Settings(
+            publishPath: configuration.publish.path,
+            websocketPaths: websocketPaths,
+            publish: PublishEndpoint(token: configuration.publish.token, limits: gateway.limits),
+            staticFiles: StaticFiles(root: configuration.staticDir),
+            maxBodyBytes: limits.maxMessageBytes
+        )
+
+        return ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                let upgrader = NIOWebSocketServerUpgrader(
+                    maxFrameSize: limits.maxMessageBytes,
+                    automaticErrorHandling: false,
+                    shouldUpgrade: { channel, head in
+                        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+                        return channel.eventLoop.makeSucceededFuture(websocketPaths.contains(path) ? HTTPHeaders() : nil)
+                    },
+                    upgradePipelineHandler: { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandlers(
+                                NIOWebSocketFrameAggregator(
+                                    minNonFinalFragmentSize: 0,
+                                    maxAccumulatedFrameCount: 1024,
+                                    maxAccumulatedFrameSize: limits.maxMessageBytes
+                                ),
+                                WebSocketSessionHandler(gateway: gateway, maxMessageBytes: limits.maxMessageBytes)
+                            )
+                        }
+                    }
+                )
+                return channel.eventLoop.makeCompletedFuture {
+                    let router = HTTPRequestRouter(settings: settings, gateway: gateway, fileThreadPool: pool, logger: logger)
+                    let boundRouter = NIOLoopBound(router, eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (
+                            upgraders: [upgrader],
+                            completionHandler: { context in
+                                context.pipeline.syncOperations.removeHandler(boundRouter.value, promise: nil)
+                            }
+                        )
+                    )
+                    try channel.pipeline.syncOperations.addHandler(router)
+                }
+            }
+    }
+}

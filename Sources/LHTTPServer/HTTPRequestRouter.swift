@@ -1,0 +1,234 @@
+import Foundation
+import LHTTPGateway
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Routes plain HTTP requests: `POST /publish`, `GET /healthz`, static files.
+///
+/// Websocket upgrades never reach it (NIO's upgrade handler sits in front). The request body is
+/// buffered only for publish, and only up to `limits.max_message_bytes`.
+final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    struct Settings: Sendable {
+        var publishPath: String
+        var websocketPaths: Set<String>
+        var publish: PublishEndpoint
+        var staticFiles: StaticFiles
+        var maxBodyBytes: Int
+    }
+
+    private enum State {
+        case idle
+        /// Collecting a publish body.
+        case publishing(HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer)
+        /// Waiting for the request end to answer (body ignored).
+        case waiting(HTTPRequestHead, Route)
+        /// A response that closes the connection was sent; everything else is dropped.
+        case closing
+    }
+
+    private enum Route {
+        case healthz
+        case staticFile(String)
+        case failure(ServerError)
+    }
+
+    private let settings: Settings
+    private let gateway: Gateway
+    private let fileThreadPool: NIOThreadPool
+    private let logger: Logger
+    private var state = State.idle
+    private static let jsonEncoder = JSONEncoder()
+
+    init(settings: Settings, gateway: Gateway, fileThreadPool: NIOThreadPool, logger: Logger) {
+        self.settings = settings
+        self.gateway = gateway
+        self.fileThreadPool = fileThreadPool
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (Self.unwrapInboundIn(data), self.state) {
+        case (.head(let head), .idle):
+            self.begin(head, context: context)
+        case (.body(var chunk), .publishing(let head, let query, var body)):
+            guard body.readableBytes + chunk.readableBytes <= self.settings.maxBodyBytes else {
+                self.fail(.bodyTooLarge(limit: self.settings.maxBodyBytes), head: head, closing: true, context: context)
+                return
+            }
+            self.state = .idle  // drop the reference so the append does not copy
+            body.writeBuffer(&chunk)
+            self.state = .publishing(head, query: query, body: body)
+        case (.end, .publishing(let head, let query, let body)):
+            self.state = .idle
+            self.publish(head: head, query: query, body: body, context: context)
+        case (.end, .waiting(let head, let route)):
+            self.state = .idle
+            self.answer(route, head: head, context: context)
+        case (.body, _), (.end, _), (.head, _):
+            break
+        }
+    }
+
+    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let (path, query) = QueryString.split(head.uri) else { return }
+        let route: Route
+        switch (head.method, path) {
+        case (.POST, _) where path == self.settings.publishPath:
+            guard let query else {
+                route = .failure(.badQuery("invalid percent-encoding"))
+                break
+            }
+            guard self.settings.publish.isAuthorized(head.headers["authorization"]) else {
+                route = .failure(.unauthorized)
+                break
+            }
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init),
+                length > self.settings.maxBodyBytes
+            {
+                self.fail(.bodyTooLarge(limit: self.settings.maxBodyBytes), head: head, closing: true, context: context)
+                return
+            }
+            self.state = .publishing(head, query: query, body: context.channel.allocator.buffer(capacity: 0))
+            return
+        case (_, _) where path == self.settings.publishPath:
+            route = .failure(.methodNotAllowed(allowed: "POST"))
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            route = .healthz
+        case (.GET, _), (.HEAD, _):
+            if let file = self.settings.staticFiles.resolve(path) {
+                route = .staticFile(file)
+            } else if self.settings.websocketPaths.contains(String(path)) {
+                route = .failure(.upgradeRequired)
+            } else {
+                route = .failure(.notFound)
+            }
+        default:
+            route = .failure(.notFound)
+        }
+        self.state = .waiting(head, route)
+    }
+
+    private func answer(_ route: Route, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        switch route {
+        case .healthz:
+            let stats = self.gateway.hub.stats
+            let health = Health(
+                status: "ok",
+                connections: self.gateway.connectionCount,
+                channels: stats.channels,
+                subscriptions: stats.subscriptions
+            )
+            self.respond(.ok, json: health, head: head, context: context)
+        case .staticFile(let path):
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            self.settings.staticFiles.read(path, pool: self.fileThreadPool, eventLoop: context.eventLoop).whenComplete { result in
+                let (router, context) = loopBound.value
+                switch result {
+                case .success(.some(let body)):
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-type", value: StaticFiles.contentType(for: path))
+                    router.respond(.ok, headers: headers, body: head.method == .HEAD ? nil : body, length: body.readableBytes, head: head, context: context)
+                case .success(.none), .failure:
+                    if router.settings.websocketPaths.contains(String(QueryString.split(head.uri)?.path ?? "")) {
+                        router.fail(.upgradeRequired, head: head, closing: false, context: context)
+                    } else {
+                        router.fail(.notFound, head: head, closing: false, context: context)
+                    }
+                }
+            }
+        case .failure(let error):
+            self.fail(error, head: head, closing: false, context: context)
+        }
+    }
+
+    private func publish(head: HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer, context: ChannelHandlerContext) {
+        do {
+            let (payload, channels) = try self.settings.publish.publication(body: body, query: query)
+            let deliveries = self.gateway.publish(payload, to: channels)
+            self.respond(.ok, json: PublishResult(channels: channels, deliveries: deliveries), head: head, context: context)
+        } catch {
+            self.fail(error, head: head, closing: false, context: context)
+        }
+    }
+
+    // MARK: Responses
+
+    private struct Health: Encodable {
+        var status: String
+        var connections: Int
+        var channels: Int
+        var subscriptions: Int
+    }
+
+    private struct PublishResult: Encodable {
+        var channels: [String]
+        var deliveries: Int
+    }
+
+    private struct Failure: Encodable {
+        var status: Int
+        var error: String
+    }
+
+    /// Answers with the error's status and a JSON body, and logs it (one line per rejected request).
+    private func fail(_ error: ServerError, head: HTTPRequestHead, closing: Bool, context: ChannelHandlerContext) {
+        self.logger.notice(
+            "request rejected",
+            metadata: [
+                "http.method": "\(head.method)", "http.path": "\(head.uri.prefix(200))",
+                "http.status": "\(error.httpStatus)", "lhttp.reason": "\(error)",
+            ]
+        )
+        var headers = HTTPHeaders()
+        if case .unauthorized = error { headers.add(name: "www-authenticate", value: "Bearer") }
+        if case .methodNotAllowed(let allowed) = error { headers.add(name: "allow", value: allowed) }
+        if case .upgradeRequired = error { headers.add(name: "upgrade", value: "websocket") }
+        let body = Failure(status: error.httpStatus, error: error.description)
+        self.respond(HTTPResponseStatus(statusCode: error.httpStatus), json: body, headers: headers, head: head, closing: closing, context: context)
+    }
+
+    private func respond<Body: Encodable>(
+        _ status: HTTPResponseStatus,
+        json: Body,
+        headers: HTTPHeaders = HTTPHeaders(),
+        head: HTTPRequestHead,
+        closing: Bool = false,
+        context: ChannelHandlerContext
+    ) {
+        var headers = headers
+        headers.add(name: "content-type", value: "application/json")
+        let data = (try? Self.jsonEncoder.encode(json)) ?? Data("{}".utf8)
+        var body = context.channel.allocator.buffer(capacity: data.count + 1)
+        body.writeBytes(data)
+        body.writeStaticString("\n")
+        self.respond(status, headers: headers, body: head.method == .HEAD ? nil : body, length: body.readableBytes, head: head, closing: closing, context: context)
+    }
+
+    private func respond(
+        _ status: HTTPResponseStatus,
+        headers: HTTPHeaders,
+        body: ByteBuffer?,
+        length: Int,
+        head: HTTPRequestHead,
+        closing: Bool = false,
+        context: ChannelHandlerContext
+    ) {
+        var headers = headers
+        headers.add(name: "content-length", value: String(length))
+        let keepAlive = head.isKeepAlive && !closing
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        if closing { self.state = .closing }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        if let body { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let done = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}

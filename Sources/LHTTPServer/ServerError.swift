@@ -1,0 +1,52 @@
+import LHTTPProtocol
+
+/// What the server refuses or fails at. The one error type of `LHTTPServer`; ``httpStatus`` is
+/// the single mapping to an HTTP status.
+public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `publish.token` is set and the request's `Authorization: Bearer` token is missing or wrong.
+    case unauthorized
+    /// The request body is larger than `limits.max_message_bytes`.
+    case bodyTooLarge(limit: Int)
+    /// The LHTTP message (or the message built from the query) is malformed or over a limit.
+    case protocolError(LHTTPProtocolError)
+    /// The publish names no channel.
+    case noChannel
+    /// A query parameter is unusable (`command` with spaces, bad percent-encoding).
+    case badQuery(String)
+    /// No route for this method and path.
+    case notFound
+    /// The path exists but not for this method.
+    case methodNotAllowed(allowed: String)
+    /// A websocket path was requested without a websocket upgrade.
+    case upgradeRequired
+    /// The server could not bind its listening socket.
+    case bindFailed(String)
+
+    public var httpStatus: Int {
+        switch self {
+        case .unauthorized: return 401
+        case .bodyTooLarge: return 413
+        case .protocolError(let error): return error.status
+        case .noChannel: return 422
+        case .badQuery: return 400
+        case .notFound: return 404
+        case .methodNotAllowed: return 405
+        case .upgradeRequired: return 426
+        case .bindFailed: return 500
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .unauthorized: return "missing or wrong bearer token"
+        case .bodyTooLarge(let limit): return "body larger than \(limit) bytes"
+        case .protocolError(let error): return error.reason
+        case .noChannel: return "no channel: give a 'publish' header or ?channel="
+        case .badQuery(let why): return "bad query: \(why)"
+        case .notFound: return "not found"
+        case .methodNotAllowed(let allowed): return "method not allowed (allowed: \(allowed))"
+        case .upgradeRequired: return "this path serves websocket upgrades only"
+        case .bindFailed(let why): return "cannot listen: \(why)"
+        }
+    }
+}

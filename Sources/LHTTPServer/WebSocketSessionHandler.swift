@@ -1,0 +1,127 @@
+import LHTTPGateway
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// The one handler of an upgraded connection: owns its ``Session``, hands complete messages to the
+/// gateway, answers control frames, and maps errors to close codes.
+///
+/// Outbound frames are pre-encoded (``WebSocketFrameBytes``) and written through the context of NIO's
+/// `WebSocketFrameEncoder`, i.e. below it, so a publish's one buffer goes to every socket untouched.
+final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
+    typealias InboundIn = WebSocketFrame
+
+    private let gateway: Gateway
+    private let maxMessageBytes: Int
+    private let closeTimeout: TimeAmount
+    private var session: Session?
+    private var writeContext: ChannelHandlerContext?
+    private var context: ChannelHandlerContext?
+    private var closeSent = false
+
+    init(gateway: Gateway, maxMessageBytes: Int, closeTimeout: TimeAmount = .seconds(3)) {
+        self.gateway = gateway
+        self.maxMessageBytes = maxMessageBytes
+        self.closeTimeout = closeTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // Writing from the encoder's own context sends bytes from just below it.
+        self.writeContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        self.session = self.gateway.open(transport: self, eventLoop: context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.finish()
+        self.context = nil
+        self.writeContext = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.finish()
+        context.fireChannelInactive()
+    }
+
+    private func finish() {
+        guard let session = self.session else { return }
+        self.session = nil
+        self.gateway.close(session)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary:
+            guard let session = self.session, !self.closeSent else { return }
+            var payload = frame.data
+            if let key = frame.maskKey { payload.webSocketUnmask(key) }
+            self.gateway.receive(payload, on: session)
+        case .ping:
+            guard !self.closeSent else { return }
+            var payload = frame.data
+            if let key = frame.maskKey { payload.webSocketUnmask(key) }
+            self.writeFrame(WebSocketFrameBytes.frame(opcode: WebSocketFrameBytes.pongOpcode, payload: payload))
+            self.flush()
+        case .connectionClose:
+            self.receivedClose(frame, context: context)
+        case .pong, .continuation:
+            break
+        default:
+            self.close(code: CloseCode.protocolError, reason: "unknown opcode")
+        }
+    }
+
+    /// The peer closed: answer with the same code (RFC 6455 5.5.1) unless we already sent ours, then close.
+    private func receivedClose(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
+        guard !self.closeSent, let writeContext = self.writeContext else {
+            context.close(promise: nil)
+            return
+        }
+        self.closeSent = true
+        var data = frame.data
+        if let key = frame.maskKey { data.webSocketUnmask(key) }
+        let code = data.readInteger(as: UInt16.self) ?? CloseCode.normal
+        let channel = context.channel
+        writeContext.writeAndFlush(NIOAny(WebSocketFrameBytes.close(code: code, reason: ""))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let (code, reason) = CloseCode.forError(error, maxMessageBytes: self.maxMessageBytes) else {
+            self.session?.logger.debug("connection error", metadata: ["lhttp.error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        self.session?.logger.notice(
+            "closing connection",
+            metadata: ["lhttp.close_code": "\(code)", "lhttp.reason": "\(reason)"]
+        )
+        self.close(code: code, reason: reason)
+    }
+
+    // MARK: SessionTransport
+
+    func writeFrame(_ frame: ByteBuffer) {
+        self.writeContext?.write(NIOAny(frame), promise: nil)
+    }
+
+    func flush() {
+        self.writeContext?.flush()
+    }
+
+    /// Sends the close frame, half-closes our side so it is not lost to a reset while the peer is
+    /// still sending, and closes fully when the peer closes or after `closeTimeout`.
+    func close(code: UInt16, reason: String) {
+        guard !self.closeSent, let writeContext = self.writeContext, let context = self.context else { return }
+        self.closeSent = true
+        let closeFrame = WebSocketFrameBytes.close(code: code, reason: reason)
+        let channel = context.channel
+        writeContext.writeAndFlush(NIOAny(closeFrame)).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+        }
+        let timeout = self.closeTimeout
+        context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+}

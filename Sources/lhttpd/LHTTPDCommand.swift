@@ -1,0 +1,73 @@
+import ArgumentParser
+import LHTTPConfig
+import LHTTPGateway
+import LHTTPProtocol
+import LHTTPServer
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+/// `lhttpd`: the websocket gateway. Wiring and argument parsing only.
+@main
+struct LHTTPDCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lhttpd",
+        abstract: "LHTTP websocket gateway: channels, fan-out and HTTP publish for apps in any language."
+    )
+
+    @Option(name: .long, help: "Path of the YAML configuration.")
+    var config: String = "config/lhttpd.yaml"
+
+    @Option(name: .long, help: "Override the listen address (HOST:PORT).")
+    var listen: String?
+
+    @Flag(name: .long, help: "Load and validate the configuration, print the result, and exit (0 valid, 1 invalid).")
+    var checkConfig = false
+
+    func run() async throws {
+        var configuration: GatewayConfig
+        do {
+            configuration = try ConfigLoader.load(path: self.config)
+            if let listen = self.listen {
+                configuration.listen = try ListenAddress(parsing: listen)
+            }
+        } catch {
+            printError("lhttpd: invalid configuration:\n\(error)")
+            throw ExitCode(1)
+        }
+        if self.checkConfig {
+            print("\(self.config): configuration OK")
+            return
+        }
+
+        let level = Logger.Level(rawValue: configuration.log.level.rawValue) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "lhttpd")
+        let group = MultiThreadedEventLoopGroup.singleton
+        let gateway = Gateway(limits: LHTTPLimits(configuration.limits), logger: logger)
+        let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, logger: logger)
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await services.run()
+    }
+}
+
+private func printError(_ text: String) {
+    var stderr = StandardError()
+    print(text, to: &stderr)
+}
+
+private struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleWriter.write(string)
+    }
+}

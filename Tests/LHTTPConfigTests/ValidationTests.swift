@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import LHTTPConfig
+
+@Suite("Validation")
+struct ValidationTests {
+    @Test("Every broken rule is reported, not just the first")
+    func severalProblems() {
+        let config = GatewayConfig(
+            listen: ListenAddress(host: "", port: 70000),
+            websocket: WebSocketConfig(paths: ["ws", "/a", "/a", "/publish", "/healthz"]),
+            publish: PublishConfig(path: "publish"),
+            limits: LimitsConfig(maxMessageBytes: 0, maxHeaders: -1)
+        )
+        let found = config.validate()
+        #expect(found.map(\.keyPath) == [
+            "listen", "listen",
+            "websocket.paths[0]", "websocket.paths[2]", "websocket.paths[4]",
+            "publish.path",
+            "limits.max_message_bytes", "limits.max_headers",
+        ])
+        #expect(found.allSatisfy { $0.source.isEmpty && $0.line == nil })
+        #expect(found.map(\.message).contains("port 70000 is out of range 0...65535"))
+        #expect(found.map(\.message).contains("duplicate path \"/a\""))
+        #expect(found.map(\.message).contains("\"/healthz\" is already used by the health check"))
+        #expect(found.map(\.message).contains("must be greater than 0, is -1"))
+    }
+
+    @Test("A websocket path equal to publish.path is rejected")
+    func publishConflict() {
+        let config = GatewayConfig(websocket: WebSocketConfig(paths: ["/ws", "/in"]), publish: PublishConfig(path: "/in"))
+        #expect(config.validate() == [ConfigProblem(
+            keyPath: "websocket.paths[1]", message: "\"/in\" is already used by publish.path")])
+    }
+
+    @Test("An empty websocket path list is rejected")
+    func emptyPaths() {
+        #expect(GatewayConfig(websocket: WebSocketConfig(paths: [])).validate().map(\.keyPath) == ["websocket.paths"])
+    }
+
+    @Test("publish.path may not be /healthz")
+    func publishHealthz() {
+        #expect(GatewayConfig(publish: PublishConfig(path: "/healthz")).validate().map(\.keyPath) == ["publish.path"])
+    }
+
+    @Test("Limits must be ordered: channel name <= header line <= message")
+    func limitOrdering() {
+        let config = GatewayConfig(limits: LimitsConfig(
+            maxMessageBytes: 100, maxHeaderLineBytes: 200, maxChannelNameBytes: 300))
+        #expect(config.validate() == [
+            ConfigProblem(keyPath: "limits.max_header_line_bytes",
+                          message: "200 must not exceed limits.max_message_bytes (100)"),
+            ConfigProblem(keyPath: "limits.max_channel_name_bytes",
+                          message: "300 must not exceed limits.max_header_line_bytes (200)"),
+        ])
+        let equal = GatewayConfig(limits: LimitsConfig(
+            maxMessageBytes: 100, maxHeaderLineBytes: 100, maxChannelNameBytes: 100))
+        #expect(equal.validate().isEmpty)
+    }
+
+    @Test("Every limit must be positive")
+    func positiveLimits() {
+        let config = GatewayConfig(limits: LimitsConfig(
+            maxMessageBytes: 0, maxHeaders: 0, maxHeaderLineBytes: 0, maxChannelsPerMessage: 0, maxChannelNameBytes: 0))
+        #expect(config.validate().map(\.keyPath) == [
+            "limits.max_message_bytes", "limits.max_headers", "limits.max_header_line_bytes",
+            "limits.max_channels_per_message", "limits.max_channel_name_bytes",
+        ])
+    }
+
+    @Test("static_dir must be an existing directory when set")
+    func staticDir() throws {
+        let directory = NSTemporaryDirectory()
+        #expect(GatewayConfig(staticDir: directory).validate().isEmpty)
+
+        let missing = directory + "lhttpd-missing-\(UUID().uuidString)"
+        #expect(GatewayConfig(staticDir: missing).validate()
+            == [ConfigProblem(keyPath: "static_dir", message: "directory \"\(missing)\" does not exist")])
+
+        let file = directory + "lhttpd-file-\(UUID().uuidString)"
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(GatewayConfig(staticDir: file).validate()
+            == [ConfigProblem(keyPath: "static_dir", message: "\"\(file)\" is not a directory")])
+    }
+
+    @Test("The loader reports validation problems with source and line")
+    func loaderPlacesValidationProblems() {
+        let found = problems("""
+            websocket:
+              paths:
+                - /ws
+                - nope
+            limits:
+              max_message_bytes: 100
+            """)
+        #expect(found == [
+            ConfigProblem(source: "test.yaml", line: 4, column: 7, keyPath: "websocket.paths[1]",
+                          message: "\"nope\" must start with \"/\""),
+            // max_header_line_bytes is a default, not in the file: no line to point at.
+            ConfigProblem(source: "test.yaml", keyPath: "limits.max_header_line_bytes",
+                          message: "8192 must not exceed limits.max_message_bytes (100)"),
+        ])
+    }
+}
