@@ -7,6 +7,11 @@ public struct HubStats: Sendable, Equatable {
     public var channels: Int
     /// (connection, channel) pairs.
     public var subscriptions: Int
+
+    public init(channels: Int, subscriptions: Int) {
+        self.channels = channels
+        self.subscriptions = subscriptions
+    }
 }
 
 /// The local channel registry and the fan-out path.

@@ -19,11 +19,11 @@ struct MultipartTests {
 
     @Test func seedUploadExampleWithCorrectedOffset() throws {
         let body = "content-type:text/json\r\n\r\n{filename:file.txt,fileLen:5}content-type:text/plain\r\n\r\nhello"
-        let parts = try parts("LHTTP/1.0 upload\r\nmultipart:0 55\r\n\r\n" + body)
+        let parts = try self.parts("LHTTP/1.0 upload\r\nmultipart:0 55\r\n\r\n" + body)
         #expect(parts.map(\.bodyString) == ["{filename:file.txt,fileLen:5}", "hello"])
         #expect(parts.map { $0.headers["content-type"] } == ["text/json", "text/plain"])
         // The seed README's "0 56" cuts one byte into the second part's headers.
-        let cut = try parts("LHTTP/1.0 upload\r\nmultipart:0 56\r\n\r\n" + body)
+        let cut = try self.parts("LHTTP/1.0 upload\r\nmultipart:0 56\r\n\r\n" + body)
         #expect(cut[0].bodyString == "{filename:file.txt,fileLen:5}c")
         #expect(cut[1].headers["content-type"] == nil)
         #expect(cut[1].headers["ontent-type"] == "text/plain")

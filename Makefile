@@ -1,0 +1,43 @@
+# lhttpd — two commands on a fresh Debian machine: `make run` and `make test`.
+SHELL := /bin/bash
+CONFIG ?= config/lhttpd.yaml
+SWIFT ?= swift
+# Debian packages the build, run and tests need (installed only when missing).
+APT_PACKAGES ?= ca-certificates
+
+.PHONY: all build release run test deps check-config clean
+
+all: build
+
+## deps: install any missing system package (apt-get, only when something is missing)
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift toolchain not found (need Swift 6.2+)"; exit 1; }
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product lhttpd
+
+## run: build in release and start lhttpd on the sample config (Ctrl-C stops it)
+run: release
+	.build/release/lhttpd --config $(CONFIG)
+
+check-config: release
+	.build/release/lhttpd --check-config --config $(CONFIG)
+
+## test: the whole suite (unit tests and end-to-end tests over real sockets)
+test: deps
+	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
+	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build
+
+clean:
+	rm -rf .build
