@@ -52,6 +52,7 @@ extension GatewayConfig {
             ("max_header_line_bytes", limits.maxHeaderLineBytes),
             ("max_channels_per_message", limits.maxChannelsPerMessage),
             ("max_channel_name_bytes", limits.maxChannelNameBytes),
+            ("max_outbound_bytes", limits.maxOutboundBytes),
         ]
         for (key, value) in limitValues where value <= 0 {
             report("limits.\(key)", "must be greater than 0, is \(value)")

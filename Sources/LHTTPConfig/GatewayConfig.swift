@@ -143,6 +143,9 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxChannelsPerMessage: Int
     /// Longest channel name, in bytes.
     public var maxChannelNameBytes: Int
+    /// Most bytes queued for one slow websocket client before it is closed with 4008 (the
+    /// high write-buffer watermark of its connection).
+    public var maxOutboundBytes: Int
 
     /// Creates the section with the documented defaults.
     public init(
@@ -150,13 +153,15 @@ public struct LimitsConfig: Sendable, Equatable {
         maxHeaders: Int = 64,
         maxHeaderLineBytes: Int = 8192,
         maxChannelsPerMessage: Int = 64,
-        maxChannelNameBytes: Int = 256
+        maxChannelNameBytes: Int = 256,
+        maxOutboundBytes: Int = 1_048_576
     ) {
         self.maxMessageBytes = maxMessageBytes
         self.maxHeaders = maxHeaders
         self.maxHeaderLineBytes = maxHeaderLineBytes
         self.maxChannelsPerMessage = maxChannelsPerMessage
         self.maxChannelNameBytes = maxChannelNameBytes
+        self.maxOutboundBytes = maxOutboundBytes
     }
 }
 
@@ -167,6 +172,7 @@ extension LimitsConfig: Decodable, ConfigSection {
         case maxHeaderLineBytes = "max_header_line_bytes"
         case maxChannelsPerMessage = "max_channels_per_message"
         case maxChannelNameBytes = "max_channel_name_bytes"
+        case maxOutboundBytes = "max_outbound_bytes"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -182,7 +188,8 @@ extension LimitsConfig: Decodable, ConfigSection {
             maxChannelsPerMessage: try c.decodeIfPresent(Int.self, forKey: .maxChannelsPerMessage)
                 ?? d.maxChannelsPerMessage,
             maxChannelNameBytes: try c.decodeIfPresent(Int.self, forKey: .maxChannelNameBytes)
-                ?? d.maxChannelNameBytes
+                ?? d.maxChannelNameBytes,
+            maxOutboundBytes: try c.decodeIfPresent(Int.self, forKey: .maxOutboundBytes) ?? d.maxOutboundBytes
         )
     }
 }

@@ -53,7 +53,7 @@ public final class GatewayServer: Service, Sendable {
         }
         self.state.withLockedValue { $0.channel = channel }
         guard let address = channel.localAddress else { throw ServerError.bindFailed("no local address") }
-        self.logger.info("lhttpd listening", metadata: ["lhttp.address": "\(address)"])
+        self.logger.info("lhttpd listening", metadata: ["lhttp.address": "\(listen.host)", "lhttp.port": "\(address.port ?? 0)"])
         return address
     }
 
@@ -97,6 +97,10 @@ public final class GatewayServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(
+                .writeBufferWaterMark,
+                value: .init(low: max(limits.maxOutboundBytes / 2, 1), high: max(limits.maxOutboundBytes, 2))
+            )
             .childChannelInitializer { channel in
                 let upgrader = NIOWebSocketServerUpgrader(
                     maxFrameSize: limits.maxMessageBytes,

@@ -42,7 +42,11 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private let fileThreadPool: NIOThreadPool
     private let logger: Logger
     private var state = State.idle
-    private static let jsonEncoder = JSONEncoder()
+    private static let jsonEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
 
     init(settings: Settings, gateway: Gateway, fileThreadPool: NIOThreadPool, logger: Logger) {
         self.settings = settings

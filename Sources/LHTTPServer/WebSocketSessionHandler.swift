@@ -79,6 +79,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
             return
         }
         self.closeSent = true
+        self.finish()
         var data = frame.data
         if let key = frame.maskKey { data.webSocketUnmask(key) }
         let code = data.readInteger(as: UInt16.self) ?? CloseCode.normal
@@ -104,7 +105,15 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     // MARK: SessionTransport
 
     func writeFrame(_ frame: ByteBuffer) {
-        self.writeContext?.write(NIOAny(frame), promise: nil)
+        guard !self.closeSent, let writeContext = self.writeContext else { return }
+        // Not writable means more than `max_outbound_bytes` are already queued (the high watermark):
+        // the client is not keeping up, and queueing more would grow memory without bound.
+        guard writeContext.channel.isWritable else {
+            self.session?.logger.notice("closing slow consumer", metadata: ["lhttp.close_code": "\(CloseCode.slowConsumer)"])
+            self.close(code: CloseCode.slowConsumer, reason: "slow consumer")
+            return
+        }
+        writeContext.write(NIOAny(frame), promise: nil)
     }
 
     func flush() {
@@ -123,5 +132,8 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         }
         let timeout = self.closeTimeout
         context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        // The session ends with our close frame: release its subscriptions and run its close hooks now,
+        // not when the peer finally goes away.
+        self.finish()
     }
 }

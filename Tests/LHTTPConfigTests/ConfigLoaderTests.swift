@@ -13,7 +13,7 @@ struct ConfigLoaderTests {
         #expect(config.publish == PublishConfig(path: "/publish", token: ""))
         #expect(config.limits == LimitsConfig(
             maxMessageBytes: 1_048_576, maxHeaders: 64, maxHeaderLineBytes: 8192,
-            maxChannelsPerMessage: 64, maxChannelNameBytes: 256))
+            maxChannelsPerMessage: 64, maxChannelNameBytes: 256, maxOutboundBytes: 1_048_576))
         #expect(config.log.level == .info)
         #expect(config.validate().isEmpty)
     }

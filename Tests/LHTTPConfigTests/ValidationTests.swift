@@ -61,10 +61,11 @@ struct ValidationTests {
     @Test("Every limit must be positive")
     func positiveLimits() {
         let config = GatewayConfig(limits: LimitsConfig(
-            maxMessageBytes: 0, maxHeaders: 0, maxHeaderLineBytes: 0, maxChannelsPerMessage: 0, maxChannelNameBytes: 0))
+            maxMessageBytes: 0, maxHeaders: 0, maxHeaderLineBytes: 0, maxChannelsPerMessage: 0, maxChannelNameBytes: 0,
+            maxOutboundBytes: 0))
         #expect(config.validate().map(\.keyPath) == [
             "limits.max_message_bytes", "limits.max_headers", "limits.max_header_line_bytes",
-            "limits.max_channels_per_message", "limits.max_channel_name_bytes",
+            "limits.max_channels_per_message", "limits.max_channel_name_bytes", "limits.max_outbound_bytes",
         ])
     }
 

@@ -1,0 +1,117 @@
+import Foundation
+import LHTTPClient
+import LHTTPProtocol
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// Tests of the real `lhttpd` binary, built next to the test bundle.
+@Suite("lhttpd executable")
+struct ExecutableTests {
+    static var binary: URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("lhttpd"),
+            Self.packageRoot.appendingPathComponent(".build/debug/lhttpd"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
+    }
+
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// A child process whose standard error is collected as it arrives.
+    final class Child: Sendable {
+        let process: Process
+        private let output = NIOLockedValueBox("")
+
+        init(_ arguments: [String]) throws {
+            guard FileManager.default.isExecutableFile(atPath: ExecutableTests.binary.path) else {
+                throw TestFailure("lhttpd binary not found at \(ExecutableTests.binary.path): run `swift build` first")
+            }
+            self.process = Process()
+            self.process.executableURL = ExecutableTests.binary
+            self.process.arguments = arguments
+            self.process.currentDirectoryURL = ExecutableTests.packageRoot
+            let pipe = Pipe()
+            self.process.standardError = pipe
+            self.process.standardOutput = pipe
+            let output = self.output
+            pipe.fileHandleForReading.readabilityHandler = { handle in
+                let data = handle.availableData
+                if !data.isEmpty { output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
+            }
+            try self.process.run()
+        }
+
+        var text: String { self.output.withLockedValue { $0 } }
+
+        /// Waits (bounded) until the output matches `pattern` and returns the first capture group.
+        func await(_ pattern: String, timeout: Duration = .seconds(15)) async throws -> String {
+            let regex = try Regex(pattern)
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                if let match = self.text.firstMatch(of: regex) {
+                    return match.output.count > 1 ? (match.output[1].substring.map(String.init) ?? "") : String(match.output[0].substring ?? "")
+                }
+                guard self.process.isRunning else { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            throw TestFailure("no match for \(pattern) in output:\n\(self.text)")
+        }
+
+        /// Waits (bounded) for the process to exit and returns its status.
+        func exitStatus(timeout: Duration = .seconds(15)) async throws -> Int32 {
+            let deadline = ContinuousClock.now + timeout
+            while self.process.isRunning {
+                guard ContinuousClock.now < deadline else {
+                    self.process.terminate()
+                    throw TestFailure("lhttpd did not exit within \(timeout); output:\n\(self.text)")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return self.process.terminationStatus
+        }
+    }
+
+    @Test func checkConfigAcceptsTheSample() async throws {
+        let child = try Child(["--check-config", "--config", "config/lhttpd.yaml"])
+        #expect(try await child.exitStatus() == 0)
+        #expect(child.text.contains("configuration OK"))
+    }
+
+    @Test func checkConfigRejectsUnknownKeysWithPathAndLine() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-bad-\(UUID().uuidString).yaml")
+        try Data("listen: 127.0.0.1:8081\nlimits:\n  max_mesage_bytes: 5\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let child = try Child(["--check-config", "--config", file.path])
+        #expect(try await child.exitStatus() == 1)
+        #expect(child.text.contains(":3:"))
+        #expect(child.text.contains("limits.max_mesage_bytes"))
+        #expect(child.text.contains("max_message_bytes"))
+    }
+
+    @Test func servesPubSubAndStopsGracefullyOnSIGTERM() async throws {
+        let child = try Child(["--config", "config/lhttpd.yaml", "--listen", "127.0.0.1:0"])
+        let portText = try await child.await(#"lhttp\.port=(\d+)"#)
+        let port = try #require(Int(portText))
+        let sub = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")
+        try await sub.send(LHTTPMessage(command: "chat", headers: ["subscribe": "cron"]))
+        try await sub.sendText("LHTTP/9 sync\r\n\r\n")
+        #expect(try await sub.nextMessage().headers["status"] == "505")
+        let http = try await HTTPPublisher.connect(host: "127.0.0.1", port: port)
+        let health = try await http.request(method: .GET, path: "/healthz")
+        #expect(health.status == 200)
+        let published = try await http.request(path: "/publish?channel=cron&command=tick", body: ByteBuffer(string: "now"))
+        #expect(published.status == 200)
+        let message = try await sub.nextMessage()
+        #expect(message.command == "tick")
+        #expect(message.bodyString == "now")
+        try await http.close()
+        try await sub.close()
+
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(try await child.exitStatus() == 0)
+        #expect(child.text.contains("shutting down"))
+    }
+}

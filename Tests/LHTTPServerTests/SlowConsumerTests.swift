@@ -1,0 +1,55 @@
+import LHTTPClient
+import LHTTPProtocol
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("Slow consumers")
+struct SlowConsumerTests {
+    /// A websocket client that upgrades, subscribes, and then never reads a byte.
+    static func stalledSubscriber(port: Int, channel name: String) async throws -> any Channel {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .connect(host: "127.0.0.1", port: port)
+            .get()
+        var request = ByteBuffer(
+            string: "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        // One masked text frame (mask key 0: the payload is sent as is).
+        let payload = Array("LHTTP/1.0 sub\r\nsubscribe:\(name)\r\n\r\n".utf8)
+        request.writeBytes([0x81, 0x80 | UInt8(payload.count), 0, 0, 0, 0])
+        request.writeBytes(payload)
+        try await channel.writeAndFlush(request)
+        return channel
+    }
+
+    @Test func slowReaderIsClosedWhileFastReaderGetsEverything() async throws {
+        try await TestServer.with({ $0.limits.maxOutboundBytes = 64 * 1024 }) { server in
+            let fast = try await server.client()
+            try await server.subscribe(fast, "feed")
+            let slow = try await Self.stalledSubscriber(port: server.port, channel: "feed")
+            try await server.eventually { server.gateway.hub.subscriberCount(of: "feed") == 2 }
+
+            let publisher = try await server.publisher()
+            let filler = String(repeating: "x", count: 8 * 1024)
+            var published = 0
+            // Bounded: at most 4000 messages (32 MiB); stops as soon as the slow reader is gone.
+            while published < 4000, server.gateway.hub.subscriberCount(of: "feed") == 2 {
+                let response = try await publisher.request(path: "/publish?channel=feed", body: ByteBuffer(string: "\(published) \(filler)"))
+                #expect(response.status == 200)
+                published += 1
+            }
+            #expect(server.gateway.hub.subscriberCount(of: "feed") == 1, "the slow reader was never closed")
+            #expect(server.gateway.connectionCount == 1)
+            for index in 0..<published {
+                let message = try await fast.nextMessage(timeout: .seconds(10))
+                #expect(message.bodyString == "\(index) \(filler)")
+            }
+            try await fast.close()
+            try await publisher.close()
+            try? await slow.close()
+        }
+    }
+}
