@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LHTTPConfig
 import LHTTPGateway
 import LHTTPProtocol
@@ -61,13 +62,7 @@ struct LHTTPDCommand: AsyncParsableCommand {
     }
 }
 
+/// Writes to standard error unbuffered, so the message is not lost if the process is killed.
 private func printError(_ text: String) {
-    var stderr = StandardError()
-    print(text, to: &stderr)
-}
-
-private struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        FileHandleWriter.write(string)
-    }
+    FileHandle.standardError.write(Data((text + "\n").utf8))
 }
