@@ -46,6 +46,10 @@ extension GatewayConfig {
             report("publish.path", "\"/healthz\" is already used by the health check")
         }
 
+        if threads < 0 || threads > 1024 {
+            report("threads", "must be 0 (one per core) or 1...1024, is \(threads)")
+        }
+
         let limitValues: [(String, Int)] = [
             ("max_message_bytes", limits.maxMessageBytes),
             ("max_headers", limits.maxHeaders),

@@ -9,6 +9,8 @@
 public struct GatewayConfig: Sendable, Equatable {
     /// Address the HTTP/websocket listener binds to.
     public var listen: ListenAddress
+    /// Event-loop threads; 0 means one per core (cgroup limits respected, CPU affinity not).
+    public var threads: Int
     /// Websocket endpoint settings.
     public var websocket: WebSocketConfig
     /// Directory served for plain GET requests; empty serves nothing.
@@ -23,6 +25,7 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Creates a config; every argument defaults to the documented default.
     public init(
         listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8081),
+        threads: Int = 0,
         websocket: WebSocketConfig = WebSocketConfig(),
         staticDir: String = "",
         publish: PublishConfig = PublishConfig(),
@@ -30,6 +33,7 @@ public struct GatewayConfig: Sendable, Equatable {
         log: LogConfig = LogConfig()
     ) {
         self.listen = listen
+        self.threads = threads
         self.websocket = websocket
         self.staticDir = staticDir
         self.publish = publish
@@ -40,7 +44,7 @@ public struct GatewayConfig: Sendable, Equatable {
 
 extension GatewayConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, websocket
+        case listen, threads, websocket
         case staticDir = "static_dir"
         case publish, limits, log
     }
@@ -58,6 +62,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         let d = GatewayConfig()
         self.init(
             listen: try c.decodeIfPresent(ListenAddress.self, forKey: .listen) ?? d.listen,
+            threads: try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads,
             websocket: try c.decodeIfPresent(WebSocketConfig.self, forKey: .websocket) ?? d.websocket,
             staticDir: try c.decodeIfPresent(String.self, forKey: .staticDir) ?? d.staticDir,
             publish: try c.decodeIfPresent(PublishConfig.self, forKey: .publish) ?? d.publish,

@@ -5,6 +5,7 @@ import LHTTPGateway
 import LHTTPProtocol
 import LHTTPServer
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
@@ -22,6 +23,9 @@ struct LHTTPDCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Override the listen address (HOST:PORT).")
     var listen: String?
 
+    @Option(name: .long, help: "Override the number of event-loop threads (0 = one per core).")
+    var threads: Int?
+
     @Flag(name: .long, help: "Load and validate the configuration, print the result, and exit (0 valid, 1 invalid).")
     var checkConfig = false
 
@@ -31,6 +35,12 @@ struct LHTTPDCommand: AsyncParsableCommand {
             configuration = try ConfigLoader.load(path: self.config)
             if let listen = self.listen {
                 configuration.listen = try ListenAddress(parsing: listen)
+            }
+            if let threads = self.threads {
+                configuration.threads = threads
+                if let problem = configuration.validate().first(where: { $0.keyPath == "threads" }) {
+                    throw ConfigError(problem)
+                }
             }
         } catch {
             printError("lhttpd: invalid configuration:\n\(error)")
@@ -48,7 +58,9 @@ struct LHTTPDCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "lhttpd")
-        let group = MultiThreadedEventLoopGroup.singleton
+        let group = MultiThreadedEventLoopGroup(
+            numberOfThreads: configuration.threads > 0 ? configuration.threads : System.coreCount
+        )
         let gateway = Gateway(limits: LHTTPLimits(configuration.limits), logger: logger)
         let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, logger: logger)
         let services = ServiceGroup(

@@ -104,3 +104,16 @@ struct ValidationTests {
         ])
     }
 }
+
+@Suite("Threads")
+struct ThreadsValidationTests {
+    @Test("threads must be 0...1024")
+    func threadsRange() throws {
+        #expect(GatewayConfig(threads: 0).validate().isEmpty)
+        #expect(GatewayConfig(threads: 2).validate().isEmpty)
+        #expect(GatewayConfig(threads: -1).validate().map(\.keyPath) == ["threads"])
+        #expect(GatewayConfig(threads: 5000).validate().map(\.keyPath) == ["threads"])
+        let config = try ConfigLoader.load(yaml: "threads: 3\n")
+        #expect(config.threads == 3)
+    }
+}
