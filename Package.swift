@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lhttpd", targets: ["lhttpd"]),
+        .executable(name: "lhttp-bench", targets: ["lhttp-bench"]),
         .library(name: "LHTTPProtocol", targets: ["LHTTPProtocol"]),
         .library(name: "LHTTPGateway", targets: ["LHTTPGateway"]),
         .library(name: "LHTTPServer", targets: ["LHTTPServer"]),
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The wire format: message, headers, parser, serializer, multipart. Pure; NIOCore only.
@@ -63,6 +65,25 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        // Load generator: scenarios, LHTTP and Nchan dialects, raw websocket clients, result reports.
+        .target(
+            name: "LHTTPBench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "lhttp-bench",
+            dependencies: [
+                "LHTTPBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(

@@ -1,0 +1,242 @@
+import Histogram
+import NIOCore
+import NIOPosix
+
+/// `fanout`: S subscribers on one channel, one HTTP publisher posting M messages with at most `window`
+/// messages not yet delivered to every subscriber. Measures deliveries/s and publish→receive latency,
+/// and checks every delivery byte for byte (lost, duplicate, corrupted).
+public struct FanoutScenario: Sendable {
+    public var host: String
+    public var port: Int
+    public var dialect: BenchDialect
+    public var subscribers: Int
+    public var messages: Int
+    public var window: Int
+    public var payloadBytes: Int
+    public var timeout: TimeAmount
+    public var channel = "bench-fanout"
+
+    public init(host: String, port: Int, dialect: BenchDialect, subscribers: Int, messages: Int, window: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(120)) {
+        self.host = host
+        self.port = port
+        self.dialect = dialect
+        self.subscribers = subscribers
+        self.messages = messages
+        self.window = window
+        self.payloadBytes = payloadBytes
+        self.timeout = timeout
+    }
+
+    public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
+        let scenario = self
+        let tracker = try await eventLoop.submit {
+            NIOLoopBound(FanoutTracker(scenario: scenario, eventLoop: eventLoop), eventLoop: eventLoop)
+        }.get()
+        let sink = try await eventLoop.submit { NIOLoopBound(tracker.value as any BenchSink, eventLoop: eventLoop) }.get()
+        var channels: [any Channel] = []
+        defer { for channel in channels { channel.close(promise: nil) } }
+
+        // Subscribers, connected 100 at a time.
+        var next = 0
+        while next < self.subscribers {
+            let batch = next..<min(next + 100, self.subscribers)
+            let futures = batch.map { index in
+                RawWebSocket.connect(
+                    on: eventLoop, host: self.host, port: self.port,
+                    path: self.dialect.subscribePath(channel: self.channel), index: index, sink: sink
+                )
+            }
+            for future in futures {
+                let channel = try await future.get()
+                channels.append(channel)
+                RawWebSocket.send(self.dialect.subscribeFrames(channel: self.channel), on: channel)
+            }
+            next = batch.upperBound
+        }
+        let publisher = try await HTTPLoadConnection.connect(on: eventLoop, host: self.host, port: self.port).get()
+        channels.append(try await eventLoop.submit { publisher.value.channel }.get())
+
+        // Warm-up until every subscriber is known to be subscribed, then the measured run.
+        try await eventLoop.flatSubmit { tracker.value.warmUp(with: publisher.value) }.get()
+        try await eventLoop.flatSubmit { tracker.value.measure() }.get()
+        return try await eventLoop.submit { tracker.value.result() }.get()
+    }
+}
+
+/// The fan-out bookkeeping; confined to the bench's event loop.
+final class FanoutTracker: BenchSink {
+    private let scenario: FanoutScenario
+    private let eventLoop: any EventLoop
+    private let prefix: [UInt8]
+    private var publisher: HTTPLoadConnection?
+
+    private var warm: [Bool]
+    private var warmCount = 0
+    private var warmPromise: EventLoopPromise<Void>?
+
+    private var received: [[UInt64]]
+    private var remaining: [Int32]
+    private var published = 0
+    private var completed = 0
+    private var deliveries = 0
+    private var duplicates = 0
+    private var corrupted = 0
+    private var errors = 0
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000)  // µs
+    private var startNanos: UInt64 = 0
+    private var endNanos: UInt64 = 0
+    private var done: EventLoopPromise<Void>?
+    private var timedOut = false
+
+    init(scenario: FanoutScenario, eventLoop: any EventLoop) {
+        self.scenario = scenario
+        self.eventLoop = eventLoop
+        self.prefix = scenario.dialect.deliveredPrefix(channel: scenario.channel)
+        self.warm = Array(repeating: false, count: scenario.subscribers)
+        self.received = Array(repeating: Array(repeating: 0, count: (scenario.messages + 63) / 64), count: scenario.subscribers)
+        self.remaining = Array(repeating: Int32(scenario.subscribers), count: scenario.messages)
+    }
+
+    func warmUp(with publisher: HTTPLoadConnection) -> EventLoopFuture<Void> {
+        self.publisher = publisher
+        publisher.onResponse = { [unowned self] status in
+            if !(200..<300).contains(status) { self.errors += 1 }
+            if self.startNanos > 0 { self.pump() }
+        }
+        publisher.onClose = { [unowned self] in
+            self.errors += 1
+            self.done?.fail(BenchError.connectionClosed("publisher"))
+            self.warmPromise?.fail(BenchError.connectionClosed("publisher"))
+        }
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.warmPromise = promise
+        let body = BenchPayload.warmup(size: self.scenario.payloadBytes)
+        let target = self.scenario.dialect.publishTarget(channel: self.scenario.channel)
+        let deadline = NIODeadline.now() + .seconds(15)
+        func tick() {
+            guard self.warmPromise != nil else { return }
+            if NIODeadline.now() > deadline {
+                let missing = self.scenario.subscribers - self.warmCount
+                self.warmPromise?.fail(BenchError.timeout("\(missing) subscribers never received the warm-up message"))
+                self.warmPromise = nil
+                return
+            }
+            if publisher.inFlight < 4 {
+                publisher.write(target: target, body: body)
+                publisher.flush()
+            }
+            self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(20)) { tick() }
+        }
+        tick()
+        return promise.futureResult
+    }
+
+    func measure() -> EventLoopFuture<Void> {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.done = promise
+        self.startNanos = BenchClock.nanos()
+        self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [unowned self] in
+            guard let done = self.done else { return }
+            self.timedOut = true
+            self.endNanos = BenchClock.nanos()
+            self.done = nil
+            done.succeed(())
+        }
+        self.pump()
+        return promise.futureResult
+    }
+
+    /// Publishes while fewer than `window` messages are undelivered.
+    private func pump() {
+        guard let publisher = self.publisher, self.done != nil else { return }
+        let target = self.scenario.dialect.publishTarget(channel: self.scenario.channel)
+        var wrote = false
+        while self.published < self.scenario.messages, self.published - self.completed < self.scenario.window {
+            let body = BenchPayload.make(seq: self.published, sentNanos: BenchClock.nanos(), size: self.scenario.payloadBytes)
+            publisher.write(target: target, body: body)
+            self.published += 1
+            wrote = true
+        }
+        if wrote { publisher.flush() }
+    }
+
+    func received(_ payload: ByteBuffer, from index: Int) {
+        let parsed: BenchPayload.Parsed = payload.withUnsafeReadableBytes { raw in
+            guard raw.count >= self.prefix.count,
+                self.prefix.withUnsafeBytes({ $0.elementsEqual(raw[0..<self.prefix.count]) })
+            else { return .corrupt }
+            return BenchPayload.parse(UnsafeRawBufferPointer(rebasing: raw[self.prefix.count...]))
+        }
+        switch parsed {
+        case .warmup:
+            guard !self.warm[index] else { return }
+            self.warm[index] = true
+            self.warmCount += 1
+            if self.warmCount == self.scenario.subscribers, let promise = self.warmPromise {
+                self.warmPromise = nil
+                // Let warm-up answers drain before measuring.
+                self.eventLoop.scheduleTask(in: .milliseconds(100)) { promise.succeed(()) }
+            }
+        case .corrupt:
+            self.corrupted += 1
+        case .message(let seq, let sentNanos):
+            guard seq < self.scenario.messages, self.startNanos > 0 else {
+                self.corrupted += 1
+                return
+            }
+            let word = seq >> 6
+            let bit = UInt64(1) << UInt64(seq & 63)
+            guard self.received[index][word] & bit == 0 else {
+                self.duplicates += 1
+                return
+            }
+            self.received[index][word] |= bit
+            self.deliveries += 1
+            let now = BenchClock.nanos()
+            _ = self.histogram.record(now > sentNanos ? (now - sentNanos) / 1000 : 0)
+            self.remaining[seq] -= 1
+            if self.remaining[seq] == 0 {
+                self.completed += 1
+                if self.completed == self.scenario.messages {
+                    self.endNanos = now
+                    let done = self.done
+                    self.done = nil
+                    done?.succeed(())
+                } else {
+                    self.pump()
+                }
+            }
+        }
+    }
+
+    func closed(_ index: Int) {
+        if self.startNanos > 0, self.done != nil { self.errors += 1 }
+    }
+
+    func result() -> BenchResult {
+        let elapsed = Double(max(self.endNanos - self.startNanos, 1)) / 1e9
+        let expected = self.published * self.scenario.subscribers
+        return BenchResult(
+            scenario: "fanout",
+            dialect: self.scenario.dialect,
+            parameters: [
+                "subscribers": self.scenario.subscribers, "messages": self.scenario.messages,
+                "window": self.scenario.window, "payload_bytes": self.scenario.payloadBytes,
+            ],
+            metrics: [
+                "deliveries_per_s": Double(self.deliveries) / elapsed,
+                "elapsed_s": elapsed,
+                "deliveries": Double(self.deliveries),
+                "p50_ms": Double(self.histogram.valueAtPercentile(50)) / 1000,
+                "p99_ms": Double(self.histogram.valueAtPercentile(99)) / 1000,
+                "max_ms": Double(self.histogram.max) / 1000,
+            ],
+            lost: expected - self.deliveries + (self.scenario.messages - self.published) * self.scenario.subscribers,
+            duplicates: self.duplicates,
+            corrupted: self.corrupted,
+            errors: self.errors,
+            completed: !self.timedOut,
+            note: self.timedOut ? "timed out after \(self.scenario.timeout)" : nil
+        )
+    }
+}
