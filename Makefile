@@ -5,7 +5,7 @@ SWIFT ?= swift
 # Debian packages the build, run and tests need (installed only when missing).
 APT_PACKAGES ?= ca-certificates
 
-.PHONY: all build release run test deps check-config clean
+.PHONY: all build release run test deps check-config clean bench bench-quick
 
 all: build
 
@@ -38,6 +38,17 @@ check-config: release
 test: deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build --disable-xctest
+
+## bench: lhttpd vs nginx+Nchan, every scenario, one table (see bench/README.md)
+bench: release
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux"
+	$(SWIFT) build -c release --product lhttp-bench
+	bash bench/run.sh
+
+bench-quick: release
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux"
+	$(SWIFT) build -c release --product lhttp-bench
+	QUICK=1 bash bench/run.sh
 
 clean:
 	rm -rf .build

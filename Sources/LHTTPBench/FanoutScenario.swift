@@ -70,9 +70,7 @@ final class FanoutTracker: BenchSink {
     private let prefix: [UInt8]
     private var publisher: HTTPLoadConnection?
 
-    private var warm: [Bool]
-    private var warmCount = 0
-    private var warmPromise: EventLoopPromise<Void>?
+    private let gate: WarmUpGate
 
     private var received: [[UInt64]]
     private var remaining: [Int32]
@@ -92,51 +90,38 @@ final class FanoutTracker: BenchSink {
         self.scenario = scenario
         self.eventLoop = eventLoop
         self.prefix = scenario.dialect.deliveredPrefix(channel: scenario.channel)
-        self.warm = Array(repeating: false, count: scenario.subscribers)
+        self.gate = WarmUpGate(eventLoop: eventLoop, subscribers: scenario.subscribers)
         self.received = Array(repeating: Array(repeating: 0, count: (scenario.messages + 63) / 64), count: scenario.subscribers)
         self.remaining = Array(repeating: Int32(scenario.subscribers), count: scenario.messages)
     }
 
     func warmUp(with publisher: HTTPLoadConnection) -> EventLoopFuture<Void> {
         self.publisher = publisher
-        publisher.onResponse = { [unowned self] status in
-            if !(200..<300).contains(status) { self.errors += 1 }
+        publisher.onResponse = { [weak self] status in
+            guard let self else { return }
+if !(200..<300).contains(status) { self.errors += 1 }
             if self.startNanos > 0 { self.pump() }
         }
-        publisher.onClose = { [unowned self] in
-            self.errors += 1
+        publisher.onClose = { [weak self] in
+            guard let self else { return }
+self.errors += 1
             self.done?.fail(BenchError.connectionClosed("publisher"))
-            self.warmPromise?.fail(BenchError.connectionClosed("publisher"))
+            self.gate.fail(BenchError.connectionClosed("publisher"))
         }
-        let promise = self.eventLoop.makePromise(of: Void.self)
-        self.warmPromise = promise
-        let body = BenchPayload.warmup(size: self.scenario.payloadBytes)
-        let target = self.scenario.dialect.publishTarget(channel: self.scenario.channel)
-        let deadline = NIODeadline.now() + .seconds(15)
-        func tick() {
-            guard self.warmPromise != nil else { return }
-            if NIODeadline.now() > deadline {
-                let missing = self.scenario.subscribers - self.warmCount
-                self.warmPromise?.fail(BenchError.timeout("\(missing) subscribers never received the warm-up message"))
-                self.warmPromise = nil
-                return
-            }
-            if publisher.inFlight < 4 {
-                publisher.write(target: target, body: body)
-                publisher.flush()
-            }
-            self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(20)) { tick() }
-        }
-        tick()
-        return promise.futureResult
+        return self.gate.open(
+            publisher: publisher,
+            target: self.scenario.dialect.publishTarget(channel: self.scenario.channel),
+            payloadBytes: self.scenario.payloadBytes
+        )
     }
 
     func measure() -> EventLoopFuture<Void> {
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.done = promise
         self.startNanos = BenchClock.nanos()
-        self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [unowned self] in
-            guard let done = self.done else { return }
+        self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [weak self] in
+            guard let self else { return }
+guard let done = self.done else { return }
             self.timedOut = true
             self.endNanos = BenchClock.nanos()
             self.done = nil
@@ -161,22 +146,9 @@ final class FanoutTracker: BenchSink {
     }
 
     func received(_ payload: ByteBuffer, from index: Int) {
-        let parsed: BenchPayload.Parsed = payload.withUnsafeReadableBytes { raw in
-            guard raw.count >= self.prefix.count,
-                self.prefix.withUnsafeBytes({ $0.elementsEqual(raw[0..<self.prefix.count]) })
-            else { return .corrupt }
-            return BenchPayload.parse(UnsafeRawBufferPointer(rebasing: raw[self.prefix.count...]))
-        }
-        switch parsed {
+        switch BenchPayload.check(payload, prefix: self.prefix) {
         case .warmup:
-            guard !self.warm[index] else { return }
-            self.warm[index] = true
-            self.warmCount += 1
-            if self.warmCount == self.scenario.subscribers, let promise = self.warmPromise {
-                self.warmPromise = nil
-                // Let warm-up answers drain before measuring.
-                self.eventLoop.scheduleTask(in: .milliseconds(100)) { promise.succeed(()) }
-            }
+            self.gate.saw(index)
         case .corrupt:
             self.corrupted += 1
         case .message(let seq, let sentNanos):

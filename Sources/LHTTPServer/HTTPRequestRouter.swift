@@ -42,6 +42,9 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private let fileThreadPool: NIOThreadPool
     private let logger: Logger
     private var state = State.idle
+    /// Between `channelRead` and `channelReadComplete`: responses wait for one flush at the end.
+    private var inRead = false
+    private var flushPending = false
     private static let jsonEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
@@ -56,6 +59,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.inRead = true
         switch (Self.unwrapInboundIn(data), self.state) {
         case (.head(let head), .idle):
             self.begin(head, context: context)
@@ -229,10 +233,26 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         if closing { self.state = .closing }
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         if let body { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        let done = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        guard keepAlive else {
             let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
         }
+        context.write(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        // Pipelined requests arrive in one read: answer them all, flush once when the read is done.
+        if self.inRead {
+            self.flushPending = true
+        } else {
+            context.flush()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.inRead = false
+        if self.flushPending {
+            self.flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LHTTPBench
 import NIOCore
 import NIOPosix
@@ -8,20 +9,21 @@ import NIOPosix
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lhttp-bench",
-        abstract: "Benchmark lhttpd (LHTTP) or nginx+Nchan: every scenario prints one JSON line and a summary.",
-        subcommands: [Fanout.self]
+        abstract: "Benchmark lhttpd (LHTTP) or nginx+Nchan: every scenario prints one JSON line (stdout) and a summary (stderr).",
+        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Report.self]
     )
 }
 
 struct Target: ParsableArguments {
-    @Option(help: "Server host.") var host = "127.0.0.1"
+    @Option(help: "Server host (loopback).") var host = "127.0.0.1"
     @Option(help: "Server port.") var port = 8081
     @Option(help: "lhttp or nchan.") var dialect: BenchDialect = .lhttp
+    @Option(help: "Give up after this many seconds.") var timeout = 120
 }
 
 extension BenchDialect: ExpressibleByArgument {}
 
-/// Runs a scenario on a one-thread event loop, prints its JSON line (stdout) and summary (stderr).
+/// Runs a scenario on a one-thread event loop, prints its JSON line and summary; exit 2 when not ok.
 func report(_ run: @Sendable (any EventLoop) async throws -> BenchResult) async throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let outcome: Result<BenchResult, any Error>
@@ -32,13 +34,13 @@ func report(_ run: @Sendable (any EventLoop) async throws -> BenchResult) async 
     }
     try? await group.shutdownGracefully()
     let result = try outcome.get()
-    print(result.jsonLine)
+    FileHandle.standardOutput.write(Data((result.jsonLine + "\n").utf8))
     printError(result.summary)
     if !result.ok { throw ExitCode(2) }
 }
 
 func printError(_ text: String) {
-    FileHandleOutput.standardError(text + "\n")
+    FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
 struct Fanout: AsyncParsableCommand {
@@ -48,13 +50,81 @@ struct Fanout: AsyncParsableCommand {
     @Option var messages = 10_000
     @Option(help: "Most messages published but not yet delivered to every subscriber.") var window = 64
     @Option var payloadBytes = 64
-    @Option(help: "Give up after this many seconds.") var timeout = 120
 
     func run() async throws {
         let scenario = FanoutScenario(
             host: target.host, port: target.port, dialect: target.dialect, subscribers: subscribers,
-            messages: messages, window: window, payloadBytes: payloadBytes, timeout: .seconds(Int64(timeout))
+            messages: messages, window: window, payloadBytes: payloadBytes, timeout: .seconds(Int64(target.timeout))
         )
         try await report { try await scenario.run(on: $0) }
+    }
+}
+
+struct PublishRate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish-rps",
+        abstract: "Keep-alive POST /publish rate from concurrent workers, every delivery checked."
+    )
+    @OptionGroup var target: Target
+    @Option var workers = 32
+    @Option var requests = 100_000
+    @Option var subscribers = 0
+    @Option var payloadBytes = 64
+
+    func run() async throws {
+        let scenario = PublishRateScenario(
+            host: target.host, port: target.port, dialect: target.dialect, workers: workers, requests: requests,
+            subscribers: subscribers, payloadBytes: payloadBytes, timeout: .seconds(Int64(target.timeout))
+        )
+        try await report { try await scenario.run(on: $0) }
+    }
+}
+
+struct IdleConnections: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idle-conns",
+        abstract: "N idle websocket connections, one channel each; server RSS per connection."
+    )
+    @OptionGroup var target: Target
+    @Option var connections = 5_000
+    @Option(help: "PID of the server process (its children are counted too).") var serverPid: Int32
+
+    func run() async throws {
+        let scenario = IdleConnectionsScenario(
+            host: target.host, port: target.port, dialect: target.dialect, connections: connections, serverPID: serverPid
+        )
+        try await report { try await scenario.run(on: $0) }
+    }
+}
+
+struct Seed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One websocket publisher, one subscriber, M messages (the original's claim).")
+    @OptionGroup var target: Target
+    @Option var messages = 10_000
+    @Option var payloadBytes = 64
+
+    func run() async throws {
+        let scenario = SeedScenario(
+            host: target.host, port: target.port, dialect: target.dialect, messages: messages,
+            payloadBytes: payloadBytes, timeout: .seconds(Int64(target.timeout))
+        )
+        try await report { try await scenario.run(on: $0) }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the side-by-side table from JSON-lines result files.")
+    @Argument(help: "Files of JSON lines written by the scenarios.") var files: [String]
+
+    func run() throws {
+        let decoder = JSONDecoder()
+        var results: [BenchResult] = []
+        for file in files {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            for line in text.split(separator: "\n") where line.hasPrefix("{") {
+                results.append(try decoder.decode(BenchResult.self, from: Data(line.utf8)))
+            }
+        }
+        print(BenchReport.table(results))
     }
 }

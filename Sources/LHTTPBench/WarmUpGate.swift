@@ -1,0 +1,75 @@
+import NIOCore
+
+/// Publishes warm-up messages every 20 ms until every subscriber has received one: proof that all
+/// subscriptions are in place before a measured run (both servers subscribe asynchronously).
+/// Confined to the bench's event loop.
+final class WarmUpGate {
+    private let eventLoop: any EventLoop
+    private let subscribers: Int
+    private var seen: [Bool]
+    private var count = 0
+    private var promise: EventLoopPromise<Void>?
+
+    init(eventLoop: any EventLoop, subscribers: Int) {
+        self.eventLoop = eventLoop
+        self.subscribers = subscribers
+        self.seen = Array(repeating: false, count: subscribers)
+    }
+
+    /// Starts publishing warm-ups on `publisher`; the future succeeds when all subscribers saw one.
+    func open(publisher: HTTPLoadConnection, target: String, payloadBytes: Int) -> EventLoopFuture<Void> {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        guard self.subscribers > 0 else {
+            promise.succeed(())
+            return promise.futureResult
+        }
+        self.promise = promise
+        let body = BenchPayload.warmup(size: payloadBytes)
+        let deadline = NIODeadline.now() + .seconds(15)
+        func tick() {
+            guard let pending = self.promise else { return }
+            if NIODeadline.now() > deadline {
+                self.promise = nil
+                pending.fail(BenchError.timeout("\(self.subscribers - self.count) subscribers never received a warm-up message"))
+                return
+            }
+            if publisher.inFlight < 4 {
+                publisher.write(target: target, body: body)
+                publisher.flush()
+            }
+            self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(20)) { tick() }
+        }
+        tick()
+        return promise.futureResult
+    }
+
+    /// A subscriber received a warm-up message.
+    func saw(_ index: Int) {
+        guard index < self.seen.count, !self.seen[index] else { return }
+        self.seen[index] = true
+        self.count += 1
+        if self.count == self.subscribers, let promise = self.promise {
+            self.promise = nil
+            // Let the last warm-ups drain before measuring.
+            self.eventLoop.scheduleTask(in: .milliseconds(100)) { promise.succeed(()) }
+        }
+    }
+
+    /// Fails a pending warm-up (publisher lost).
+    func fail(_ error: any Error) {
+        self.promise?.fail(error)
+        self.promise = nil
+    }
+}
+
+extension BenchPayload {
+    /// Checks a delivered websocket payload: the dialect's exact prefix, then the body.
+    static func check(_ payload: ByteBuffer, prefix: [UInt8]) -> Parsed {
+        payload.withUnsafeReadableBytes { raw in
+            guard raw.count >= prefix.count,
+                prefix.withUnsafeBytes({ $0.elementsEqual(raw[0..<prefix.count]) })
+            else { return .corrupt }
+            return parse(UnsafeRawBufferPointer(rebasing: raw[prefix.count...]))
+        }
+    }
+}

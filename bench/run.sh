@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `make bench`: runs every lhttp-bench scenario against lhttpd and against nginx+Nchan, one server at a
+# time on the same machine, and prints one table. The server is pinned to one core and the load generator
+# to another (taskset), so the comparison is fair on a 2-core machine. Every process started here is
+# stopped here, by PID. Results: bench/results/<stamp>.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+BENCH=.build/release/lhttp-bench
+LHTTPD=.build/release/lhttpd
+NGINX=${NGINX:-/usr/sbin/nginx}
+# QUICK=1: small counts, for trying the pipeline (numbers not comparable to the targets).
+QUICK=${QUICK:-0}
+# DIALECTS="lhttp" or "nchan" runs one side only; ONLY=<scenario name> runs one scenario.
+DIALECTS=${DIALECTS:-lhttp nchan}
+ONLY=${ONLY:-}
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p bench/results
+out="bench/results/$stamp.jsonl"
+work=$(mktemp -d)
+server_pid=""
+
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "server on port $1 did not start" >&2
+    return 1
+}
+
+start_server() {  # $1 = lhttp | nchan; sets server_pid and port
+    port=$(free_port)
+    if [ "$1" = lhttp ]; then
+        taskset -c "$SERVER_CPU" "$LHTTPD" --config config/lhttpd.yaml --listen "127.0.0.1:$port" --threads 1 \
+            2>>"$work/lhttpd.log" &
+    else
+        sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" bench/nginx.conf.template > "$work/nginx.conf"
+        taskset -c "$SERVER_CPU" "$NGINX" -p "$work" -c "$work/nginx.conf" 2>>"$work/nginx.log" &
+    fi
+    server_pid=$!
+    wait_port "$port"
+}
+
+# One fresh server per scenario, so no scenario inherits another's memory or buffers.
+run() {  # $1 = dialect, rest = scenario arguments
+    local dialect=$1
+    shift
+    start_server "$dialect"
+    local extra=()
+    [ "$1" = idle-conns ] && extra=(--server-pid "$server_pid")
+    taskset -c "$LOAD_CPU" "$BENCH" "$@" --dialect "$dialect" --port "$port" "${extra[@]}" >>"$out" \
+        || echo "  ($dialect $1 reported a failure: see the line above)" >&2
+    stop_server
+}
+
+if [ "$QUICK" = 1 ]; then
+    scenarios=(
+        "fanout --subscribers 20 --messages 500 --window 16"
+        "fanout --subscribers 100 --messages 100 --window 1"
+        "publish-rps --workers 8 --requests 2000 --subscribers 0"
+        "publish-rps --workers 8 --requests 1000 --subscribers 10"
+        "seed --messages 2000"
+        "idle-conns --connections 500"
+    )
+else
+    scenarios=(
+        "fanout --subscribers 100 --messages 10000 --window 64"
+        "fanout --subscribers 1000 --messages 2000 --window 64"
+        "fanout --subscribers 1000 --messages 500 --window 1"
+        "publish-rps --workers 32 --requests 100000 --subscribers 0"
+        "publish-rps --workers 32 --requests 50000 --subscribers 10"
+        "seed --messages 10000"
+        "idle-conns --connections 5000"
+    )
+fi
+
+echo "lhttp-bench: server pinned to CPU $SERVER_CPU, load generator to CPU $LOAD_CPU (taskset); lhttpd --threads 1, nginx worker_processes 1" >&2
+for scenario in "${scenarios[@]}"; do
+    [ -n "$ONLY" ] && [ "${scenario%% *}" != "$ONLY" ] && continue
+    for dialect in $DIALECTS; do
+        # shellcheck disable=SC2086
+        run "$dialect" $scenario
+    done
+done
+
+echo
+echo "lhttpd vs nginx+Nchan — same machine, same run ($stamp); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU"
+"$BENCH" report "$out"
+echo
+echo "results: $out"
