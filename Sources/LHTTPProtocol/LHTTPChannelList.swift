@@ -11,13 +11,25 @@ public enum LHTTPChannelList {
     /// `max_channels_per_message` or a name is longer than `max_channel_name_bytes`.
     public static func parse(_ values: [String], limits: LHTTPLimits = .default) throws(LHTTPProtocolError) -> [String] {
         var channels: [String] = []
-        var seen = Set<Substring>()
         for value in values {
-            for name in value.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-                guard name.utf8.count <= limits.maxChannelNameBytes else {
+            let utf8 = value.utf8
+            var index = utf8.startIndex
+            while index != utf8.endIndex {
+                // Skip separators, then take one name.
+                while index != utf8.endIndex, utf8[index] == 0x20 || utf8[index] == 0x09 { utf8.formIndex(after: &index) }
+                guard index != utf8.endIndex else { break }
+                let start = index
+                var length = 0
+                while index != utf8.endIndex, utf8[index] != 0x20, utf8[index] != 0x09 {
+                    utf8.formIndex(after: &index)
+                    length += 1
+                }
+                guard length <= limits.maxChannelNameBytes else {
                     throw .channelNameTooLong(limit: limits.maxChannelNameBytes)
                 }
-                guard seen.insert(name).inserted else { continue }
+                let name = value[start..<index]
+                // Lists are short (64 at most by default): a linear check beats hashing.
+                guard !channels.contains(where: { $0 == name }) else { continue }
                 guard channels.count < limits.maxChannelsPerMessage else {
                     throw .tooManyChannels(count: channels.count + 1, limit: limits.maxChannelsPerMessage)
                 }

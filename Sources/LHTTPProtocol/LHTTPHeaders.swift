@@ -82,11 +82,28 @@ extension String {
     /// ASCII case-insensitive equality; header keys are ASCII in practice and this avoids Unicode folding.
     @inlinable
     func lhttpEqualsIgnoringCase(_ other: String) -> Bool {
-        let a = self.utf8
-        let b = other.utf8
-        guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { x, y in
-            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        guard self.utf8.count == other.utf8.count else { return false }
+        let fast = self.utf8.withContiguousStorageIfAvailable { a in
+            other.utf8.withContiguousStorageIfAvailable { b in Self.lhttpEqualsIgnoringCase(a, b) }
         }
+        if let result = fast ?? nil { return result }
+        return Self.lhttpEqualsIgnoringCase(Array(self.utf8)[...], Array(other.utf8)[...])
+    }
+
+    @inlinable
+    static func lhttpEqualsIgnoringCase<C: RandomAccessCollection<UInt8>>(_ a: C, _ b: C) -> Bool where C.Index == Int {
+        var i = a.startIndex
+        var j = b.startIndex
+        while i != a.endIndex {
+            let x = a[i]
+            let y = b[j]
+            if x != y {
+                let lower = x | 0x20
+                guard lower == y | 0x20, lower >= UInt8(ascii: "a"), lower <= UInt8(ascii: "z") else { return false }
+            }
+            i += 1
+            j += 1
+        }
+        return true
     }
 }

@@ -31,12 +31,17 @@ extension LHTTPMessage {
         for (index, start) in offsets.enumerated() {
             let end = index + 1 < offsets.count ? offsets[index + 1] : self.body.readableBytes
             let slice = self.body.getSlice(at: self.body.readerIndex + start, length: end - start)!
-            var cursor = LineCursor(buffer: slice)
-            let block = try HeaderBlockParser(limits: limits).parse(&cursor) { error in
-                .invalidPartHeader(part: index, error.reason)
+            let outcome: Result<(LHTTPHeaders, Int), LHTTPProtocolError> = slice.withUnsafeReadableBytes { raw in
+                var cursor = RawLineCursor(raw)
+                switch HeaderBlockParser(limits: limits).parse(&cursor) {
+                case .success(let block) where block.sawBlankLine: return .success((block.headers, cursor.position))
+                case .success: return .failure(.partWithoutBlankLine(part: index))
+                case .failure(let error): return .failure(.invalidPartHeader(part: index, error.reason))
+                }
             }
-            guard block.sawBlankLine else { throw .partWithoutBlankLine(part: index) }
-            parts.append(LHTTPPart(headers: block.headers, body: cursor.remainder()))
+            let (headers, bodyStart) = try outcome.get()
+            let body = slice.getSlice(at: slice.readerIndex + bodyStart, length: slice.readableBytes - bodyStart) ?? ByteBuffer()
+            parts.append(LHTTPPart(headers: headers, body: body))
         }
         return parts
     }

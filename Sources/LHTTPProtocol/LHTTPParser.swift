@@ -1,8 +1,16 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Parses one LHTTP message from the bytes of one websocket message or HTTP body.
 ///
 /// A plain value: it never sees a socket. See `docs/protocol.md` for every rule it applies.
+/// It scans the bytes once, in place; only header keys and values become `String`s, and the body
+/// is a slice of the input (no copy).
 public struct LHTTPParser: Sendable {
     /// The limits applied to every message.
     public var limits: LHTTPLimits
@@ -11,135 +19,141 @@ public struct LHTTPParser: Sendable {
         self.limits = limits
     }
 
-    /// Parses `bytes` (the readable bytes) into a message. The body is a slice of `bytes`: no copy.
+    /// Parses `bytes` (the readable bytes) into a message.
     public func parse(_ bytes: ByteBuffer) throws(LHTTPProtocolError) -> LHTTPMessage {
         guard bytes.readableBytes <= self.limits.maxMessageBytes else {
             throw .messageTooLarge(size: bytes.readableBytes, limit: self.limits.maxMessageBytes)
         }
-        var cursor = LineCursor(buffer: bytes)
-        guard let startLine = cursor.nextLine() else {
-            throw .missingLineEnd
+        let limits = self.limits
+        let outcome: Result<(String, LHTTPHeaders, Int), LHTTPProtocolError> = bytes.withUnsafeReadableBytes { raw in
+            var cursor = RawLineCursor(raw)
+            guard let startLine = cursor.nextLine(), startLine.terminated else {
+                return .failure(.missingLineEnd)
+            }
+            let command: String
+            switch Self.parseStartLine(UnsafeRawBufferPointer(rebasing: raw[startLine.range]), limits: limits) {
+            case .success(let value): command = value
+            case .failure(let error): return .failure(error)
+            }
+            switch HeaderBlockParser(limits: limits).parse(&cursor) {
+            case .success(let block): return .success((command, block.headers, cursor.position))
+            case .failure(let error): return .failure(error)
+            }
         }
-        guard startLine.terminated else {
-            throw .missingLineEnd
-        }
-        let command = try self.parseStartLine(startLine.bytes)
-        let headers = try HeaderBlockParser(limits: self.limits).parse(&cursor) { error in error }
-        return LHTTPMessage(command: command, headers: headers.headers, body: cursor.remainder())
+        let (command, headers, bodyStart) = try outcome.get()
+        let body = bytes.getSlice(at: bytes.readerIndex + bodyStart, length: bytes.readableBytes - bodyStart) ?? ByteBuffer()
+        return LHTTPMessage(command: command, headers: headers, body: body)
     }
 
-    private func parseStartLine(_ line: ByteBuffer) throws(LHTTPProtocolError) -> String {
-        guard line.readableBytes <= self.limits.maxHeaderLineBytes else {
-            throw .headerLineTooLong(limit: self.limits.maxHeaderLineBytes)
+    private static func parseStartLine(_ line: UnsafeRawBufferPointer, limits: LHTTPLimits) -> Result<String, LHTTPProtocolError> {
+        guard line.count <= limits.maxHeaderLineBytes else { return .failure(.headerLineTooLong(limit: limits.maxHeaderLineBytes)) }
+        let trimmed = line.lhttpTrimmed
+        guard !trimmed.isEmpty else { return .failure(.emptyStartLine) }
+        let separator = trimmed.firstIndex { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") } ?? trimmed.endIndex
+        let version = UnsafeRawBufferPointer(rebasing: trimmed[trimmed.startIndex..<separator])
+        guard version.elementsEqual(versionBytes) else {
+            return .failure(.unsupportedVersion(String(decoding: version, as: UTF8.self)))
         }
-        guard let text = String(validating: line.readableBytesView, as: UTF8.self) else {
-            throw .invalidUTF8
-        }
-        let trimmed = text.lhttpTrimmed
-        guard !trimmed.isEmpty else { throw .emptyStartLine }
-        let protocolToken: Substring
-        let rest: Substring
-        if let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }) {
-            protocolToken = trimmed[..<space]
-            rest = trimmed[trimmed.index(after: space)...]
-        } else {
-            protocolToken = trimmed[...]
-            rest = ""
-        }
-        guard protocolToken == LHTTPMessage.version else {
-            throw .unsupportedVersion(String(protocolToken))
-        }
-        let command = String(rest).lhttpTrimmed
-        guard !command.isEmpty else { throw .missingCommand }
-        guard command.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
-            throw .invalidCommand(command)
-        }
-        return command
+        let rest = trimmed[separator...].lhttpTrimmed
+        guard !rest.isEmpty else { return .failure(.missingCommand) }
+        guard let command = String(lhttpValidating: UnsafeRawBufferPointer(rebasing: rest)) else { return .failure(.invalidUTF8) }
+        guard rest.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return .failure(.invalidCommand(command)) }
+        return .success(command)
     }
+
+    private static let versionBytes = Array(LHTTPMessage.version.utf8)
 }
 
-/// Reads LF- or CRLF-terminated lines from a buffer.
-struct LineCursor {
-    private(set) var buffer: ByteBuffer
+/// Reads LF- or CRLF-terminated lines from raw bytes, by index.
+struct RawLineCursor {
+    let raw: UnsafeRawBufferPointer
+    /// Offset of the first byte not read yet.
+    private(set) var position = 0
 
-    init(buffer: ByteBuffer) { self.buffer = buffer }
+    init(_ raw: UnsafeRawBufferPointer) { self.raw = raw }
 
-    /// 1-based number of the next line, for error messages.
-    private(set) var lineNumber = 0
-
-    /// The next line without its line end, and whether a line end was found. Nil at the end of the buffer.
-    mutating func nextLine() -> (bytes: ByteBuffer, terminated: Bool)? {
-        guard self.buffer.readableBytes > 0 else { return nil }
-        self.lineNumber += 1
-        let view = self.buffer.readableBytesView
-        guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
-            let line = self.buffer.readSlice(length: self.buffer.readableBytes)!
-            return (line, false)
+    /// The next line's byte range without its line end, and whether a line end was found. Nil at the end.
+    mutating func nextLine() -> (range: Range<Int>, terminated: Bool)? {
+        let count = self.raw.count
+        guard self.position < count, let base = self.raw.baseAddress else { return nil }
+        let start = self.position
+        guard let found = memchr(base + start, Int32(UInt8(ascii: "\n")), count - start) else {
+            self.position = count
+            return (start..<count, false)
         }
-        let lengthWithCR = lf - view.startIndex
-        var line = self.buffer.readSlice(length: lengthWithCR)!
-        self.buffer.moveReaderIndex(forwardBy: 1)
-        if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\r") {
-            line.moveWriterIndex(to: line.writerIndex - 1)
-        }
-        return (line, true)
+        let lf = base.distance(to: UnsafeRawPointer(found))
+        self.position = lf + 1
+        let end = lf > start && self.raw[lf - 1] == UInt8(ascii: "\r") ? lf - 1 : lf
+        return (start..<end, true)
     }
-
-    /// Everything not read yet.
-    func remainder() -> ByteBuffer { self.buffer }
 }
 
 /// Parses `key:value` lines up to a blank line; shared by messages and multipart parts.
 struct HeaderBlockParser {
     var limits: LHTTPLimits
 
-    struct Result {
+    struct Block {
         var headers: LHTTPHeaders
         /// Whether the block ended with a blank line (rather than the end of the input).
         var sawBlankLine: Bool
     }
 
-    func parse(
-        _ cursor: inout LineCursor,
-        mapError: (LHTTPProtocolError) -> LHTTPProtocolError
-    ) throws(LHTTPProtocolError) -> Result {
+    func parse(_ cursor: inout RawLineCursor) -> Result<Block, LHTTPProtocolError> {
         var headers: [LHTTPHeader] = []
         var index = 0
-        while let (line, _) = cursor.nextLine() {
+        while let (range, _) = cursor.nextLine() {
             index += 1
-            if line.readableBytes == 0 {
-                return Result(headers: LHTTPHeaders(headers), sawBlankLine: true)
+            if range.isEmpty {
+                return .success(Block(headers: LHTTPHeaders(headers), sawBlankLine: true))
             }
-            guard line.readableBytes <= self.limits.maxHeaderLineBytes else {
-                throw mapError(.headerLineTooLong(limit: self.limits.maxHeaderLineBytes))
+            guard range.count <= self.limits.maxHeaderLineBytes else {
+                return .failure(.headerLineTooLong(limit: self.limits.maxHeaderLineBytes))
             }
             guard headers.count < self.limits.maxHeaders else {
-                throw mapError(.tooManyHeaders(limit: self.limits.maxHeaders))
+                return .failure(.tooManyHeaders(limit: self.limits.maxHeaders))
             }
-            let view = line.readableBytesView
-            guard let colon = view.firstIndex(of: UInt8(ascii: ":")) else {
-                throw mapError(.headerWithoutColon(line: index))
+            let line = UnsafeRawBufferPointer(rebasing: cursor.raw[range])
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+                return .failure(.headerWithoutColon(line: index))
             }
-            guard let key = String(validating: view[view.startIndex..<colon], as: UTF8.self),
-                let value = String(validating: view[(colon + 1)...], as: UTF8.self)
+            let key = UnsafeRawBufferPointer(rebasing: line[..<colon]).lhttpTrimmed
+            let value = UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]).lhttpTrimmed
+            guard !key.isEmpty else { return .failure(.emptyHeaderName(line: index)) }
+            guard let name = String(lhttpValidating: UnsafeRawBufferPointer(rebasing: key)),
+                let text = String(lhttpValidating: UnsafeRawBufferPointer(rebasing: value))
             else {
-                throw mapError(.invalidUTF8)
+                return .failure(.invalidUTF8)
             }
-            let name = key.lhttpTrimmed
-            guard !name.isEmpty else { throw mapError(.emptyHeaderName(line: index)) }
-            headers.append(LHTTPHeader(name: name, value: value.lhttpTrimmed))
+            headers.append(LHTTPHeader(name: name, value: text))
         }
-        return Result(headers: LHTTPHeaders(headers), sawBlankLine: false)
+        return .success(Block(headers: LHTTPHeaders(headers), sawBlankLine: false))
     }
 }
 
+extension Slice where Base == UnsafeRawBufferPointer {
+    /// The bytes without leading and trailing spaces and tabs (indices stay those of the base).
+    var lhttpTrimmed: Slice<UnsafeRawBufferPointer> {
+        var start = self.startIndex
+        var end = self.endIndex
+        while start < end, self.base[start] == 0x20 || self.base[start] == 0x09 { start += 1 }
+        while end > start, self.base[end - 1] == 0x20 || self.base[end - 1] == 0x09 { end -= 1 }
+        return self.base[start..<end]
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    var lhttpTrimmed: Slice<UnsafeRawBufferPointer> { self[...].lhttpTrimmed }
+}
+
 extension String {
-    /// The string without leading and trailing spaces and tabs.
-    var lhttpTrimmed: String {
-        let utf8 = self.utf8
-        guard let first = utf8.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
-        let last = utf8.lastIndex(where: { $0 != 0x20 && $0 != 0x09 })!
-        if first == utf8.startIndex && last == utf8.index(before: utf8.endIndex) { return self }
-        return String(self[first...last])
+    /// A string from UTF-8 bytes, or nil when they are not valid UTF-8. ASCII takes a fast path.
+    init?(lhttpValidating bytes: UnsafeRawBufferPointer) {
+        let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
+        if utf8.allSatisfy({ $0 < 0x80 }) {
+            self = String(decoding: utf8, as: UTF8.self)
+        } else {
+            guard let string = String(validating: utf8, as: UTF8.self) else { return nil }
+            self = string
+        }
     }
 }

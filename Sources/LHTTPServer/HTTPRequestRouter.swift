@@ -1,4 +1,3 @@
-import Foundation
 import LHTTPGateway
 import Logging
 import NIOCore
@@ -45,11 +44,6 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     /// Between `channelRead` and `channelReadComplete`: responses wait for one flush at the end.
     private var inRead = false
     private var flushPending = false
-    private static let jsonEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
 
     init(settings: Settings, gateway: Gateway, fileThreadPool: NIOThreadPool, logger: Logger) {
         self.settings = settings
@@ -126,7 +120,6 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case .healthz:
             let stats = self.gateway.hub.stats
             let health = Health(
-                status: "ok",
                 connections: self.gateway.connectionCount,
                 channels: stats.channels,
                 subscriptions: stats.subscriptions
@@ -166,23 +159,6 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Responses
 
-    private struct Health: Encodable {
-        var status: String
-        var connections: Int
-        var channels: Int
-        var subscriptions: Int
-    }
-
-    private struct PublishResult: Encodable {
-        var channels: [String]
-        var deliveries: Int
-    }
-
-    private struct Failure: Encodable {
-        var status: Int
-        var error: String
-    }
-
     /// Answers with the error's status and a JSON body, and logs it (one line per rejected request).
     private func fail(_ error: ServerError, head: HTTPRequestHead, closing: Bool, context: ChannelHandlerContext) {
         self.logger.notice(
@@ -200,9 +176,9 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         self.respond(HTTPResponseStatus(statusCode: error.httpStatus), json: body, headers: headers, head: head, closing: closing, context: context)
     }
 
-    private func respond<Body: Encodable>(
+    private func respond(
         _ status: HTTPResponseStatus,
-        json: Body,
+        json: some JSONBody,
         headers: HTTPHeaders = HTTPHeaders(),
         head: HTTPRequestHead,
         closing: Bool = false,
@@ -210,9 +186,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     ) {
         var headers = headers
         headers.add(name: "content-type", value: "application/json")
-        let data = (try? Self.jsonEncoder.encode(json)) ?? Data("{}".utf8)
-        var body = context.channel.allocator.buffer(capacity: data.count + 1)
-        body.writeBytes(data)
+        var body = context.channel.allocator.buffer(capacity: 128)
+        json.write(to: &body)
         body.writeStaticString("\n")
         self.respond(status, headers: headers, body: head.method == .HEAD ? nil : body, length: body.readableBytes, head: head, closing: closing, context: context)
     }

@@ -55,7 +55,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         case .text, .binary:
             guard let session = self.session, !self.closeSent else { return }
             var payload = frame.data
-            if let key = frame.maskKey { payload.webSocketUnmask(key) }
+            if let key = frame.maskKey { payload.unmask(key) }
             self.gateway.receive(payload, on: session)
         case .ping:
             guard !self.closeSent else { return }
@@ -135,5 +135,27 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         // The session ends with our close frame: release its subscriptions and run its close hooks now,
         // not when the peer finally goes away.
         self.finish()
+    }
+}
+
+extension ByteBuffer {
+    /// Unmasks a client frame's payload in place, eight bytes at a time (NIO's `webSocketUnmask`
+    /// goes byte by byte, and this runs for every inbound message).
+    mutating func unmask(_ key: WebSocketMaskingKey) {
+        let k = (UInt32(key[0]) | UInt32(key[1]) << 8 | UInt32(key[2]) << 16 | UInt32(key[3]) << 24)
+        let wide = UInt64(k) | UInt64(k) << 32
+        self.withUnsafeMutableReadableBytes { bytes in
+            var index = 0
+            let count = bytes.count
+            while index + 8 <= count {
+                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                bytes.storeBytes(of: word ^ wide, toByteOffset: index, as: UInt64.self)
+                index += 8
+            }
+            while index < count {
+                bytes[index] ^= key[index & 3]
+                index += 1
+            }
+        }
     }
 }

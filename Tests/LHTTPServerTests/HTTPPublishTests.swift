@@ -67,6 +67,17 @@ struct HTTPPublishTests {
         }
     }
 
+    @Test func answersAreValidJSONForAnyChannelName() async throws {
+        try await TestServer.with { server in
+            let publisher = try await server.publisher()
+            // Channel `q"u\o\u{1}té` percent-encoded: quote, backslash, a control character, non-ASCII.
+            let response = try await publisher.request(path: "/publish?channel=q%22u%5Co%01t%C3%A9", body: ByteBuffer(string: "x"))
+            #expect(response.status == 200)
+            #expect(try answer(response) == PublishAnswer(channels: ["q\"u\\o\u{1}té"], deliveries: 0))
+            try await publisher.close()
+        }
+    }
+
     @Test func tokenIsRequiredWhenConfigured() async throws {
         try await TestServer.with({ $0.publish.token = "s3cret" }) { server in
             let sub = try await server.client()
