@@ -48,11 +48,11 @@ public final class Gateway: Sendable {
 
     /// A connection opened: makes its session and runs every filter's and processor's `onOpen`.
     public func open(transport: any SessionTransport, eventLoop: any EventLoop) -> Session {
-        let session = Session(gateway: self, transport: transport, eventLoop: eventLoop, logger: self.logger)
+        let session = Session(gateway: self, transport: transport, eventLoop: eventLoop)
         self.openSessions.add(1, ordering: .relaxed)
         for filter in self.filters { filter.onOpen(session) }
         for processor in self.processors.values { processor.onOpen(session) }
-        session.logger.debug("connection opened")
+        if self.logger.logLevel <= .debug { session.logger.debug("connection opened") }
         return session
     }
 
@@ -88,7 +88,7 @@ public final class Gateway: Sendable {
         self.openSessions.subtract(1, ordering: .relaxed)
         for filter in self.filters { filter.onClose(session) }
         for processor in self.processors.values { processor.onClose(session) }
-        session.logger.debug("connection closed")
+        if self.logger.logLevel <= .debug { session.logger.debug("connection closed") }
     }
 
     // MARK: Publishing

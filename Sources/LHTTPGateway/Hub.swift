@@ -183,23 +183,37 @@ struct ChannelEntry {
 
 /// An array of subscribers with O(1) removal (swap with last). Publishers take `items` as a
 /// copy-on-write snapshot, so a delivery never holds the lock.
+///
+/// The id → index map exists only for lists longer than ``indexThreshold``: most channels have a few
+/// subscribers, where a linear scan is as fast and a dictionary per channel is memory for nothing.
 struct SubscriberList {
+    static let indexThreshold = 16
     var items: ContiguousArray<Subscriber> = []
-    var positions: [ConnectionID: Int] = [:]
+    var positions: [ConnectionID: Int]?
+
+    private func position(of id: ConnectionID) -> Int? {
+        if let positions = self.positions { return positions[id] }
+        return self.items.firstIndex { $0.id == id }
+    }
 
     mutating func add(_ subscriber: Subscriber) -> Bool {
-        guard self.positions[subscriber.id] == nil else { return false }
-        self.positions[subscriber.id] = self.items.count
+        guard self.position(of: subscriber.id) == nil else { return false }
         self.items.append(subscriber)
+        if self.positions != nil {
+            self.positions![subscriber.id] = self.items.count - 1
+        } else if self.items.count > Self.indexThreshold {
+            self.positions = Dictionary(uniqueKeysWithValues: self.items.enumerated().map { ($1.id, $0) })
+        }
         return true
     }
 
     mutating func remove(_ subscriber: Subscriber) -> Bool {
-        guard let position = self.positions.removeValue(forKey: subscriber.id) else { return false }
+        guard let position = self.position(of: subscriber.id) else { return false }
+        self.positions?[subscriber.id] = nil
         let last = self.items.removeLast()
         if position < self.items.count {
             self.items[position] = last
-            self.positions[last.id] = position
+            self.positions?[last.id] = position
         }
         return true
     }

@@ -13,8 +13,13 @@ public final class Session {
     public let eventLoop: any EventLoop
     /// The gateway serving this connection.
     public let gateway: Gateway
-    /// Logger with `lhttp.conn` metadata.
-    public var logger: Logger
+    /// The gateway's logger with `lhttp.conn` metadata (made when asked: a session keeps no logger of its
+    /// own, a metadata dictionary per idle connection is memory for nothing).
+    public var logger: Logger {
+        var logger = self.gateway.logger
+        logger[metadataKey: "lhttp.conn"] = "\(self.id)"
+        return logger
+    }
 
     /// The message being processed; nil outside `beforeMessage`/`onMessage`/`afterMessage`.
     /// Processors may change it: subscribers receive it as it is after processing.
@@ -34,13 +39,11 @@ public final class Session {
     private var flushPending = false
     private(set) var isClosed = false
 
-    init(gateway: Gateway, transport: any SessionTransport, eventLoop: any EventLoop, logger: Logger) {
+    init(gateway: Gateway, transport: any SessionTransport, eventLoop: any EventLoop) {
         self.id = ConnectionID.next()
         self.gateway = gateway
         self.transport = transport
         self.eventLoop = eventLoop
-        self.logger = logger
-        self.logger[metadataKey: "lhttp.conn"] = "\(self.id)"
         self.slot = gateway.hub.slot(for: eventLoop)
         self.subscriber = Subscriber(session: self, slot: self.slot)
     }

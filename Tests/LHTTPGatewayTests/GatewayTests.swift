@@ -174,6 +174,32 @@ struct GatewayTests {
         #expect(box.parts == ["body1", "body2"])
     }
 
+    @Test func largeChannelsKeepExactMembershipAcrossTheIndexThreshold() throws {
+        let gateway = Gateway()
+        var members: [(RecordingTransport, Session)] = []
+        for _ in 0..<40 {
+            let t = RecordingTransport()
+            let s = gateway.open(transport: t, eventLoop: loop)
+            s.subscribe(["big"])
+            s.subscribe(["big"])
+            members.append((t, s))
+        }
+        #expect(gateway.hub.subscriberCount(of: "big") == 40)
+        // Leave from the middle, the ends, and twice.
+        for index in [0, 39, 7, 8, 20, 21, 33, 1, 38, 15, 16, 17, 30, 31, 32] {
+            members[index].1.unsubscribe(["big"])
+            members[index].1.unsubscribe(["big"])
+        }
+        let left: Set<Int> = [0, 39, 7, 8, 20, 21, 33, 1, 38, 15, 16, 17, 30, 31, 32]
+        #expect(gateway.publish(message("LHTTP/1.0 c\r\npublish:big\r\n\r\nx"), to: ["big"]) == 25)
+        loop.run()
+        for (index, member) in members.enumerated() {
+            #expect(try member.0.messages().count == (left.contains(index) ? 0 : 1), "member \(index)")
+        }
+        for member in members { gateway.close(member.1) }
+        #expect(gateway.hub.stats == HubStats(channels: 0, subscriptions: 0))
+    }
+
     @Test func flushesOncePerTick() throws {
         let gateway = Gateway()
         let t = RecordingTransport()
