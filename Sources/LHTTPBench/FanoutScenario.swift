@@ -72,8 +72,8 @@ final class FanoutTracker: BenchSink {
 
     private let gate: WarmUpGate
 
-    private var received: [[UInt64]]
-    private var remaining: [Int32]
+    private let received: DeliveryBitmap
+    private let remaining: Countdown
     private var published = 0
     private var completed = 0
     private var deliveries = 0
@@ -91,8 +91,8 @@ final class FanoutTracker: BenchSink {
         self.eventLoop = eventLoop
         self.prefix = scenario.dialect.deliveredPrefix(channel: scenario.channel)
         self.gate = WarmUpGate(eventLoop: eventLoop, subscribers: scenario.subscribers)
-        self.received = Array(repeating: Array(repeating: 0, count: (scenario.messages + 63) / 64), count: scenario.subscribers)
-        self.remaining = Array(repeating: Int32(scenario.subscribers), count: scenario.messages)
+        self.received = DeliveryBitmap(rows: scenario.subscribers, bits: scenario.messages)
+        self.remaining = Countdown(count: scenario.messages, start: scenario.subscribers)
     }
 
     func warmUp(with publisher: HTTPLoadConnection) -> EventLoopFuture<Void> {
@@ -145,7 +145,7 @@ guard let done = self.done else { return }
         if wrote { publisher.flush() }
     }
 
-    func received(_ payload: ByteBuffer, from index: Int) {
+    func received(_ payload: UnsafeRawBufferPointer, from index: Int) {
         switch BenchPayload.check(payload, prefix: self.prefix) {
         case .warmup:
             self.gate.saw(index)
@@ -156,18 +156,14 @@ guard let done = self.done else { return }
                 self.corrupted += 1
                 return
             }
-            let word = seq >> 6
-            let bit = UInt64(1) << UInt64(seq & 63)
-            guard self.received[index][word] & bit == 0 else {
+            guard self.received.insert(row: index, bit: seq) else {
                 self.duplicates += 1
                 return
             }
-            self.received[index][word] |= bit
             self.deliveries += 1
             let now = BenchClock.nanos()
             _ = self.histogram.record(now > sentNanos ? (now - sentNanos) / 1000 : 0)
-            self.remaining[seq] -= 1
-            if self.remaining[seq] == 0 {
+            if self.remaining.tick(seq) {
                 self.completed += 1
                 if self.completed == self.scenario.messages {
                     self.endNanos = now

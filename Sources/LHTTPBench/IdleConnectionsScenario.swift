@@ -109,7 +109,7 @@ self.probeDone?.succeed(self.delivered)
         return promise.futureResult
     }
 
-    func received(_ payload: ByteBuffer, from index: Int) {
+    func received(_ payload: UnsafeRawBufferPointer, from index: Int) {
         guard let prefix = self.expected.removeValue(forKey: index),
             case .message(let seq, _) = BenchPayload.check(payload, prefix: prefix), seq == index
         else { return }

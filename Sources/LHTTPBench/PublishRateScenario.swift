@@ -62,7 +62,7 @@ final class PublishRateTracker: BenchSink {
     private var sent = 0
     private var answered = 0
     private var errors = 0
-    private var received: [[UInt64]]
+    private let received: DeliveryBitmap
     private var deliveries = 0
     private var duplicates = 0
     private var corrupted = 0
@@ -76,7 +76,7 @@ final class PublishRateTracker: BenchSink {
         self.eventLoop = eventLoop
         self.prefix = scenario.dialect.deliveredPrefix(channel: scenario.channel)
         self.gate = WarmUpGate(eventLoop: eventLoop, subscribers: scenario.subscribers)
-        self.received = Array(repeating: Array(repeating: 0, count: (scenario.requests + 63) / 64), count: scenario.subscribers)
+        self.received = DeliveryBitmap(rows: scenario.subscribers, bits: scenario.requests)
     }
 
     func run(workers: [HTTPLoadConnection]) -> EventLoopFuture<Void> {
@@ -137,7 +137,7 @@ if self.done != nil { self.errors += 1 }
         done?.succeed(())
     }
 
-    func received(_ payload: ByteBuffer, from index: Int) {
+    func received(_ payload: UnsafeRawBufferPointer, from index: Int) {
         let parsed = BenchPayload.check(payload, prefix: self.prefix)
         if parsed == .warmup {
             self.gate.saw(index)
@@ -147,13 +147,10 @@ if self.done != nil { self.errors += 1 }
             self.corrupted += 1
             return
         }
-        let word = seq >> 6
-        let bit = UInt64(1) << UInt64(seq & 63)
-        guard self.received[index][word] & bit == 0 else {
+        guard self.received.insert(row: index, bit: seq) else {
             self.duplicates += 1
             return
         }
-        self.received[index][word] |= bit
         self.deliveries += 1
         self.checkDone()
     }

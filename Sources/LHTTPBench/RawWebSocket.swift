@@ -72,55 +72,69 @@ final class RawWebSocketHandler: ChannelInboundHandler {
         if input.readableBytes > 0 { self.pending = input }
     }
 
+    /// Parses every complete frame in `input` in place (one pass over the raw bytes), leaving a partial
+    /// frame unread.
     private func parseFrames(_ input: inout ByteBuffer, context: ChannelHandlerContext) {
-        while input.readableBytes >= 2 {
-            let start = input.readerIndex
-            let first = input.getInteger(at: start, as: UInt8.self)!
-            let second = input.getInteger(at: start + 1, as: UInt8.self)!
-            var headerLength = 2
-            var length = Int(second & 0x7F)
-            if length == 126 {
-                guard let extended = input.getInteger(at: start + 2, as: UInt16.self) else { return }
-                length = Int(extended)
-                headerLength = 4
-            } else if length == 127 {
-                guard let extended = input.getInteger(at: start + 2, as: UInt64.self) else { return }
-                length = Int(extended)
-                headerLength = 10
+        var control: [(opcode: UInt8, payload: [UInt8])] = []
+        let consumed: Int = input.withUnsafeReadableBytes { raw in
+            var offset = 0
+            let count = raw.count
+            while count - offset >= 2 {
+                let first = raw[offset]
+                let second = raw[offset + 1]
+                var headerLength = 2
+                var length = Int(second & 0x7F)
+                if length == 126 {
+                    guard count - offset >= 4 else { break }
+                    length = Int(raw[offset + 2]) << 8 | Int(raw[offset + 3])
+                    headerLength = 4
+                } else if length == 127 {
+                    guard count - offset >= 10 else { break }
+                    length = 0
+                    for i in 2..<10 { length = length << 8 | Int(raw[offset + i]) }
+                    headerLength = 10
+                }
+                if second & 0x80 != 0 { headerLength += 4 }  // servers do not mask; tolerate it
+                guard count - offset >= headerLength + length else { break }
+                let payload = UnsafeRawBufferPointer(rebasing: raw[(offset + headerLength)..<(offset + headerLength + length)])
+                let opcode = first & 0x0F
+                let fin = first & 0x80 != 0
+                if opcode <= 0x2 {
+                    if fin && opcode != 0 && self.fragments == nil {
+                        self.sink.received(payload, from: self.index)
+                    } else {
+                        self.fragment(payload, fin: fin)
+                    }
+                } else {
+                    control.append((opcode, Array(payload)))
+                }
+                offset += headerLength + length
             }
-            if second & 0x80 != 0 { headerLength += 4 }  // servers do not mask, but tolerate it
-            guard input.readableBytes >= headerLength + length else { return }
-            input.moveReaderIndex(forwardBy: headerLength)
-            let payload = input.readSlice(length: length)!
-            self.frame(opcode: first & 0x0F, fin: first & 0x80 != 0, payload: payload, context: context)
+            return offset
+        }
+        input.moveReaderIndex(forwardBy: consumed)
+        for (opcode, payload) in control {
+            switch opcode {
+            case 0x9:
+                context.writeAndFlush(Self.wrapOutboundOut(BenchFrames.masked(opcode: 0xA, payload: payload)), promise: nil)
+            case 0x8:
+                context.writeAndFlush(Self.wrapOutboundOut(BenchFrames.masked(opcode: 0x8, payload: [0x03, 0xE8])), promise: nil)
+                context.close(promise: nil)
+            default:
+                break
+            }
         }
     }
 
-    private func frame(opcode: UInt8, fin: Bool, payload: ByteBuffer, context: ChannelHandlerContext) {
-        switch opcode {
-        case 0x1, 0x2:
-            if fin {
-                self.sink.received(payload, from: self.index)
-            } else {
-                self.fragments = payload
-            }
-        case 0x0:
-            guard var fragments = self.fragments else { return }
-            var payload = payload
-            fragments.writeBuffer(&payload)
-            if fin {
-                self.fragments = nil
-                self.sink.received(fragments, from: self.index)
-            } else {
-                self.fragments = fragments
-            }
-        case 0x9:
-            context.writeAndFlush(Self.wrapOutboundOut(BenchFrames.masked(opcode: 0xA, payload: Array(payload.readableBytesView))), promise: nil)
-        case 0x8:
-            context.writeAndFlush(Self.wrapOutboundOut(BenchFrames.masked(opcode: 0x8, payload: [0x03, 0xE8])), promise: nil)
-            context.close(promise: nil)
-        default:
-            break
+    /// Reassembles a fragmented message (rare: neither server fragments small messages).
+    private func fragment(_ payload: UnsafeRawBufferPointer, fin: Bool) {
+        var fragments = self.fragments ?? ByteBuffer()
+        self.fragments = nil
+        fragments.writeBytes(payload)
+        if fin {
+            fragments.withUnsafeReadableBytes { self.sink.received($0, from: self.index) }
+        } else {
+            self.fragments = fragments
         }
     }
 }

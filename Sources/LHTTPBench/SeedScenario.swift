@@ -104,7 +104,7 @@ guard let done = self.done else { return }
         return promise.futureResult
     }
 
-    func received(_ payload: ByteBuffer, from index: Int) {
+    func received(_ payload: UnsafeRawBufferPointer, from index: Int) {
         guard index == 0 else { return }  // the publisher's own inbound frames
         switch BenchPayload.check(payload, prefix: self.prefix) {
         case .warmup:

