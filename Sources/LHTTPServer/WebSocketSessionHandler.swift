@@ -18,8 +18,8 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     private var writeContext: ChannelHandlerContext?
     private var context: ChannelHandlerContext?
     private var closeSent = false
-    /// Small frames written since the last flush, coalesced (nil between ticks: no idle memory).
-    private var batch: ByteBuffer?
+    /// Frames written since the last flush (empty between ticks: no idle memory).
+    private var outbound = Outbound.empty
 
     init(gateway: Gateway, maxMessageBytes: Int, closeTimeout: TimeAmount = .seconds(3)) {
         self.gateway = gateway
@@ -121,27 +121,45 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
             writeContext.write(NIOAny(frame), promise: nil)
             return
         }
-        // Small frames are copied into one buffer per connection per tick: a 100-byte copy costs far
-        // less than a pipeline write, a pending-write entry and an iovec per frame (measured: +40%
-        // deliveries/s). Large frames keep the shared, zero-copy path.
-        if self.batch == nil {
-            self.batch = writeContext.channel.allocator.buffer(capacity: Self.batchCapacity)
-        }
-        self.batch!.writeImmutableBuffer(frame)
-        if self.batch!.readableBytes >= Self.batchCapacity {
-            self.writeBatch(to: writeContext)
+        // Small frames written in the same tick are copied into one buffer per connection: a 100-byte
+        // copy costs far less than a pipeline write, a pending-write entry and an iovec per frame
+        // (measured: +40% deliveries/s). A lone frame, and large frames, keep the shared zero-copy path.
+        switch self.outbound {
+        case .empty:
+            self.outbound = .single(frame)
+        case .single(let first):
+            var batch = writeContext.channel.allocator.buffer(capacity: 4 * (first.readableBytes + frame.readableBytes))
+            batch.writeImmutableBuffer(first)
+            batch.writeImmutableBuffer(frame)
+            self.outbound = .batch(batch)
+        case .batch(var batch):
+            self.outbound = .empty  // drop the enum's reference so the append does not copy
+            batch.writeImmutableBuffer(frame)
+            self.outbound = .batch(batch)
+            if batch.readableBytes >= Self.batchFlushBytes { self.writeBatch(to: writeContext) }
         }
     }
 
     /// Frames up to this size are coalesced; larger ones are written as the shared buffer.
     static let coalescedFrameBytes = 1024
-    /// A batch this full goes to the channel at once (so the write-buffer watermark sees it).
-    static let batchCapacity = 16 * 1024
+    /// A batch this large goes to the channel at once (so the write-buffer watermark sees it).
+    static let batchFlushBytes = 64 * 1024
+
+    /// Frames not yet handed to the channel: none, one shared frame, or a coalesced copy.
+    private enum Outbound {
+        case empty
+        case single(ByteBuffer)
+        case batch(ByteBuffer)
+    }
 
     private func writeBatch(to writeContext: ChannelHandlerContext) {
-        guard let batch = self.batch else { return }
-        self.batch = nil
-        writeContext.write(NIOAny(batch), promise: nil)
+        switch self.outbound {
+        case .empty:
+            return
+        case .single(let buffer), .batch(let buffer):
+            self.outbound = .empty
+            writeContext.write(NIOAny(buffer), promise: nil)
+        }
     }
 
     func flush() {

@@ -25,12 +25,12 @@ struct ExecutableTests {
         let process: Process
         private let output = NIOLockedValueBox("")
 
-        init(_ arguments: [String]) throws {
-            guard FileManager.default.isExecutableFile(atPath: ExecutableTests.binary.path) else {
-                throw TestFailure("lhttpd binary not found at \(ExecutableTests.binary.path): run `swift build` first")
+        init(_ arguments: [String], binary: URL = ExecutableTests.binary) throws {
+            guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+                throw TestFailure("binary not found at \(binary.path): run `swift build` first")
             }
             self.process = Process()
-            self.process.executableURL = ExecutableTests.binary
+            self.process.executableURL = binary
             self.process.arguments = arguments
             self.process.currentDirectoryURL = ExecutableTests.packageRoot
             let pipe = Pipe()

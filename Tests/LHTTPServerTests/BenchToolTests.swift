@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+/// `lhttp-bench` must not rot: run its scenarios once, tiny, against a real server, and check the JSON
+/// lines report every delivery arriving intact.
+@Suite("lhttp-bench smoke")
+struct BenchToolTests {
+    struct Line: Decodable {
+        var scenario: String
+        var ok: Bool
+        var lost: Int
+        var duplicates: Int
+        var corrupted: Int
+        var errors: Int
+        var metrics: [String: Double]
+    }
+
+    static var binary: URL {
+        ExecutableTests.binary.deletingLastPathComponent().appendingPathComponent("lhttp-bench")
+    }
+
+    func run(_ arguments: [String], port: Int) async throws -> Line {
+        let child = try ExecutableTests.Child(arguments + ["--port", String(port), "--timeout", "30"], binary: Self.binary)
+        let status = try await child.exitStatus(timeout: .seconds(60))
+        let json = try #require(child.text.split(separator: "\n").first { $0.hasPrefix("{") }, "no JSON line in:\n\(child.text)")
+        let line = try JSONDecoder().decode(Line.self, from: Data(json.utf8))
+        #expect(status == 0, "exit status \(status): \(child.text)")
+        return line
+    }
+
+    @Test func fanoutReportsEveryDeliveryIntact() async throws {
+        try await TestServer.with { server in
+            let line = try await run(["fanout", "--subscribers", "10", "--messages", "100", "--window", "8"], port: server.port)
+            #expect(line.scenario == "fanout")
+            #expect(line.ok)
+            #expect(line.lost == 0 && line.duplicates == 0 && line.corrupted == 0 && line.errors == 0)
+            #expect(line.metrics["deliveries"] == 1000)
+        }
+    }
+
+    @Test func publishRateAndSeedReportEveryDeliveryIntact() async throws {
+        try await TestServer.with { server in
+            let rps = try await run(["publish-rps", "--workers", "4", "--requests", "200", "--subscribers", "3"], port: server.port)
+            #expect(rps.ok)
+            #expect(rps.metrics["deliveries"] == 600)
+            let seed = try await run(["seed", "--messages", "500"], port: server.port)
+            #expect(seed.ok)
+            #expect(seed.lost == 0)
+        }
+    }
+
+    @Test func idleConnectionsMeasuresThisProcess() async throws {
+        try await TestServer.with { server in
+            let line = try await run(
+                ["idle-conns", "--connections", "50", "--server-pid", String(ProcessInfo.processInfo.processIdentifier)],
+                port: server.port
+            )
+            #expect(line.ok)
+            #expect(line.lost == 0)
+            #expect(line.metrics["rss_after_kib"] ?? 0 > 0)
+        }
+    }
+}
