@@ -19,12 +19,14 @@ public enum CloseCode {
             return (messageTooBig, "frame larger than \(maxMessageBytes) bytes")
         case let error as NIOWebSocketError:
             return (protocolError, "websocket protocol error: \(error)")
-        case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+        case MessageAssembler.Error.messageTooBig:
             return (messageTooBig, "message larger than \(maxMessageBytes) bytes")
-        case NIOWebSocketFrameAggregator.Error.tooManyFragments:
+        case MessageAssembler.Error.tooManyFragments:
             return (messageTooBig, "too many fragments")
-        case let error as NIOWebSocketFrameAggregator.Error:
-            return (protocolError, "websocket fragmentation error: \(error)")
+        case MessageAssembler.Error.unexpectedContinuation:
+            return (protocolError, "continuation frame without a message")
+        case MessageAssembler.Error.interleavedMessage:
+            return (protocolError, "new message before the fragmented one ended")
         case is ByteToMessageDecoderError:
             return (protocolError, "websocket protocol error")
         default:

@@ -111,12 +111,7 @@ public final class GatewayServer: Service, Sendable {
                     },
                     upgradePipelineHandler: { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandlers(
-                                NIOWebSocketFrameAggregator(
-                                    minNonFinalFragmentSize: 0,
-                                    maxAccumulatedFrameCount: 1024,
-                                    maxAccumulatedFrameSize: limits.maxMessageBytes
-                                ),
+                            try channel.pipeline.syncOperations.addHandler(
                                 WebSocketSessionHandler(gateway: gateway, maxMessageBytes: limits.maxMessageBytes)
                             )
                         }

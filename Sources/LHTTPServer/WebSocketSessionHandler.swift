@@ -18,6 +18,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     private var writeContext: ChannelHandlerContext?
     private var context: ChannelHandlerContext?
     private var closeSent = false
+    private var assembler: MessageAssembler
     /// Frames written since the last flush (empty between ticks: no idle memory).
     private var outbound = Outbound.empty
 
@@ -25,6 +26,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         self.gateway = gateway
         self.maxMessageBytes = maxMessageBytes
         self.closeTimeout = closeTimeout
+        self.assembler = MessageAssembler(maxMessageBytes: maxMessageBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -54,11 +56,16 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
         switch frame.opcode {
-        case .text, .binary:
+        case .text, .binary, .continuation:
             guard let session = self.session, !self.closeSent else { return }
             var payload = frame.data
             if let key = frame.maskKey { payload.unmask(key) }
-            self.gateway.receive(payload, on: session)
+            do {
+                guard let message = try self.assembler.receive(opcode: frame.opcode, fin: frame.fin, payload: payload) else { return }
+                self.gateway.receive(message, on: session)
+            } catch {
+                self.errorCaught(context: context, error: error)
+            }
         case .ping:
             guard !self.closeSent else { return }
             var payload = frame.data
@@ -67,7 +74,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
             self.flush()
         case .connectionClose:
             self.receivedClose(frame, context: context)
-        case .pong, .continuation:
+        case .pong:
             break
         default:
             self.close(code: CloseCode.protocolError, reason: "unknown opcode")

@@ -35,18 +35,21 @@ struct SlowConsumerTests {
             let publisher = try await server.publisher()
             let filler = String(repeating: "x", count: 8 * 1024)
             var published = 0
-            // Bounded: at most 4000 messages (32 MiB); stops as soon as the slow reader is gone.
+            // Bounded: at most 4000 messages (32 MiB); stops as soon as the slow reader is gone. The fast
+            // reader takes each message before the next is published, so it can never be the slow one.
             while published < 4000, server.gateway.hub.subscriberCount(of: "feed") == 2 {
                 let response = try await publisher.request(path: "/publish?channel=feed", body: ByteBuffer(string: "\(published) \(filler)"))
                 #expect(response.status == 200)
+                let message = try await fast.nextMessage(timeout: .seconds(10))
+                #expect(message.bodyString == "\(published) \(filler)")
                 published += 1
             }
             #expect(server.gateway.hub.subscriberCount(of: "feed") == 1, "the slow reader was never closed")
             #expect(server.gateway.connectionCount == 1)
-            for index in 0..<published {
-                let message = try await fast.nextMessage(timeout: .seconds(10))
-                #expect(message.bodyString == "\(index) \(filler)")
-            }
+            // The fast reader is still served after the slow one is gone.
+            let after = try await publisher.request(path: "/publish?channel=feed", body: ByteBuffer(string: "after"))
+            #expect(after.bodyString.contains("\"deliveries\":1"))
+            #expect(try await fast.nextMessage().bodyString == "after")
             try await fast.close()
             try await publisher.close()
             try? await slow.close()

@@ -1,0 +1,56 @@
+import NIOCore
+import NIOWebSocket
+
+/// Reassembles fragmented websocket messages (RFC 6455 5.4) within a size and fragment bound.
+///
+/// A plain state machine: the handler feeds it data frames and acts on what it returns. It holds a
+/// buffer only while a fragmented message is in flight, so an idle connection costs nothing here
+/// (it replaced NIO's `NIOWebSocketFrameAggregator`, a handler and pipeline context per connection).
+struct MessageAssembler {
+    enum Error: Swift.Error, Equatable {
+        /// The message grew past `maxMessageBytes`.
+        case messageTooBig
+        /// More than `maxFragments` fragments.
+        case tooManyFragments
+        /// A continuation frame with no message started.
+        case unexpectedContinuation
+        /// A new text/binary frame while a fragmented message is unfinished.
+        case interleavedMessage
+    }
+
+    let maxMessageBytes: Int
+    let maxFragments: Int
+    private var pending: ByteBuffer?
+    private var fragments = 0
+
+    init(maxMessageBytes: Int, maxFragments: Int = 1024) {
+        self.maxMessageBytes = maxMessageBytes
+        self.maxFragments = maxFragments
+    }
+
+    /// Feeds one unmasked data frame. - Returns: a complete message, or nil while one is being assembled.
+    mutating func receive(opcode: WebSocketOpcode, fin: Bool, payload: ByteBuffer) throws(Error) -> ByteBuffer? {
+        switch opcode {
+        case .continuation:
+            guard var pending = self.pending else { throw .unexpectedContinuation }
+            self.pending = nil
+            self.fragments += 1
+            guard self.fragments <= self.maxFragments else { throw .tooManyFragments }
+            guard pending.readableBytes + payload.readableBytes <= self.maxMessageBytes else { throw .messageTooBig }
+            var payload = payload
+            pending.writeBuffer(&payload)
+            guard fin else {
+                self.pending = pending
+                return nil
+            }
+            self.fragments = 0
+            return pending
+        default:
+            guard self.pending == nil else { throw .interleavedMessage }
+            guard !fin else { return payload }
+            self.fragments = 1
+            self.pending = payload
+            return nil
+        }
+    }
+}
