@@ -82,8 +82,9 @@ if [ "$QUICK" = 1 ]; then
     )
 else
     scenarios=(
+        "fanout --subscribers 100 --messages 10000 --window 256"
+        "fanout --subscribers 1000 --messages 2000 --window 256"
         "fanout --subscribers 100 --messages 10000 --window 64"
-        "fanout --subscribers 1000 --messages 2000 --window 64"
         "fanout --subscribers 1000 --messages 500 --window 1"
         "publish-rps --workers 32 --requests 100000 --subscribers 0"
         "publish-rps --workers 32 --requests 50000 --subscribers 10"
