@@ -6,9 +6,7 @@ import NIOPosix
 /// messages not yet delivered to every subscriber. Measures deliveries/s and publish→receive latency,
 /// and checks every delivery byte for byte (lost, duplicate, corrupted).
 public struct FanoutScenario: Sendable {
-    public var host: String
-    public var port: Int
-    public var dialect: BenchDialect
+    public var target: BenchTarget
     public var subscribers: Int
     public var messages: Int
     public var window: Int
@@ -16,10 +14,8 @@ public struct FanoutScenario: Sendable {
     public var timeout: TimeAmount
     public var channel = "bench-fanout"
 
-    public init(host: String, port: Int, dialect: BenchDialect, subscribers: Int, messages: Int, window: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(120)) {
-        self.host = host
-        self.port = port
-        self.dialect = dialect
+    public init(target: BenchTarget, subscribers: Int, messages: Int, window: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(120)) {
+        self.target = target
         self.subscribers = subscribers
         self.messages = messages
         self.window = window
@@ -29,33 +25,11 @@ public struct FanoutScenario: Sendable {
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
         let scenario = self
-        let tracker = try await eventLoop.submit {
-            NIOLoopBound(FanoutTracker(scenario: scenario, eventLoop: eventLoop), eventLoop: eventLoop)
-        }.get()
-        let sink = try await eventLoop.submit { NIOLoopBound(tracker.value as any BenchSink, eventLoop: eventLoop) }.get()
-        var channels: [any Channel] = []
-        defer { for channel in channels { channel.close(promise: nil) } }
-
-        // Subscribers, connected 100 at a time.
-        var next = 0
-        while next < self.subscribers {
-            let batch = next..<min(next + 100, self.subscribers)
-            let futures = batch.map { index in
-                RawWebSocket.connect(
-                    on: eventLoop, host: self.host, port: self.port,
-                    path: self.dialect.subscribePath(channel: self.channel), index: index, sink: sink
-                )
-            }
-            for future in futures {
-                let channel = try await future.get()
-                channels.append(channel)
-                RawWebSocket.send(self.dialect.subscribeFrames(channel: self.channel), on: channel)
-            }
-            next = batch.upperBound
-        }
-        let publisher = try await HTTPLoadConnection.connect(on: eventLoop, host: self.host, port: self.port).get()
-        channels.append(try await eventLoop.submit { publisher.value.channel }.get())
-
+        let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { FanoutTracker(scenario: scenario, eventLoop: eventLoop) }
+        var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)
+        defer { connections.closeAll() }
+        try await connections.subscribers(self.subscribers, channel: { _ in scenario.channel }, sink: sink)
+        let publisher = try await connections.http()
         // Warm-up until every subscriber is known to be subscribed, then the measured run.
         try await eventLoop.flatSubmit { tracker.value.warmUp(with: publisher.value) }.get()
         try await eventLoop.flatSubmit { tracker.value.measure() }.get()
@@ -89,7 +63,7 @@ final class FanoutTracker: BenchSink {
     init(scenario: FanoutScenario, eventLoop: any EventLoop) {
         self.scenario = scenario
         self.eventLoop = eventLoop
-        self.prefix = scenario.dialect.deliveredPrefix(channel: scenario.channel)
+        self.prefix = scenario.target.dialect.deliveredPrefix(channel: scenario.channel)
         self.gate = WarmUpGate(eventLoop: eventLoop, subscribers: scenario.subscribers)
         self.received = DeliveryBitmap(rows: scenario.subscribers, bits: scenario.messages)
         self.remaining = Countdown(count: scenario.messages, start: scenario.subscribers)
@@ -110,7 +84,7 @@ self.errors += 1
         }
         return self.gate.open(
             publisher: publisher,
-            target: self.scenario.dialect.publishTarget(channel: self.scenario.channel),
+            target: self.scenario.target.dialect.publishTarget(channel: self.scenario.channel),
             payloadBytes: self.scenario.payloadBytes
         )
     }
@@ -134,7 +108,7 @@ guard let done = self.done else { return }
     /// Publishes while fewer than `window` messages are undelivered.
     private func pump() {
         guard let publisher = self.publisher, self.done != nil else { return }
-        let target = self.scenario.dialect.publishTarget(channel: self.scenario.channel)
+        let target = self.scenario.target.dialect.publishTarget(channel: self.scenario.channel)
         var wrote = false
         while self.published < self.scenario.messages, self.published - self.completed < self.scenario.window {
             let body = BenchPayload.make(seq: self.published, sentNanos: BenchClock.nanos(), size: self.scenario.payloadBytes)
@@ -186,7 +160,7 @@ guard let done = self.done else { return }
         let expected = self.published * self.scenario.subscribers
         return BenchResult(
             scenario: "fanout",
-            dialect: self.scenario.dialect,
+            dialect: self.scenario.target.dialect,
             parameters: [
                 "subscribers": self.scenario.subscribers, "messages": self.scenario.messages,
                 "window": self.scenario.window, "payload_bytes": self.scenario.payloadBytes,

@@ -6,52 +6,30 @@ import NIOPosix
 /// memory before and after gives KiB per connection. A sample of the channels is then published to,
 /// to prove the subscriptions are real.
 public struct IdleConnectionsScenario: Sendable {
-    public var host: String
-    public var port: Int
-    public var dialect: BenchDialect
+    public var target: BenchTarget
     public var connections: Int
     public var serverPID: Int32
     public var settle: TimeAmount
 
-    public init(host: String, port: Int, dialect: BenchDialect, connections: Int, serverPID: Int32, settle: TimeAmount = .seconds(2)) {
-        self.host = host
-        self.port = port
-        self.dialect = dialect
+    public init(target: BenchTarget, connections: Int, serverPID: Int32, settle: TimeAmount = .seconds(2)) {
+        self.target = target
         self.connections = connections
         self.serverPID = serverPID
         self.settle = settle
     }
 
-    func channelName(_ index: Int) -> String { "idle-\(index)" }
+    static func channelName(_ index: Int) -> String { "idle-\(index)" }
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
         guard let before = ProcessMemory.residentKiB(pid: self.serverPID) else {
             throw BenchError.serverError("cannot read /proc/\(self.serverPID)/status")
         }
-        let scenario = self
-        let tracker = try await eventLoop.submit {
-            NIOLoopBound(IdleTracker(connections: scenario.connections, dialect: scenario.dialect), eventLoop: eventLoop)
-        }.get()
-        let sink = try await eventLoop.submit { NIOLoopBound(tracker.value as any BenchSink, eventLoop: eventLoop) }.get()
-        var channels: [any Channel] = []
-        channels.reserveCapacity(self.connections)
-        defer { for channel in channels { channel.close(promise: nil) } }
-        var next = 0
-        while next < self.connections {
-            let batch = next..<min(next + 200, self.connections)
-            let futures = batch.map { index in
-                RawWebSocket.connect(
-                    on: eventLoop, host: self.host, port: self.port,
-                    path: self.dialect.subscribePath(channel: self.channelName(index)), index: index, sink: sink
-                )
-            }
-            for (offset, future) in futures.enumerated() {
-                let channel = try await future.get()
-                channels.append(channel)
-                RawWebSocket.send(self.dialect.subscribeFrames(channel: self.channelName(batch.lowerBound + offset)), on: channel)
-            }
-            next = batch.upperBound
-        }
+        let dialect = self.target.dialect
+        let count = self.connections
+        let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { IdleTracker(connections: count, dialect: dialect) }
+        var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)
+        defer { connections.closeAll() }
+        try await connections.subscribers(self.connections, channel: Self.channelName, sink: sink)
         try await Task.sleep(nanoseconds: UInt64(self.settle.nanoseconds))
         guard let after = ProcessMemory.residentKiB(pid: self.serverPID) else {
             throw BenchError.serverError("server \(self.serverPID) is gone")
@@ -59,16 +37,15 @@ public struct IdleConnectionsScenario: Sendable {
 
         // Prove 20 spread-out subscriptions work.
         let sample = stride(from: 0, to: self.connections, by: max(self.connections / 20, 1)).map { $0 }
-        let publisher = try await HTTPLoadConnection.connect(on: eventLoop, host: self.host, port: self.port).get()
-        channels.append(try await eventLoop.submit { publisher.value.channel }.get())
-        let names = sample.map(self.channelName)
+        let publisher = try await connections.http()
+        let names = sample.map(Self.channelName)
         let delivered = try await eventLoop.flatSubmit {
             tracker.value.probe(sample, names: names, publisher: publisher.value)
         }.get()
         let perConnection = Double(after - before) / Double(self.connections)
         return BenchResult(
             scenario: "idle-conns",
-            dialect: self.dialect,
+            dialect: dialect,
             parameters: ["connections": self.connections],
             metrics: [
                 "kib_per_conn": perConnection,

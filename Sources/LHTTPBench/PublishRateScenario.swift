@@ -4,9 +4,7 @@ import NIOPosix
 /// `publish-rps`: `workers` keep-alive connections each POSTing one publish after another (no pipelining)
 /// until `requests` were answered, with `subscribers` listening; every delivery is checked.
 public struct PublishRateScenario: Sendable {
-    public var host: String
-    public var port: Int
-    public var dialect: BenchDialect
+    public var target: BenchTarget
     public var workers: Int
     public var requests: Int
     public var subscribers: Int
@@ -14,10 +12,8 @@ public struct PublishRateScenario: Sendable {
     public var timeout: TimeAmount
     public var channel = "bench-rps"
 
-    public init(host: String, port: Int, dialect: BenchDialect, workers: Int, requests: Int, subscribers: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(120)) {
-        self.host = host
-        self.port = port
-        self.dialect = dialect
+    public init(target: BenchTarget, workers: Int, requests: Int, subscribers: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(120)) {
+        self.target = target
         self.workers = workers
         self.requests = requests
         self.subscribers = subscribers
@@ -27,26 +23,12 @@ public struct PublishRateScenario: Sendable {
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
         let scenario = self
-        let tracker = try await eventLoop.submit {
-            NIOLoopBound(PublishRateTracker(scenario: scenario, eventLoop: eventLoop), eventLoop: eventLoop)
-        }.get()
-        let sink = try await eventLoop.submit { NIOLoopBound(tracker.value as any BenchSink, eventLoop: eventLoop) }.get()
-        var channels: [any Channel] = []
-        defer { for channel in channels { channel.close(promise: nil) } }
-        for index in 0..<self.subscribers {
-            let channel = try await RawWebSocket.connect(
-                on: eventLoop, host: self.host, port: self.port,
-                path: self.dialect.subscribePath(channel: self.channel), index: index, sink: sink
-            ).get()
-            channels.append(channel)
-            RawWebSocket.send(self.dialect.subscribeFrames(channel: self.channel), on: channel)
-        }
+        let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { PublishRateTracker(scenario: scenario, eventLoop: eventLoop) }
+        var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)
+        defer { connections.closeAll() }
+        try await connections.subscribers(self.subscribers, channel: { _ in scenario.channel }, sink: sink)
         var workers: [NIOLoopBound<HTTPLoadConnection>] = []
-        for _ in 0..<self.workers {
-            let worker = try await HTTPLoadConnection.connect(on: eventLoop, host: self.host, port: self.port).get()
-            channels.append(try await eventLoop.submit { worker.value.channel }.get())
-            workers.append(worker)
-        }
+        for _ in 0..<self.workers { workers.append(try await connections.http()) }
         let bound = workers
         try await eventLoop.flatSubmit { tracker.value.run(workers: bound.map(\.value)) }.get()
         return try await eventLoop.submit { tracker.value.result() }.get()
@@ -74,7 +56,7 @@ final class PublishRateTracker: BenchSink {
     init(scenario: PublishRateScenario, eventLoop: any EventLoop) {
         self.scenario = scenario
         self.eventLoop = eventLoop
-        self.prefix = scenario.dialect.deliveredPrefix(channel: scenario.channel)
+        self.prefix = scenario.target.dialect.deliveredPrefix(channel: scenario.channel)
         self.gate = WarmUpGate(eventLoop: eventLoop, subscribers: scenario.subscribers)
         self.received = DeliveryBitmap(rows: scenario.subscribers, bits: scenario.requests)
     }
@@ -89,7 +71,7 @@ guard self.done != nil else { return }
             self.finish()
         }
         // Every subscriber must be in place before the first publish.
-        let target = self.scenario.dialect.publishTarget(channel: self.scenario.channel)
+        let target = self.scenario.target.dialect.publishTarget(channel: self.scenario.channel)
         let warmUp = self.gate.open(publisher: workers[0], target: target, payloadBytes: self.scenario.payloadBytes)
         warmUp.whenFailure { error in promise.fail(error) }
         warmUp.assumeIsolated().whenSuccess { [weak self] in
@@ -119,7 +101,7 @@ if self.done != nil { self.errors += 1 }
     private func sendNext(on worker: HTTPLoadConnection) {
         guard self.sent < self.scenario.requests else { return }
         let body = BenchPayload.make(seq: self.sent, sentNanos: BenchClock.nanos(), size: self.scenario.payloadBytes)
-        worker.write(target: self.scenario.dialect.publishTarget(channel: self.scenario.channel), body: body)
+        worker.write(target: self.scenario.target.dialect.publishTarget(channel: self.scenario.channel), body: body)
         worker.flush()
         self.sent += 1
     }
@@ -163,7 +145,7 @@ if self.done != nil { self.errors += 1 }
         let elapsed = Double(max(self.answeredNanos - self.startNanos, 1)) / 1e9
         return BenchResult(
             scenario: "publish-rps",
-            dialect: self.scenario.dialect,
+            dialect: self.scenario.target.dialect,
             parameters: [
                 "workers": self.scenario.workers, "requests": self.scenario.requests,
                 "subscribers": self.scenario.subscribers, "payload_bytes": self.scenario.payloadBytes,

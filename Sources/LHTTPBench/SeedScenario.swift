@@ -5,18 +5,14 @@ import NIOPosix
 /// publishes M messages to a channel with one subscriber; time from the first send until the subscriber
 /// has all of them, checked byte for byte.
 public struct SeedScenario: Sendable {
-    public var host: String
-    public var port: Int
-    public var dialect: BenchDialect
+    public var target: BenchTarget
     public var messages: Int
     public var payloadBytes: Int
     public var timeout: TimeAmount
     public var channel = "bench-seed"
 
-    public init(host: String, port: Int, dialect: BenchDialect, messages: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(60)) {
-        self.host = host
-        self.port = port
-        self.dialect = dialect
+    public init(target: BenchTarget, messages: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(60)) {
+        self.target = target
         self.messages = messages
         self.payloadBytes = payloadBytes
         self.timeout = timeout
@@ -24,26 +20,15 @@ public struct SeedScenario: Sendable {
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
         let scenario = self
-        let tracker = try await eventLoop.submit {
-            NIOLoopBound(SeedTracker(scenario: scenario, eventLoop: eventLoop), eventLoop: eventLoop)
-        }.get()
-        let sink = try await eventLoop.submit { NIOLoopBound(tracker.value as any BenchSink, eventLoop: eventLoop) }.get()
-        var channels: [any Channel] = []
-        defer { for channel in channels { channel.close(promise: nil) } }
-        let subscriber = try await RawWebSocket.connect(
-            on: eventLoop, host: self.host, port: self.port,
-            path: self.dialect.subscribePath(channel: self.channel), index: 0, sink: sink
-        ).get()
-        channels.append(subscriber)
-        RawWebSocket.send(self.dialect.subscribeFrames(channel: self.channel), on: subscriber)
+        let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { SeedTracker(scenario: scenario, eventLoop: eventLoop) }
+        var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)
+        defer { connections.closeAll() }
+        try await connections.subscribers(1, channel: { _ in scenario.channel }, sink: sink)
         // The publisher's own inbound frames (Nchan answers each publish) go to index 1 and are ignored.
-        let publisher = try await RawWebSocket.connect(
-            on: eventLoop, host: self.host, port: self.port,
-            path: self.dialect.websocketPublishPath(channel: self.channel), index: 1, sink: sink
-        ).get()
-        channels.append(publisher)
-        let http = try await HTTPLoadConnection.connect(on: eventLoop, host: self.host, port: self.port).get()
-        channels.append(try await eventLoop.submit { http.value.channel }.get())
+        let publisher = try await connections.websocket(
+            path: self.target.dialect.websocketPublishPath(channel: self.channel), index: 1, sink: sink
+        )
+        let http = try await connections.http()
         try await eventLoop.flatSubmit { tracker.value.warmUp(http.value) }.get()
         try await eventLoop.flatSubmit { tracker.value.publish(on: publisher) }.get()
         return try await eventLoop.submit { tracker.value.result() }.get()
@@ -69,13 +54,13 @@ final class SeedTracker: BenchSink {
     init(scenario: SeedScenario, eventLoop: any EventLoop) {
         self.scenario = scenario
         self.eventLoop = eventLoop
-        self.prefix = scenario.dialect.deliveredPrefix(channel: scenario.channel)
+        self.prefix = scenario.target.dialect.deliveredPrefix(channel: scenario.channel)
         self.gate = WarmUpGate(eventLoop: eventLoop, subscribers: 1)
         self.received = Array(repeating: false, count: scenario.messages)
     }
 
     func warmUp(_ http: HTTPLoadConnection) -> EventLoopFuture<Void> {
-        self.gate.open(publisher: http, target: self.scenario.dialect.publishTarget(channel: self.scenario.channel), payloadBytes: self.scenario.payloadBytes)
+        self.gate.open(publisher: http, target: self.scenario.target.dialect.publishTarget(channel: self.scenario.channel), payloadBytes: self.scenario.payloadBytes)
     }
 
     /// Writes all M frames as fast as the socket takes them, then waits for the subscriber.
@@ -94,7 +79,7 @@ guard let done = self.done else { return }
         var buffer = channel.allocator.buffer(capacity: 64 * 1024)
         for seq in 0..<self.scenario.messages {
             let body = BenchPayload.make(seq: seq, sentNanos: 0, size: self.scenario.payloadBytes)
-            let payload = self.scenario.dialect.websocketPublishPayload(channel: self.scenario.channel, body: body)
+            let payload = self.scenario.target.dialect.websocketPublishPayload(channel: self.scenario.channel, body: body)
             BenchFrames.masked(opcode: 0x1, payload: payload, into: &buffer)
             if buffer.readableBytes >= 60 * 1024 || seq == self.scenario.messages - 1 {
                 channel.writeAndFlush(buffer, promise: nil)
@@ -138,7 +123,7 @@ guard let done = self.done else { return }
         let elapsed = Double(max(self.endNanos - self.startNanos, 1)) / 1e9
         return BenchResult(
             scenario: "seed",
-            dialect: self.scenario.dialect,
+            dialect: self.scenario.target.dialect,
             parameters: ["messages": self.scenario.messages, "payload_bytes": self.scenario.payloadBytes],
             metrics: ["elapsed_s": elapsed, "messages_per_s": Double(self.count) / elapsed],
             lost: self.scenario.messages - self.count,

@@ -19,6 +19,9 @@ struct Target: ParsableArguments {
     @Option(help: "Server port.") var port = 8081
     @Option(help: "lhttp or nchan.") var dialect: BenchDialect = .lhttp
     @Option(help: "Give up after this many seconds.") var timeout = 120
+
+    var server: BenchTarget { BenchTarget(host: self.host, port: self.port, dialect: self.dialect) }
+    var limit: TimeAmount { .seconds(Int64(self.timeout)) }
 }
 
 extension BenchDialect: ExpressibleByArgument {}
@@ -53,8 +56,8 @@ struct Fanout: AsyncParsableCommand {
 
     func run() async throws {
         let scenario = FanoutScenario(
-            host: target.host, port: target.port, dialect: target.dialect, subscribers: subscribers,
-            messages: messages, window: window, payloadBytes: payloadBytes, timeout: .seconds(Int64(target.timeout))
+            target: target.server, subscribers: subscribers, messages: messages, window: window,
+            payloadBytes: payloadBytes, timeout: target.limit
         )
         try await report { try await scenario.run(on: $0) }
     }
@@ -73,8 +76,8 @@ struct PublishRate: AsyncParsableCommand {
 
     func run() async throws {
         let scenario = PublishRateScenario(
-            host: target.host, port: target.port, dialect: target.dialect, workers: workers, requests: requests,
-            subscribers: subscribers, payloadBytes: payloadBytes, timeout: .seconds(Int64(target.timeout))
+            target: target.server, workers: workers, requests: requests, subscribers: subscribers,
+            payloadBytes: payloadBytes, timeout: target.limit
         )
         try await report { try await scenario.run(on: $0) }
     }
@@ -90,9 +93,7 @@ struct IdleConnections: AsyncParsableCommand {
     @Option(help: "PID of the server process (its children are counted too).") var serverPid: Int32
 
     func run() async throws {
-        let scenario = IdleConnectionsScenario(
-            host: target.host, port: target.port, dialect: target.dialect, connections: connections, serverPID: serverPid
-        )
+        let scenario = IdleConnectionsScenario(target: target.server, connections: connections, serverPID: serverPid)
         try await report { try await scenario.run(on: $0) }
     }
 }
@@ -104,10 +105,7 @@ struct Seed: AsyncParsableCommand {
     @Option var payloadBytes = 64
 
     func run() async throws {
-        let scenario = SeedScenario(
-            host: target.host, port: target.port, dialect: target.dialect, messages: messages,
-            payloadBytes: payloadBytes, timeout: .seconds(Int64(target.timeout))
-        )
+        let scenario = SeedScenario(target: target.server, messages: messages, payloadBytes: payloadBytes, timeout: target.limit)
         try await report { try await scenario.run(on: $0) }
     }
 }
