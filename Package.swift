@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "LHTTPServer", targets: ["LHTTPServer"]),
         .library(name: "LHTTPConfig", targets: ["LHTTPConfig"]),
         .library(name: "LHTTPClient", targets: ["LHTTPClient"]),
+        .library(name: "LHTTPUpstream", targets: ["LHTTPUpstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -41,6 +42,22 @@ let package = Package(
         .target(
             name: "LHTTPConfig",
             dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // C shim over libcurl: typed setopt/getinfo wrappers, nothing else.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // libcurl multi client on its own thread: the upstream header filter, later the webhooks.
+        .target(
+            name: "LHTTPUpstream",
+            dependencies: [
+                "CCurl", "LHTTPProtocol", "LHTTPGateway", "LHTTPConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Sockets: HTTP/1.1, websocket upgrade, /publish, /healthz, static files.
         .target(
@@ -89,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "lhttpd",
             dependencies: [
-                "LHTTPServer", "LHTTPConfig", "LHTTPGateway",
+                "LHTTPServer", "LHTTPConfig", "LHTTPGateway", "LHTTPUpstream",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,7 +127,9 @@ let package = Package(
         .testTarget(
             name: "LHTTPServerTests",
             dependencies: [
-                "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol",
+                "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

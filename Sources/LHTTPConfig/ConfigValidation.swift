@@ -50,6 +50,23 @@ extension GatewayConfig {
             report("threads", "must be 0 (one per core) or 1...1024, is \(threads)")
         }
 
+        for (index, prefix) in upstream.allow.enumerated() {
+            let lowered = prefix.lowercased()
+            if !(lowered.hasPrefix("http://") || lowered.hasPrefix("https://")) || prefix.contains("@") {
+                report("upstream.allow[\(index)]", "\"\(prefix)\" must be an http:// or https:// URL prefix without userinfo")
+            }
+        }
+        let upstreamValues: [(String, Int)] = [
+            ("timeout_ms", upstream.timeoutMs),
+            ("connect_timeout_ms", upstream.connectTimeoutMs),
+            ("max_in_flight", upstream.maxInFlight),
+            ("max_queued", upstream.maxQueued),
+            ("max_response_bytes", upstream.maxResponseBytes),
+        ]
+        for (key, value) in upstreamValues where value <= 0 {
+            report("upstream.\(key)", "must be greater than 0, is \(value)")
+        }
+
         let limitValues: [(String, Int)] = [
             ("max_message_bytes", limits.maxMessageBytes),
             ("max_headers", limits.maxHeaders),

@@ -19,6 +19,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var publish: PublishConfig
     /// Size and count limits for the wire protocol.
     public var limits: LimitsConfig
+    /// Where the `upstream` header may forward messages, and the HTTP client's bounds.
+    public var upstream: UpstreamConfig
     /// Logging settings.
     public var log: LogConfig
 
@@ -30,6 +32,7 @@ public struct GatewayConfig: Sendable, Equatable {
         staticDir: String = "",
         publish: PublishConfig = PublishConfig(),
         limits: LimitsConfig = LimitsConfig(),
+        upstream: UpstreamConfig = UpstreamConfig(),
         log: LogConfig = LogConfig()
     ) {
         self.listen = listen
@@ -38,6 +41,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.staticDir = staticDir
         self.publish = publish
         self.limits = limits
+        self.upstream = upstream
         self.log = log
     }
 }
@@ -46,13 +50,14 @@ extension GatewayConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, threads, websocket
         case staticDir = "static_dir"
-        case publish, limits, log
+        case publish, limits, upstream, log
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
         .websocket: WebSocketConfig.schema,
         .publish: PublishConfig.schema,
         .limits: LimitsConfig.schema,
+        .upstream: UpstreamConfig.schema,
         .log: LogConfig.schema,
     ])
 
@@ -67,6 +72,7 @@ extension GatewayConfig: Decodable, ConfigSection {
             staticDir: try c.decodeIfPresent(String.self, forKey: .staticDir) ?? d.staticDir,
             publish: try c.decodeIfPresent(PublishConfig.self, forKey: .publish) ?? d.publish,
             limits: try c.decodeIfPresent(LimitsConfig.self, forKey: .limits) ?? d.limits,
+            upstream: try c.decodeIfPresent(UpstreamConfig.self, forKey: .upstream) ?? d.upstream,
             log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
         )
     }

@@ -26,11 +26,13 @@ public final class Gateway: Sendable {
     ///   - processors: command → processor.
     ///   - filters: user filters; they run after the built-in multipart filter and before the built-in
     ///     pub/sub filter (`beforeMessage`), and in the same order for `afterMessage`.
+    ///   - filtersAfterPubSub: filters that run after the built-in pub/sub filter (the upstream header).
     ///   - broker: makes the broker from the hub; defaults to ``LocalBroker``.
     public init(
         limits: LHTTPLimits = .default,
         processors: [String: any LHTTPProcessor] = [:],
         filters: [any HeaderFilter] = [],
+        filtersAfterPubSub: [any HeaderFilter] = [],
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
         logger: Logger = Logger(label: "lhttpd.gateway")
@@ -41,7 +43,7 @@ public final class Gateway: Sendable {
         self.logger = logger
         self.parser = LHTTPParser(limits: limits)
         self.processors = processors
-        self.filters = [MultipartFilter()] + filters + [PubSubFilter()]
+        self.filters = [MultipartFilter()] + filters + [PubSubFilter()] + filtersAfterPubSub
     }
 
     // MARK: Connection lifecycle (called by the transport, on the connection's loop)

@@ -4,6 +4,7 @@ import LHTTPConfig
 import LHTTPGateway
 import LHTTPProtocol
 import LHTTPServer
+import LHTTPUpstream
 import Logging
 import NIOCore
 import NIOPosix
@@ -61,7 +62,19 @@ struct LHTTPDCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(
             numberOfThreads: configuration.threads > 0 ? configuration.threads : System.coreCount
         )
-        let gateway = Gateway(limits: LHTTPLimits(configuration.limits), logger: logger)
+        let upstream: (filter: UpstreamFilter, client: CurlHTTPClient)
+        do {
+            upstream = try UpstreamFilter.make(configuration.upstream, logger: logger)
+        } catch {
+            printError("lhttpd: invalid configuration:\nupstream.allow: \(error)")
+            throw ExitCode(1)
+        }
+        defer { upstream.client.shutdown() }
+        let gateway = Gateway(
+            limits: LHTTPLimits(configuration.limits),
+            filtersAfterPubSub: [upstream.filter],
+            logger: logger
+        )
         let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, logger: logger)
         let services = ServiceGroup(
             configuration: .init(

@@ -3,6 +3,7 @@ import LHTTPConfig
 import LHTTPGateway
 import LHTTPProtocol
 import LHTTPServer
+import LHTTPUpstream
 import Logging
 import NIOCore
 import NIOPosix
@@ -11,6 +12,7 @@ import NIOPosix
 struct TestServer {
     let server: GatewayServer
     let gateway: Gateway
+    let upstream: CurlHTTPClient
     let port: Int
 
     static func start(
@@ -21,7 +23,13 @@ struct TestServer {
         configure(&configuration)
         var logger = Logger(label: "lhttpd.test")
         logger.logLevel = .warning
-        let gateway = Gateway(limits: LHTTPLimits(configuration.limits), processors: processors, logger: logger)
+        let (filter, upstream) = try UpstreamFilter.make(configuration.upstream, logger: logger)
+        let gateway = Gateway(
+            limits: LHTTPLimits(configuration.limits),
+            processors: processors,
+            filtersAfterPubSub: [filter],
+            logger: logger
+        )
         let server = GatewayServer(
             configuration: configuration,
             gateway: gateway,
@@ -29,7 +37,7 @@ struct TestServer {
             logger: logger
         )
         let address = try await server.start()
-        return TestServer(server: server, gateway: gateway, port: address.port ?? 0)
+        return TestServer(server: server, gateway: gateway, upstream: upstream, port: address.port ?? 0)
     }
 
     /// Runs `body` with a fresh server and stops the server afterwards, also when `body` throws.
@@ -41,12 +49,18 @@ struct TestServer {
         let server = try await start(configure, processors: processors)
         do {
             let result = try await body(server)
-            try await server.server.stop()
+            try await server.stop()
             return result
         } catch {
-            try? await server.server.stop()
+            try? await server.stop()
             throw error
         }
+    }
+
+    func stop() async throws {
+        try await self.server.stop()
+        let upstream = self.upstream
+        await Task.detached { upstream.shutdown() }.value
     }
 
     func client(path: String = "/") async throws -> LHTTPWebSocketClient {

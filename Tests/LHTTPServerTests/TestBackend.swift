@@ -1,0 +1,101 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A real HTTP backend on 127.0.0.1, port 0, for upstream tests. It records every request and answers
+/// by path: `/hang…` never answers, `/fail…` answers 500, anything else 200 with body `ok`.
+final class TestBackend: Sendable {
+    struct Request: Sendable {
+        var method: String
+        var uri: String
+        var headers: [(String, String)]
+        var body: String
+
+        func header(_ name: String) -> String? {
+            self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    private let channel: any Channel
+    private let state: NIOLockedValueBox<(requests: [Request], connections: Int)>
+
+    var port: Int { self.channel.localAddress?.port ?? 0 }
+    var requests: [Request] { self.state.withLockedValue { $0.requests } }
+    var connections: Int { self.state.withLockedValue { $0.connections } }
+
+    private init(channel: any Channel, state: NIOLockedValueBox<(requests: [Request], connections: Int)>) {
+        self.channel = channel
+        self.state = state
+    }
+
+    static func start() async throws -> TestBackend {
+        let state = NIOLockedValueBox<(requests: [Request], connections: Int)>(([], 0))
+        let box = NIOLockedValueBox<TestBackend?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let backend = box.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
+                    state.withLockedValue { $0.connections += 1 }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(backend: backend))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        let backend = TestBackend(channel: channel, state: state)
+        box.withLockedValue { $0 = backend }
+        return backend
+    }
+
+    /// Waits (bounded) until `count` requests arrived.
+    func waitForRequests(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [Request] {
+        let deadline = ContinuousClock.now + timeout
+        while self.requests.count < count {
+            guard ContinuousClock.now < deadline else {
+                throw TestFailure("backend got \(self.requests.count) of \(count) requests")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return self.requests
+    }
+
+    func stop() async {
+        try? await self.channel.close()
+    }
+
+    fileprivate func record(_ request: Request) {
+        self.state.withLockedValue { $0.requests.append(request) }
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let backend: TestBackend
+        var head: HTTPRequestHead?
+        var body = ""
+
+        init(backend: TestBackend) { self.backend = backend }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch Self.unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                self.body = ""
+            case .body(let chunk):
+                self.body += String(buffer: chunk)
+            case .end:
+                guard let head = self.head else { return }
+                self.backend.record(Request(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: self.body))
+                if head.uri.hasPrefix("/hang") { return }
+                let status: HTTPResponseStatus = head.uri.hasPrefix("/fail") ? .internalServerError : .ok
+                var headers = HTTPHeaders()
+                headers.add(name: "content-length", value: "2")
+                context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
+                context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        }
+    }
+}

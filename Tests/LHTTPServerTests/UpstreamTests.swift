@@ -1,0 +1,202 @@
+import LHTTPClient
+import LHTTPConfig
+import LHTTPProtocol
+import LHTTPUpstream
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("Upstream through libcurl")
+struct UpstreamTests {
+    /// Runs `body` with a fresh backend and a server whose `upstream.allow` is the backend.
+    func withBackend(
+        _ configure: @escaping (inout GatewayConfig, Int) -> Void = { _, _ in },
+        _ body: (TestServer, TestBackend) async throws -> Void
+    ) async throws {
+        let backend = try await TestBackend.start()
+        defer { Task { await backend.stop() } }
+        try await TestServer.with({ config in
+            config.upstream.allow = ["http://127.0.0.1:\(backend.port)/"]
+            configure(&config, backend.port)
+        }) { server in
+            try await body(server, backend)
+        }
+    }
+
+    func expectError(_ client: LHTTPWebSocketClient, status: String, url: String? = nil) async throws {
+        let reply = try await client.nextMessage(timeout: .seconds(10))
+        #expect(reply.command == "error")
+        #expect(reply.headers["status"] == status, "\(reply)")
+        if let url { #expect(reply.headers["upstream-url"] == url) }
+    }
+
+    @Test func postForwardsTheWholeMessageWithHeadersAfterPubSub() async throws {
+        try await withBackend { server, backend in
+            let client = try await server.client()
+            let message = LHTTPMessage(
+                command: "chat",
+                headers: LHTTPHeaders([("upstream", "POST http://127.0.0.1:\(backend.port)/record?x=1"), ("subscribe", "me"), ("publish", "me")]),
+                body: "hello mike,\r\nI am jack"
+            )
+            try await client.send(message)
+            // Pub/sub still ran.
+            #expect(try await client.nextMessage().bodyString == "hello mike,\r\nI am jack")
+            let request = try #require(try await backend.waitForRequests(1).first)
+            #expect(request.method == "POST")
+            #expect(request.uri == "/record?x=1")
+            #expect(request.body == String(buffer: message.serialized()))
+            #expect(request.header("content-type") == "text/plain; charset=utf-8")
+            #expect(request.header("x-lhttp-command") == "chat")
+            #expect(Int(request.header("x-lhttp-connection") ?? "") != nil)
+            try await client.expectNoMessage(within: .milliseconds(100))  // fire-and-forget: no answer relayed
+            try await client.close()
+        }
+    }
+
+    @Test func getAndDeleteSendNoBodyPutAndPatchDo() async throws {
+        try await withBackend { server, backend in
+            let client = try await server.client()
+            for method in ["GET", "DELETE", "PUT", "patch"] {
+                try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "\(method) http://127.0.0.1:\(backend.port)/m"], body: "payload"))
+            }
+            let requests = try await backend.waitForRequests(4)
+            let byMethod = Dictionary(requests.map { ($0.method, $0.body) }, uniquingKeysWith: { a, _ in a })
+            #expect(byMethod["GET"] == "")
+            #expect(byMethod["DELETE"] == "")
+            #expect(byMethod["PUT"]?.hasSuffix("payload") == true)
+            #expect(byMethod["PATCH"]?.hasSuffix("payload") == true)
+            try await client.close()
+        }
+    }
+
+    @Test func hundredMessagesFromOneConnectionAllArrive() async throws {
+        try await withBackend { server, backend in
+            let client = try await server.client()
+            for index in 0..<100 {
+                try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:\(backend.port)/n"], body: "\(index)"))
+            }
+            let requests = try await backend.waitForRequests(100)
+            let bodies = Set(requests.map { LHTTPMessage.bodyOf($0.body) })
+            #expect(bodies == Set((0..<100).map(String.init)))
+            try await client.expectNoMessage(within: .milliseconds(100))
+            try await client.close()
+        }
+    }
+
+    @Test func aBackendThatNeverAnswersTimesOutWith504AndTheConnectionGoesOn() async throws {
+        try await withBackend({ config, _ in config.upstream.timeoutMs = 300 }) { server, backend in
+            let client = try await server.client()
+            let url = "http://127.0.0.1:\(backend.port)/hang"
+            try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "POST \(url)"]))
+            // The next message is processed while the call is in flight.
+            try await client.send(LHTTPMessage(command: "c", headers: ["subscribe": "me", "publish": "me"], body: "meanwhile"))
+            #expect(try await client.nextMessage().bodyString == "meanwhile")
+            let started = ContinuousClock.now
+            try await expectError(client, status: "504", url: url)
+            #expect(ContinuousClock.now - started < .seconds(3))
+            try await server.roundTrip(client)
+            try await client.close()
+        }
+    }
+
+    @Test func aClosedPortIs502AndA5xxIs502() async throws {
+        // A port that was just free: bind, note it, close.
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let closedPort = probe.localAddress?.port ?? 1
+        try await probe.close()
+        try await withBackend({ config, _ in config.upstream.allow.append("http://127.0.0.1:\(closedPort)/") }) { server, backend in
+            let client = try await server.client()
+            try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:\(closedPort)/x"]))
+            try await expectError(client, status: "502", url: "http://127.0.0.1:\(closedPort)/x")
+            try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:\(backend.port)/fail"]))
+            try await expectError(client, status: "502")
+            try await client.close()
+        }
+    }
+
+    @Test func disallowedURLsAre403AndTheBackendSeesNothing() async throws {
+        try await withBackend { server, backend in
+            let client = try await server.client()
+            let port = backend.port
+            let refused = [
+                "POST http://127.0.0.2:\(port)/",  // another host
+                "POST http://127.0.0.1:\(port + 1)/",  // another port
+                "POST https://127.0.0.1:\(port)/",  // another scheme
+                "POST http://127.0.0.1:\(port)@127.0.0.2:\(port)/",  // userinfo trick
+                "POST http://user@127.0.0.1:\(port)/",  // userinfo
+                "POST http://127.0.0.1:\(port)/%2e%2e/admin",  // encoded dots
+                "POST file:///etc/passwd",
+                "POST ftp://127.0.0.1:\(port)/",
+                "POST gopher://127.0.0.1:\(port)/",
+            ]
+            for value in refused {
+                try await client.send(LHTTPMessage(command: "c", headers: ["upstream": value]))
+                try await expectError(client, status: "403")
+            }
+            // Malformed header values are 400.
+            for value in ["POST", "FETCH http://127.0.0.1:\(port)/", "http://127.0.0.1:\(port)/"] {
+                try await client.send(LHTTPMessage(command: "c", headers: ["upstream": value]))
+                try await expectError(client, status: "400")
+            }
+            try await client.expectNoMessage(within: .milliseconds(200))
+            #expect(backend.requests.isEmpty)
+            try await client.close()
+        }
+    }
+
+    @Test func theHeaderIsRefusedWhenNothingIsAllowed() async throws {
+        try await TestServer.with { server in
+            let client = try await server.client()
+            try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:9/x"]))
+            try await expectError(client, status: "403", url: "http://127.0.0.1:9/x")
+            try await client.close()
+        }
+    }
+
+    @Test func queueOverflowIs503() async throws {
+        try await withBackend({ config, _ in
+            config.upstream.maxInFlight = 1
+            config.upstream.maxQueued = 2
+            config.upstream.timeoutMs = 2000
+        }) { server, backend in
+            let client = try await server.client()
+            let hang = LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:\(backend.port)/hang"])
+            try await client.send(hang)
+            _ = try await backend.waitForRequests(1)  // it is in flight
+            for _ in 0..<5 { try await client.send(hang) }
+            // One runs, two wait, three overflow at once.
+            for _ in 0..<3 { try await expectError(client, status: "503") }
+            #expect(server.upstream.stats.rejectedQueueFull == 3)
+            try await client.close()
+        }
+    }
+
+    @Test func connectionsAreReused() async throws {
+        try await withBackend { server, backend in
+            let url = "http://127.0.0.1:\(backend.port)/reuse"
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for index in 0..<125 {
+                            let response = try await server.upstream.send(UpstreamRequest(method: "POST", url: url, body: ByteBuffer(string: "\(worker)-\(index)")))
+                            #expect(response.status == 200)
+                            #expect(String(buffer: response.body) == "ok")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(backend.requests.count == 1000)
+            #expect(backend.connections <= 16, "1000 requests opened \(backend.connections) connections")
+            print("upstream reuse: 1000 requests over \(backend.connections) TCP connections")
+        }
+    }
+}
+
+extension LHTTPMessage {
+    /// The body of a serialized message (for checking what a backend received).
+    static func bodyOf(_ text: String) -> String {
+        guard let range = text.range(of: "\r\n\r\n") else { return "" }
+        return String(text[range.upperBound...])
+    }
+}
