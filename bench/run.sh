@@ -46,10 +46,13 @@ wait_port() {
     return 1
 }
 
-start_server() {  # $1 = lhttp | nchan; sets server_pid and port
+start_server() {  # $1 = lhttp | nchan; sets server_pid and port (and backend_port for lhttpd)
     port=$(free_port)
     if [ "$1" = lhttp ]; then
-        taskset -c "$SERVER_CPU" "$LHTTPD" --config config/lhttpd.yaml --listen "127.0.0.1:$port" --threads 1 \
+        # The upstream scenario's backend (run by lhttp-bench) must be allowed.
+        backend_port=$(free_port)
+        printf 'upstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n' "$backend_port" > "$work/lhttpd.yaml"
+        taskset -c "$SERVER_CPU" "$LHTTPD" --config "$work/lhttpd.yaml" --listen "127.0.0.1:$port" --threads 1 \
             2>>"$work/lhttpd.log" &
     else
         sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" bench/nginx.conf.template > "$work/nginx.conf"
@@ -66,6 +69,7 @@ run() {  # $1 = dialect, rest = scenario arguments
     start_server "$dialect"
     local extra=()
     [ "$1" = idle-conns ] && extra=(--server-pid "$server_pid")
+    [ "$1" = upstream ] && extra=(--backend-port "$backend_port")
     taskset -c "$LOAD_CPU" "$BENCH" "$@" --dialect "$dialect" --port "$port" "${extra[@]}" >>"$out" \
         || echo "  ($dialect $1 reported a failure: see the line above)" >&2
     stop_server
@@ -79,6 +83,7 @@ if [ "$QUICK" = 1 ]; then
         "publish-rps --workers 8 --requests 1000 --subscribers 10"
         "seed --messages 2000"
         "idle-conns --connections 500"
+        "upstream --messages 500 --in-flight 8"
     )
 else
     scenarios=(
@@ -90,6 +95,9 @@ else
         "publish-rps --workers 32 --requests 50000 --subscribers 10"
         "seed --messages 10000"
         "idle-conns --connections 5000"
+        "upstream --messages 20000 --in-flight 1"
+        "upstream --messages 20000 --in-flight 8"
+        "upstream --messages 20000 --in-flight 64"
     )
 fi
 
@@ -97,6 +105,8 @@ echo "lhttp-bench: server pinned to CPU $SERVER_CPU, load generator to CPU $LOAD
 for scenario in "${scenarios[@]}"; do
     [ -n "$ONLY" ] && [ "${scenario%% *}" != "$ONLY" ] && continue
     for dialect in $DIALECTS; do
+        # Nchan has no upstream: that scenario compares lhttpd with calling the backend directly.
+        [ "${scenario%% *}" = upstream ] && [ "$dialect" != lhttp ] && continue
         # shellcheck disable=SC2086
         run "$dialect" $scenario
     done

@@ -19,6 +19,7 @@ public enum BenchReport {
         case "publish-rps": return [Figure(name: "requests/s", metric: "requests_per_s", higherIsBetter: true, unit: "")]
         case "idle-conns": return [Figure(name: "memory per connection", metric: "kib_per_conn", higherIsBetter: false, unit: "KiB")]
         case "seed": return [Figure(name: "time to deliver all", metric: "elapsed_s", higherIsBetter: false, unit: "s")]
+        case "upstream": return []  // its own table: the peer is libcurl called directly, not Nchan
         default: return []
         }
     }
@@ -52,7 +53,30 @@ public enum BenchReport {
                 rows.append([key, figure.name, cell(ours, figure, pair[.lhttp]), cell(theirs, figure, pair[.nchan]), ratio])
             }
         }
-        let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        var text = render(rows)
+        let upstream = results.filter { $0.scenario == "upstream" && $0.dialect == .lhttp }
+        if !upstream.isEmpty {
+            var rows: [[String]] = [["upstream: in flight", "via lhttpd msgs/s", "direct libcurl msgs/s", "lhttpd p50 / p99", "direct p50 / p99", "added p50 / p99"]]
+            for result in upstream {
+                let m = result.metrics
+                func ms(_ a: String, _ b: String) -> String {
+                    "\(BenchResult.format(m[a] ?? 0)) / \(BenchResult.format(m[b] ?? 0)) ms"
+                }
+                rows.append([
+                    "\(result.parameters["in_flight"] ?? 0)" + (result.ok ? "" : " (FAILED)"),
+                    BenchResult.format(m["messages_per_s"] ?? 0),
+                    BenchResult.format(m["direct_messages_per_s"] ?? 0),
+                    ms("p50_ms", "p99_ms"), ms("direct_p50_ms", "direct_p99_ms"), ms("added_p50_ms", "added_p99_ms"),
+                ])
+            }
+            text += "\n\n" + render(rows)
+        }
+        return text
+    }
+
+    private static func render(_ rows: [[String]]) -> String {
+        let columns = rows.first?.count ?? 0
+        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.enumerated().map { index, row in
             let line = row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
                 .joined(separator: " | ")

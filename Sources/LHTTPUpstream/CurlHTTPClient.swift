@@ -155,11 +155,16 @@ public final class CurlHTTPClient: Sendable {
                 self.start(pending, into: &active)
             }
             self.multi.perform()
+            var finished = 0
             while let (easy, code) = self.multi.nextDone() {
                 guard let transfer = active.removeValue(forKey: easy) else { continue }
                 self.multi.remove(easy)
                 self.finish(transfer, transfer.outcome(code))
+                finished += 1
             }
+            // Finished transfers freed slots: admit what waits before sleeping (its wake-up may already
+            // have been consumed while the slots were full).
+            if finished > 0 { continue }
             self.multi.poll(timeoutMilliseconds: 1000)
         }
         // Shutting down: abort what runs, fail what waits.

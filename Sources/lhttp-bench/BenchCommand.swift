@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lhttp-bench",
         abstract: "Benchmark lhttpd (LHTTP) or nginx+Nchan: every scenario prints one JSON line (stdout) and a summary (stderr).",
-        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Report.self]
+        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Report.self]
     )
 }
 
@@ -106,6 +106,25 @@ struct Seed: AsyncParsableCommand {
 
     func run() async throws {
         let scenario = SeedScenario(target: target.server, messages: messages, payloadBytes: payloadBytes, timeout: target.limit)
+        try await report { try await scenario.run(on: $0) }
+    }
+}
+
+struct Upstream: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Messages forwarded by the upstream header to a local backend, against calling it directly with libcurl (lhttpd only)."
+    )
+    @OptionGroup var target: Target
+    @Option(help: "Port the bench's backend listens on (lhttpd's upstream.allow must cover it).") var backendPort: Int
+    @Option var messages = 20_000
+    @Option(help: "Messages sent but not yet at the backend.") var inFlight = 8
+    @Option var payloadBytes = 64
+
+    func run() async throws {
+        let scenario = UpstreamScenario(
+            target: target.server, backendPort: backendPort, messages: messages, inFlight: inFlight,
+            payloadBytes: payloadBytes, timeout: target.limit
+        )
         try await report { try await scenario.run(on: $0) }
     }
 }

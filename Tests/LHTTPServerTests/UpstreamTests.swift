@@ -171,6 +171,25 @@ struct UpstreamTests {
         }
     }
 
+    @Test func aQueuedCallStartsAsSoonAsASlotFrees() async throws {
+        let backend = try await TestBackend.start()
+        defer { Task { await backend.stop() } }
+        let client = CurlHTTPClient(configuration: .init(maxInFlight: 1))
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(backend.port)/chain"
+        let started = ContinuousClock.now
+        // Two at a time with one slot: the second always waits for the first to finish.
+        for index in 0..<20 {
+            async let first = client.send(UpstreamRequest(method: "POST", url: url, body: ByteBuffer(string: "a\(index)")))
+            async let second = client.send(UpstreamRequest(method: "POST", url: url, body: ByteBuffer(string: "b\(index)")))
+            #expect(try await first.status == 200)
+            #expect(try await second.status == 200)
+        }
+        // Without prompt admission each waiting call would sleep out the 1 s poll timeout.
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(backend.requests.count == 40)
+    }
+
     @Test func connectionsAreReused() async throws {
         try await withBackend { server, backend in
             let url = "http://127.0.0.1:\(backend.port)/reuse"
