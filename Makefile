@@ -5,7 +5,7 @@ SWIFT ?= swift
 # Debian packages the build, run and tests need (installed only when missing).
 APT_PACKAGES ?= ca-certificates pkg-config libcurl4-openssl-dev
 
-.PHONY: all build release run test deps check-config clean bench bench-quick
+.PHONY: all build release run test deps check-config clean bench bench-quick asan
 
 all: build
 
@@ -38,6 +38,12 @@ check-config: release
 test: deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build --disable-xctest
+
+## asan: the upstream (libcurl) and server suites under AddressSanitizer + LeakSanitizer
+asan: deps
+	printf 'leak:libXCTest.so\n' > .build-asan.supp
+	LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan.supp $(SWIFT) test --scratch-path .build-asan \
+	  --sanitize=address --disable-xctest --filter "Upstream|PubSub|Errors"
 
 ## bench: lhttpd vs nginx+Nchan, every scenario, one table (see bench/README.md)
 bench: release

@@ -50,21 +50,18 @@ public final class CurlHTTPClient: Sendable {
 
     private struct State {
         var queue: [Pending] = []
-        var queueHead = 0
         var shuttingDown = false
         var stats = Stats()
 
-        var queuedCount: Int { self.queue.count - self.queueHead }
+        var queuedCount: Int { self.queue.count }
 
+        /// Removes and returns up to `limit` waiting requests, oldest first. (Removing, not just advancing
+        /// an index: a finished request's completion must not stay referenced by the queue.)
         mutating func take(_ limit: Int) -> [Pending] {
-            let count = min(limit, self.queuedCount)
+            let count = min(limit, self.queue.count)
             guard count > 0 else { return [] }
-            let taken = Array(self.queue[self.queueHead..<(self.queueHead + count)])
-            self.queueHead += count
-            if self.queueHead > 1024, self.queueHead * 2 > self.queue.count {
-                self.queue.removeFirst(self.queueHead)
-                self.queueHead = 0
-            }
+            let taken = Array(self.queue.prefix(count))
+            self.queue.removeFirst(count)
             return taken
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Testing
 
 /// `lhttp-bench` must not rot: run its scenarios once, tiny, against a real server, and check the JSON
@@ -58,6 +59,26 @@ struct BenchToolTests {
             #expect(line.ok)
             #expect(line.lost == 0)
             #expect(line.metrics["rss_after_kib"] ?? 0 > 0)
+        }
+    }
+}
+
+extension BenchToolTests {
+    @Test func upstreamForwardsEveryMessage() async throws {
+        // A port for the bench's backend, reserved and released: lhttpd must allow it before the bench binds it.
+        let probe = try await NIOPosix.ServerBootstrap(group: NIOPosix.MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let backendPort = probe.localAddress?.port ?? 0
+        try await probe.close()
+        try await TestServer.with({ $0.upstream.allow = ["http://127.0.0.1:\(backendPort)/"] }) { server in
+            let line = try await run(
+                ["upstream", "--messages", "200", "--in-flight", "4", "--backend-port", String(backendPort)],
+                port: server.port
+            )
+            #expect(line.ok)
+            #expect(line.lost == 0)
+            #expect(line.metrics["messages_per_s"] ?? 0 > 0)
+            #expect(line.metrics["direct_messages_per_s"] ?? 0 > 0)
         }
     }
 }
