@@ -43,7 +43,7 @@ test: deps
 asan: deps
 	printf 'leak:libXCTest.so\n' > .build-asan.supp
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan.supp $(SWIFT) test --scratch-path .build-asan \
-	  --sanitize=address --disable-xctest --filter "Upstream|PubSub|Errors"
+	  --sanitize=address --disable-xctest --filter "UpstreamTests|UpstreamURLPolicyTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests"
 
 ## bench: lhttpd vs nginx+Nchan, every scenario, one table (see bench/README.md)
 bench: release

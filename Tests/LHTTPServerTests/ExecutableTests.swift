@@ -24,6 +24,7 @@ struct ExecutableTests {
     final class Child: Sendable {
         let process: Process
         private let output = NIOLockedValueBox("")
+        private let pipe = Pipe()
 
         init(_ arguments: [String], binary: URL = ExecutableTests.binary) throws {
             guard FileManager.default.isExecutableFile(atPath: binary.path) else {
@@ -33,11 +34,10 @@ struct ExecutableTests {
             self.process.executableURL = binary
             self.process.arguments = arguments
             self.process.currentDirectoryURL = ExecutableTests.packageRoot
-            let pipe = Pipe()
-            self.process.standardError = pipe
-            self.process.standardOutput = pipe
+            self.process.standardError = self.pipe
+            self.process.standardOutput = self.pipe
             let output = self.output
-            pipe.fileHandleForReading.readabilityHandler = { handle in
+            self.pipe.fileHandleForReading.readabilityHandler = { handle in
                 let data = handle.availableData
                 if !data.isEmpty { output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
             }
@@ -70,6 +70,9 @@ struct ExecutableTests {
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
+            // Let the last output arrive, then drop the handler (it and the pipe keep each other alive).
+            try await Task.sleep(for: .milliseconds(50))
+            self.pipe.fileHandleForReading.readabilityHandler = nil
             return self.process.terminationStatus
         }
     }
