@@ -117,3 +117,26 @@ struct ThreadsValidationTests {
         #expect(config.threads == 3)
     }
 }
+
+@Suite("Upstream section")
+struct UpstreamConfigTests {
+    @Test("upstream keys decode and are validated")
+    func upstreamSection() throws {
+        let config = try ConfigLoader.load(yaml: """
+            upstream:
+              allow: ["http://127.0.0.1:9000/"]
+              timeout_ms: 250
+              connect_timeout_ms: 100
+              max_in_flight: 4
+              max_queued: 8
+              max_response_bytes: 2048
+            """)
+        #expect(config.upstream == UpstreamConfig(
+            allow: ["http://127.0.0.1:9000/"], timeoutMs: 250, connectTimeoutMs: 100,
+            maxInFlight: 4, maxQueued: 8, maxResponseBytes: 2048))
+        #expect(GatewayConfig().upstream.allow.isEmpty)
+        let bad = GatewayConfig(upstream: UpstreamConfig(allow: ["ftp://x/", "http://u@h/"], timeoutMs: 0))
+        #expect(bad.validate().map(\.keyPath) == ["upstream.allow[0]", "upstream.allow[1]", "upstream.timeout_ms"])
+        #expect(throws: ConfigError.self) { try ConfigLoader.load(yaml: "upstream:\n  alow: []\n") }
+    }
+}

@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOPosix
 
 /// A real HTTP backend on 127.0.0.1, port 0, for upstream tests. It records every request and answers
-/// by path: `/hang…` never answers, `/fail…` answers 500, anything else 200 with body `ok`.
+/// by path: `/hang…` never answers, `/fail…` answers 500, `/big…` 200 with 4 KiB, anything else 200 `ok`.
 final class TestBackend: Sendable {
     struct Request: Sendable {
         var method: String
@@ -90,10 +90,11 @@ final class TestBackend: Sendable {
                 self.backend.record(Request(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: self.body))
                 if head.uri.hasPrefix("/hang") { return }
                 let status: HTTPResponseStatus = head.uri.hasPrefix("/fail") ? .internalServerError : .ok
+                let body = head.uri.hasPrefix("/big") ? String(repeating: "b", count: 4096) : "ok"
                 var headers = HTTPHeaders()
-                headers.add(name: "content-length", value: "2")
+                headers.add(name: "content-length", value: String(body.utf8.count))
                 context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-                context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
                 context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
             }
         }

@@ -144,6 +144,21 @@ struct UpstreamTests {
         }
     }
 
+    @Test func anOversizeResponseIs502() async throws {
+        try await withBackend({ config, _ in config.upstream.maxResponseBytes = 1024 }) { server, backend in
+            let client = try await server.client()
+            try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "GET http://127.0.0.1:\(backend.port)/big"]))
+            let reply = try await client.nextMessage(timeout: .seconds(10))
+            #expect(reply.headers["status"] == "502")
+            #expect(reply.headers["reason"] == "upstream response larger than 1024 bytes")
+            // Within the limit it is silent.
+            try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "GET http://127.0.0.1:\(backend.port)/small"]))
+            _ = try await backend.waitForRequests(2)
+            try await client.expectNoMessage(within: .milliseconds(200))
+            try await client.close()
+        }
+    }
+
     @Test func theHeaderIsRefusedWhenNothingIsAllowed() async throws {
         try await TestServer.with { server in
             let client = try await server.client()
