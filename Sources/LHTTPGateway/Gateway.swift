@@ -75,7 +75,7 @@ public final class Gateway: Sendable {
             for filter in self.filters { try filter.afterMessage(session) }
         } catch {
             let gatewayError = GatewayError(error)
-            session.logger.debug(
+            session.logger.notice(
                 "message rejected",
                 metadata: ["lhttp.status": "\(gatewayError.status)", "lhttp.reason": "\(gatewayError.reason)"]
             )
