@@ -46,7 +46,8 @@ final class CurlTransfer {
         try check(lhttp_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS_STR")
         try check(lhttp_curl_easy_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "REDIR_PROTOCOLS_STR")
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0), "FOLLOWLOCATION")
-        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, configuration.timeoutMilliseconds), "TIMEOUT_MS")
+        let timeout = request.timeoutMilliseconds ?? configuration.timeoutMilliseconds
+        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, timeout), "TIMEOUT_MS")
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, configuration.connectTimeoutMilliseconds), "CONNECTTIMEOUT_MS")
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1), "TCP_NODELAY")
 
@@ -137,7 +138,9 @@ final class CurlTransfer {
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
             return .timeout
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR:
+        case CURLE_COULDNT_CONNECT:
+            return .connectionRefused(message)
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR:
             return .unreachable(message)
         case CURLE_WRITE_ERROR where overflowed:
             return .responseTooLarge(limit: limit)

@@ -9,7 +9,9 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     case queueFull
     /// The call did not finish within `timeout_ms` (or connect within `connect_timeout_ms`).
     case timeout
-    /// The backend could not be reached (refused, unresolvable, reset).
+    /// The backend refused the connection: the request provably never reached it (safe to retry).
+    case connectionRefused(String)
+    /// The backend could not be reached (unresolvable, reset, no answer).
     case unreachable(String)
     /// The backend's answer is larger than `max_response_bytes`.
     case responseTooLarge(limit: Int)
@@ -27,7 +29,7 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidRequest: return 400
         case .queueFull, .shutdown: return 503
         case .timeout: return 504
-        case .unreachable, .responseTooLarge, .backendError, .transport: return 502
+        case .connectionRefused, .unreachable, .responseTooLarge, .backendError, .transport: return 502
         }
     }
 
@@ -37,6 +39,7 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidRequest(let why): return "invalid upstream request: \(why)"
         case .queueFull: return "upstream queue full"
         case .timeout: return "upstream timed out"
+        case .connectionRefused(let why): return "upstream refused the connection: \(why)"
         case .unreachable(let why): return "upstream unreachable: \(why)"
         case .responseTooLarge(let limit): return "upstream response larger than \(limit) bytes"
         case .backendError(let status): return "upstream answered \(status)"

@@ -10,12 +10,21 @@ public struct UpstreamRequest: Sendable {
     public var headers: [(name: String, value: String)]
     /// The body (sent for POST, PUT and PATCH).
     public var body: ByteBuffer?
+    /// Whole-request timeout for this call; nil uses the client's `timeoutMilliseconds`.
+    public var timeoutMilliseconds: Int?
 
-    public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: ByteBuffer? = nil) {
+    public init(
+        method: String,
+        url: String,
+        headers: [(name: String, value: String)] = [],
+        body: ByteBuffer? = nil,
+        timeoutMilliseconds: Int? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.timeoutMilliseconds = timeoutMilliseconds
     }
 
     /// Methods this client sends; the upstream header accepts exactly these.

@@ -1,0 +1,147 @@
+import Foundation
+import LHTTPProtocol
+import NIOCore
+
+/// One event the gateway reports to the app's webhook: the JSON body of a webhook call.
+///
+/// The contract (`docs/webhooks.md`): `{"event", "id", "connection": {"id", "remote", "meta"}, ...}` plus,
+/// per kind, the message (`command`, `headers`, `body` or `body_base64`, `multipart`), the upgrade request
+/// (`http`), the channels of a subscribe, or the close code of a disconnect.
+public struct WebhookEvent: Sendable {
+    public enum Kind: String, Sendable, Codable {
+        case connect, message, subscribe, disconnect
+    }
+
+    /// The connection the event is about.
+    public struct Connection: Sendable, Codable, Equatable {
+        public var id: String
+        public var remote: String
+        public var meta: [String: String]
+
+        public init(id: String, remote: String, meta: [String: String] = [:]) {
+            self.id = id
+            self.remote = remote
+            self.meta = meta
+        }
+    }
+
+    /// The websocket upgrade request (connect events).
+    public struct HTTPInfo: Sendable, Codable, Equatable {
+        /// The request path, without the query.
+        public var path: String
+        /// The raw query string, without `?`.
+        public var query: String
+        /// `cookie`, `authorization`, `origin`, `user-agent` when present (lowercase names).
+        public var headers: [String: String]
+
+        public init(path: String, query: String, headers: [String: String]) {
+            self.path = path
+            self.query = query
+            self.headers = headers
+        }
+    }
+
+    public var kind: Kind
+    /// Unique per event (node prefix + counter): lets the app ignore a retried delivery.
+    public var id: String
+    public var connection: Connection
+    /// The message (message events).
+    public var message: LHTTPMessage?
+    /// Its multipart parts, if any.
+    public var parts: [LHTTPPart]
+    public var http: HTTPInfo?
+    /// All channels of one subscribe header (subscribe events).
+    public var channels: [String]?
+    /// The websocket close code (disconnect events).
+    public var code: Int?
+
+    public init(
+        kind: Kind,
+        id: String,
+        connection: Connection,
+        message: LHTTPMessage? = nil,
+        parts: [LHTTPPart] = [],
+        http: HTTPInfo? = nil,
+        channels: [String]? = nil,
+        code: Int? = nil
+    ) {
+        self.kind = kind
+        self.id = id
+        self.connection = connection
+        self.message = message
+        self.parts = parts
+        self.http = http
+        self.channels = channels
+        self.code = code
+    }
+
+    /// The JSON body of the webhook call.
+    public func jsonBody() -> ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(Envelope(self))) ?? Data("{}".utf8)
+        return ByteBuffer(bytes: data)
+    }
+}
+
+/// The wire shape of a ``WebhookEvent``.
+private struct Envelope: Encodable {
+    struct Part: Encodable {
+        var headers: [String: String]
+        var body: String?
+        var body_base64: String?
+    }
+
+    var event: WebhookEvent.Kind
+    var id: String
+    var connection: WebhookEvent.Connection
+    var command: String?
+    var headers: [String: String]?
+    var body: String?
+    var body_base64: String?
+    var multipart: [Part]?
+    var http: WebhookEvent.HTTPInfo?
+    var channels: [String]?
+    var code: Int?
+
+    init(_ event: WebhookEvent) {
+        self.event = event.kind
+        self.id = event.id
+        self.connection = event.connection
+        self.http = event.http
+        self.channels = event.channels
+        self.code = event.code
+        if let message = event.message {
+            self.command = message.command
+            self.headers = Self.headers(message.headers)
+            (self.body, self.body_base64) = Self.body(message.body)
+            if !event.parts.isEmpty {
+                self.multipart = event.parts.map { part in
+                    let (text, base64) = Self.body(part.body)
+                    return Part(headers: Self.headers(part.headers), body: text, body_base64: base64)
+                }
+            }
+        }
+    }
+
+    /// Header names lowercased (keys match case-insensitively); a repeated name's values joined with a space,
+    /// as channel lists are.
+    static func headers(_ headers: LHTTPHeaders) -> [String: String] {
+        var result: [String: String] = [:]
+        for header in headers {
+            let name = header.name.lowercased()
+            if let existing = result[name] {
+                result[name] = existing + " " + header.value
+            } else {
+                result[name] = header.value
+            }
+        }
+        return result
+    }
+
+    /// UTF-8 bodies as `body`, anything else as `body_base64`.
+    static func body(_ bytes: ByteBuffer) -> (String?, String?) {
+        if let text = String(validating: bytes.readableBytesView, as: UTF8.self) { return (text, nil) }
+        return (nil, Data(bytes.readableBytesView).base64EncodedString())
+    }
+}
