@@ -132,6 +132,7 @@ let package = Package(
             dependencies: [
                 "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -78,7 +78,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         case .ping:
             guard !self.closeSent else { return }
             var payload = frame.data
-            if let key = frame.maskKey { payload.webSocketUnmask(key) }
+            if let key = frame.maskKey { payload.unmask(key) }
             self.writeFrame(WebSocketFrameBytes.frame(opcode: WebSocketFrameBytes.pongOpcode, payload: payload))
             self.flush()
         case .connectionClose:
@@ -99,7 +99,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         self.closeSent = true
         self.finish()
         var data = frame.data
-        if let key = frame.maskKey { data.webSocketUnmask(key) }
+        if let key = frame.maskKey { data.unmask(key) }
         let code = data.readInteger(as: UInt16.self) ?? CloseCode.normal
         let channel = context.channel
         self.writeBatch(to: writeContext)

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 import Testing
 
 @testable import LHTTPServer
@@ -38,5 +39,20 @@ struct MessageAssemblerTests {
         var interleaved = MessageAssembler(maxMessageBytes: 10)
         _ = try interleaved.receive(opcode: .text, fin: false, payload: bytes("a"))
         #expect(throws: MessageAssembler.Error.interleavedMessage) { try interleaved.receive(opcode: .text, fin: true, payload: bytes("b")) }
+    }
+}
+
+@Suite("Unmasking")
+struct UnmaskTests {
+    @Test(arguments: Array(0...33))
+    func wordWiseUnmaskMatchesNIO(length: Int) {
+        let key = WebSocketMaskingKey([0x12, 0x9A, 0xFF, 0x01])!
+        let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 5) }
+        var ours = ByteBuffer(bytes: bytes)
+        var theirs = ByteBuffer(bytes: bytes)
+        ours.unmask(key)
+        theirs.webSocketUnmask(key)
+        #expect(ours == theirs)
+        if length > 0 { #expect(ours != ByteBuffer(bytes: bytes)) }
     }
 }
