@@ -11,6 +11,9 @@ indirect enum ConfigSchema: Sendable, Equatable {
     case value
     /// A mapping: `keys` in declaration order (for suggestions), `nested` for keys that are sections.
     case section(keys: [String], nested: [String: ConfigSchema])
+    /// A mapping whose keys are free (names chosen by the user, like route commands); every value is
+    /// checked against the inner schema.
+    case map(ConfigSchema)
 
     /// The schema of a section whose keys are `Keys.allCases`; keys in `nested` are sub-sections,
     /// every other key is a plain value.
@@ -27,6 +30,11 @@ indirect enum ConfigSchema: Sendable, Equatable {
     /// the closest known key as a suggestion. Wrong shapes (a scalar where a section belongs)
     /// are left to decoding, which reports them as type errors.
     func unknownKeys(in node: Node, at path: ConfigPath = .root, source: String) -> [ConfigProblem] {
+        if case .map(let inner) = self, case .mapping(let mapping) = node {
+            return mapping.flatMap { keyNode, valueNode in
+                inner.unknownKeys(in: valueNode, at: path.appending(key: keyNode.scalar?.string ?? "?"), source: source)
+            }
+        }
         guard case .section(let keys, let nested) = self, case .mapping(let mapping) = node else { return [] }
         var problems: [ConfigProblem] = []
         for (keyNode, valueNode) in mapping {

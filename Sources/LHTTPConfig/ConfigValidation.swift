@@ -50,11 +50,36 @@ extension GatewayConfig {
             report("threads", "must be 0 (one per core) or 1...1024, is \(threads)")
         }
 
-        for (index, prefix) in upstream.allow.enumerated() {
-            let lowered = prefix.lowercased()
-            if !(lowered.hasPrefix("http://") || lowered.hasPrefix("https://")) || prefix.contains("@") {
-                report("upstream.allow[\(index)]", "\"\(prefix)\" must be an http:// or https:// URL prefix without userinfo")
+        func isHTTPURL(_ text: String) -> Bool {
+            let lowered = text.lowercased()
+            return (lowered.hasPrefix("http://") || lowered.hasPrefix("https://")) && !text.contains("@")
+                && !text.contains(where: { $0 == " " || $0 == "\t" })
+        }
+        for (index, prefix) in upstream.allow.enumerated() where !isHTTPURL(prefix) {
+            report("upstream.allow[\(index)]", "\"\(prefix)\" must be an http:// or https:// URL prefix without userinfo")
+        }
+        for (key, url) in [("connect", hooks.connect), ("subscribe", hooks.subscribe), ("disconnect", hooks.disconnect)]
+        where !url.isEmpty && !isHTTPURL(url) {
+            report("hooks.\(key)", "\"\(url)\" must be an http:// or https:// URL without userinfo")
+        }
+        for (command, route) in routes.sorted(by: { $0.key < $1.key }) {
+            if !isHTTPURL(route.url) {
+                report("routes.\(command).url", "\"\(route.url)\" must be an http:// or https:// URL without userinfo")
             }
+            if let timeout = route.timeoutMs, timeout <= 0 {
+                report("routes.\(command).timeout_ms", "must be greater than 0, is \(timeout)")
+            }
+            if command.isEmpty || command.contains(where: { $0 == " " || $0 == "\t" }) {
+                report("routes.\(command)", "a route's command is one token without spaces")
+            }
+        }
+        let webhookValues: [(String, Int)] = [
+            ("timeout_ms", webhook.timeoutMs),
+            ("max_in_flight", webhook.maxInFlight),
+            ("max_queued_per_connection", webhook.maxQueuedPerConnection),
+        ]
+        for (key, value) in webhookValues where value <= 0 {
+            report("webhook.\(key)", "must be greater than 0, is \(value)")
         }
         let upstreamValues: [(String, Int)] = [
             ("timeout_ms", upstream.timeoutMs),

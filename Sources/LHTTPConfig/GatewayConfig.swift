@@ -21,6 +21,12 @@ public struct GatewayConfig: Sendable, Equatable {
     public var limits: LimitsConfig
     /// Where the `upstream` header may forward messages, and the HTTP client's bounds.
     public var upstream: UpstreamConfig
+    /// How webhooks are called.
+    public var webhook: WebhookConfig
+    /// Webhooks for connect, subscribe and disconnect events.
+    public var hooks: HooksConfig
+    /// Command → webhook; `"*"` matches any command without its own route.
+    public var routes: [String: RouteConfig]
     /// Logging settings.
     public var log: LogConfig
 
@@ -33,6 +39,9 @@ public struct GatewayConfig: Sendable, Equatable {
         publish: PublishConfig = PublishConfig(),
         limits: LimitsConfig = LimitsConfig(),
         upstream: UpstreamConfig = UpstreamConfig(),
+        webhook: WebhookConfig = WebhookConfig(),
+        hooks: HooksConfig = HooksConfig(),
+        routes: [String: RouteConfig] = [:],
         log: LogConfig = LogConfig()
     ) {
         self.listen = listen
@@ -42,6 +51,9 @@ public struct GatewayConfig: Sendable, Equatable {
         self.publish = publish
         self.limits = limits
         self.upstream = upstream
+        self.webhook = webhook
+        self.hooks = hooks
+        self.routes = routes
         self.log = log
     }
 }
@@ -50,7 +62,7 @@ extension GatewayConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, threads, websocket
         case staticDir = "static_dir"
-        case publish, limits, upstream, log
+        case publish, limits, upstream, webhook, hooks, routes, log
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
@@ -58,6 +70,9 @@ extension GatewayConfig: Decodable, ConfigSection {
         .publish: PublishConfig.schema,
         .limits: LimitsConfig.schema,
         .upstream: UpstreamConfig.schema,
+        .webhook: WebhookConfig.schema,
+        .hooks: HooksConfig.schema,
+        .routes: .map(RouteConfig.schema),
         .log: LogConfig.schema,
     ])
 
@@ -73,6 +88,9 @@ extension GatewayConfig: Decodable, ConfigSection {
             publish: try c.decodeIfPresent(PublishConfig.self, forKey: .publish) ?? d.publish,
             limits: try c.decodeIfPresent(LimitsConfig.self, forKey: .limits) ?? d.limits,
             upstream: try c.decodeIfPresent(UpstreamConfig.self, forKey: .upstream) ?? d.upstream,
+            webhook: try c.decodeIfPresent(WebhookConfig.self, forKey: .webhook) ?? d.webhook,
+            hooks: try c.decodeIfPresent(HooksConfig.self, forKey: .hooks) ?? d.hooks,
+            routes: try c.decodeIfPresent([String: RouteConfig].self, forKey: .routes) ?? d.routes,
             log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
         )
     }

@@ -43,11 +43,15 @@ struct SampleConfigTests {
         #expect(missing == [])
     }
 
-    /// Dotted paths of every leaf key in a schema.
+    /// Dotted paths of every leaf key in a schema; a free-keyed map (`routes`) counts as one key.
     private func keyPaths(_ schema: ConfigSchema, prefix: String) -> [String] {
         guard case .section(let keys, let nested) = schema else { return [] }
         return keys.flatMap { key in
-            nested[key].map { keyPaths($0, prefix: "\(prefix)\(key).") } ?? ["\(prefix)\(key)"]
+            switch nested[key] {
+            case .some(.map): return ["\(prefix)\(key)"]
+            case .some(let inner): return keyPaths(inner, prefix: "\(prefix)\(key).")
+            case .none: return ["\(prefix)\(key)"]
+            }
         }
     }
 

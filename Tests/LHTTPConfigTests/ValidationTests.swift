@@ -140,3 +140,40 @@ struct UpstreamConfigTests {
         #expect(throws: ConfigError.self) { try ConfigLoader.load(yaml: "upstream:\n  alow: []\n") }
     }
 }
+
+@Suite("Webhook sections")
+struct WebhookConfigTests {
+    @Test("routes, hooks and webhook decode; unknown route keys and bad URLs are reported")
+    func webhookSections() throws {
+        let config = try ConfigLoader.load(yaml: """
+            webhook:
+              secret: ${SECRET}
+              timeout_ms: 500
+            hooks:
+              connect: http://127.0.0.1:9000/connect.php
+            routes:
+              chat: {url: "http://127.0.0.1:9000/chat.php"}
+              "*": {url: "http://127.0.0.1:9000/any.php", timeout_ms: 100}
+            """, environment: ["SECRET": "k"])
+        #expect(config.webhook.secret == "k")
+        #expect(config.webhook.timeoutMs == 500)
+        #expect(config.hooks.connect == "http://127.0.0.1:9000/connect.php")
+        #expect(config.routes["chat"] == RouteConfig(url: "http://127.0.0.1:9000/chat.php"))
+        #expect(config.routes["*"] == RouteConfig(url: "http://127.0.0.1:9000/any.php", timeoutMs: 100))
+
+        do {
+            _ = try ConfigLoader.load(yaml: "routes:\n  chat: {ulr: \"http://x/\"}\n")
+            Issue.record("unknown route key accepted")
+        } catch {
+            #expect(error.problems.contains { $0.keyPath == "routes.chat.ulr" && $0.line == 2 })
+        }
+        let bad = GatewayConfig(
+            webhook: WebhookConfig(maxInFlight: 0),
+            hooks: HooksConfig(subscribe: "ftp://x/"),
+            routes: ["chat": RouteConfig(url: "http://u@x/", timeoutMs: 0)]
+        )
+        #expect(bad.validate().map(\.keyPath) == [
+            "hooks.subscribe", "routes.chat.url", "routes.chat.timeout_ms", "webhook.max_in_flight",
+        ])
+    }
+}
