@@ -17,6 +17,8 @@ public final class Gateway: Sendable {
     private let parser: LHTTPParser
     private let processors: [String: any LHTTPProcessor]
     private let filters: [any HeaderFilter]
+    private let router: (any MessageRouter)?
+    private let maxQueuedWhileRouting: Int
     private let openSessions = Atomic<Int>(0)
 
     /// Websocket connections currently open on this node.
@@ -27,12 +29,16 @@ public final class Gateway: Sendable {
     ///   - filters: user filters; they run after the built-in multipart filter and before the built-in
     ///     pub/sub filter (`beforeMessage`), and in the same order for `afterMessage`.
     ///   - filtersAfterPubSub: filters that run after the built-in pub/sub filter (the upstream header).
+    ///   - router: sends chosen messages to the app first (the webhook routes).
+    ///   - maxQueuedWhileRouting: a session's messages waiting behind a routed one; beyond, error reply 503.
     ///   - broker: makes the broker from the hub; defaults to ``LocalBroker``.
     public init(
         limits: LHTTPLimits = .default,
         processors: [String: any LHTTPProcessor] = [:],
         filters: [any HeaderFilter] = [],
         filtersAfterPubSub: [any HeaderFilter] = [],
+        router: (any MessageRouter)? = nil,
+        maxQueuedWhileRouting: Int = 64,
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
         logger: Logger = Logger(label: "lhttpd.gateway")
@@ -44,13 +50,16 @@ public final class Gateway: Sendable {
         self.parser = LHTTPParser(limits: limits)
         self.processors = processors
         self.filters = [MultipartFilter()] + filters + [PubSubFilter()] + filtersAfterPubSub
+        self.router = router
+        self.maxQueuedWhileRouting = maxQueuedWhileRouting
     }
 
     // MARK: Connection lifecycle (called by the transport, on the connection's loop)
 
     /// A connection opened: makes its session and runs every filter's and processor's `onOpen`.
-    public func open(transport: any SessionTransport, eventLoop: any EventLoop) -> Session {
+    public func open(transport: any SessionTransport, eventLoop: any EventLoop, remoteAddress: String = "") -> Session {
         let session = Session(gateway: self, transport: transport, eventLoop: eventLoop)
+        session.remoteAddress = remoteAddress
         self.openSessions.add(1, ordering: .relaxed)
         for filter in self.filters { filter.onOpen(session) }
         for processor in self.processors.values { processor.onOpen(session) }
@@ -59,8 +68,21 @@ public final class Gateway: Sendable {
     }
 
     /// One complete websocket message arrived. Errors become an error reply; the connection stays open.
+    /// While a routed message of this session waits for the app, the message waits behind it.
     public func receive(_ payload: ByteBuffer, on session: Session) {
         guard !session.isClosed else { return }
+        guard !session.isSuspended else {
+            guard session.backlog.count < self.maxQueuedWhileRouting else {
+                session.send(LHTTPMessage.errorReply(status: 503, reason: "too many messages waiting for the app"))
+                return
+            }
+            session.backlog.append(payload)
+            return
+        }
+        self.process(payload, on: session)
+    }
+
+    private func process(_ payload: ByteBuffer, on session: Session) {
         do {
             session.message = try self.parser.parse(payload)
             session.parts = []
@@ -72,15 +94,54 @@ public final class Gateway: Sendable {
             if let command = session.message?.command, let processor = self.processors[command] {
                 try processor.onMessage(session)
             }
+            if let router = self.router, let message = session.message, router.routes(message) {
+                self.suspend(session, routing: message, with: router)
+                return
+            }
             for filter in self.filters { try filter.afterMessage(session) }
         } catch {
-            let gatewayError = GatewayError(error)
-            session.logger.notice(
-                "message rejected",
-                metadata: ["lhttp.status": "\(gatewayError.status)", "lhttp.reason": "\(gatewayError.reason)"]
-            )
-            session.send(gatewayError.reply)
+            self.reject(error, on: session)
         }
+    }
+
+    /// Hands a routed message to the app; the session's later messages wait until the answer is applied.
+    private func suspend(_ session: Session, routing message: LHTTPMessage, with router: any MessageRouter) {
+        let parts = session.parts
+        session.isSuspended = true
+        router.route(message, parts: parts, session: session) { decision in
+            session.isSuspended = false
+            guard !session.isClosed else {
+                session.backlog.removeAll()
+                return
+            }
+            switch decision {
+            case .proceed(let then):
+                session.message = message
+                session.parts = parts
+                do {
+                    for filter in self.filters { try filter.afterMessage(session) }
+                    then(session)
+                } catch {
+                    self.reject(error, on: session)
+                }
+                session.message = nil
+                session.parts = []
+            case .stop(let reply):
+                session.send(reply)
+            }
+            while !session.isSuspended, !session.isClosed, !session.backlog.isEmpty {
+                self.process(session.backlog.removeFirst(), on: session)
+            }
+        }
+    }
+
+    private func reject(_ error: any Error, on session: Session) {
+        let gatewayError = GatewayError(error)
+        session.logger.notice(
+            "message rejected",
+            metadata: ["lhttp.status": "\(gatewayError.status)", "lhttp.reason": "\(gatewayError.reason)"]
+        )
+        session.send(gatewayError.reply)
     }
 
     /// The connection is gone: releases its subscriptions, then runs every `onClose`. Call exactly once.

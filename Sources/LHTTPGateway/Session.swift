@@ -38,6 +38,12 @@ public final class Session {
     private let slot: LoopSlot
     private var flushPending = false
     private(set) var isClosed = false
+    /// A routed message of this session is waiting for the app.
+    var isSuspended = false
+    /// Messages that arrived meanwhile, in order.
+    var backlog: [ByteBuffer] = []
+    /// The peer's address (`ip:port`), for logs and webhook events.
+    public internal(set) var remoteAddress = ""
 
     init(gateway: Gateway, transport: any SessionTransport, eventLoop: any EventLoop) {
         self.id = ConnectionID.next()

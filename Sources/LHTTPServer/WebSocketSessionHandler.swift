@@ -37,7 +37,8 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         self.context = context
         // Writing from the encoder's own context sends bytes from just below it.
         self.writeContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
-        self.session = self.gateway.open(transport: self, eventLoop: context.eventLoop)
+        let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+        self.session = self.gateway.open(transport: self, eventLoop: context.eventLoop, remoteAddress: remote)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -70,9 +70,14 @@ struct LHTTPDCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         defer { upstream.client.shutdown() }
+        let limits = LHTTPLimits(configuration.limits)
+        let webhooks = WebhookRouter.make(configuration, limits: limits, logger: logger)
+        defer { webhooks?.1.shutdown() }
         let gateway = Gateway(
-            limits: LHTTPLimits(configuration.limits),
+            limits: limits,
             filtersAfterPubSub: [upstream.filter],
+            router: webhooks?.0,
+            maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
             logger: logger
         )
         let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, logger: logger)

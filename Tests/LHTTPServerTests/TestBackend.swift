@@ -17,19 +17,28 @@ final class TestBackend: Sendable {
         }
     }
 
+    /// A scripted answer; `nil` from the script falls back to the path rules.
+    struct Answer: Sendable {
+        var status: Int = 200
+        var contentType: String? = nil
+        var body: String = ""
+    }
+
     private let channel: any Channel
     private let state: NIOLockedValueBox<(requests: [Request], connections: Int)>
+    fileprivate let script: @Sendable (Request) -> Answer?
 
     var port: Int { self.channel.localAddress?.port ?? 0 }
     var requests: [Request] { self.state.withLockedValue { $0.requests } }
     var connections: Int { self.state.withLockedValue { $0.connections } }
 
-    private init(channel: any Channel, state: NIOLockedValueBox<(requests: [Request], connections: Int)>) {
+    private init(channel: any Channel, state: NIOLockedValueBox<(requests: [Request], connections: Int)>, script: @escaping @Sendable (Request) -> Answer?) {
         self.channel = channel
         self.state = state
+        self.script = script
     }
 
-    static func start() async throws -> TestBackend {
+    static func start(script: @escaping @Sendable (Request) -> Answer? = { _ in nil }) async throws -> TestBackend {
         let state = NIOLockedValueBox<(requests: [Request], connections: Int)>(([], 0))
         let box = NIOLockedValueBox<TestBackend?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -44,7 +53,7 @@ final class TestBackend: Sendable {
             }
             .bind(host: "127.0.0.1", port: 0)
             .get()
-        let backend = TestBackend(channel: channel, state: state)
+        let backend = TestBackend(channel: channel, state: state, script: script)
         box.withLockedValue { $0 = backend }
         return backend
     }
@@ -87,7 +96,18 @@ final class TestBackend: Sendable {
                 self.body += String(buffer: chunk)
             case .end:
                 guard let head = self.head else { return }
-                self.backend.record(Request(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: self.body))
+                let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: self.body)
+                self.backend.record(request)
+                if let answer = self.backend.script(request) {
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-length", value: String(answer.body.utf8.count))
+                    if let type = answer.contentType { headers.add(name: "content-type", value: type) }
+                    let status = HTTPResponseStatus(statusCode: answer.status)
+                    context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+                    context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
+                    context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+                    return
+                }
                 if head.uri.hasPrefix("/hang") { return }
                 let status: HTTPResponseStatus = head.uri.hasPrefix("/fail") ? .internalServerError : .ok
                 let body = head.uri.hasPrefix("/big") ? String(repeating: "b", count: 4096) : "ok"

@@ -13,6 +13,7 @@ struct TestServer {
     let server: GatewayServer
     let gateway: Gateway
     let upstream: CurlHTTPClient
+    let webhookClient: CurlHTTPClient?
     let port: Int
 
     static func start(
@@ -24,10 +25,14 @@ struct TestServer {
         var logger = Logger(label: "lhttpd.test")
         logger.logLevel = .warning
         let (filter, upstream) = try UpstreamFilter.make(configuration.upstream, logger: logger)
+        let limits = LHTTPLimits(configuration.limits)
+        let webhooks = WebhookRouter.make(configuration, limits: limits, logger: logger)
         let gateway = Gateway(
-            limits: LHTTPLimits(configuration.limits),
+            limits: limits,
             processors: processors,
             filtersAfterPubSub: [filter],
+            router: webhooks?.0,
+            maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
             logger: logger
         )
         let server = GatewayServer(
@@ -37,7 +42,7 @@ struct TestServer {
             logger: logger
         )
         let address = try await server.start()
-        return TestServer(server: server, gateway: gateway, upstream: upstream, port: address.port ?? 0)
+        return TestServer(server: server, gateway: gateway, upstream: upstream, webhookClient: webhooks?.1, port: address.port ?? 0)
     }
 
     /// Runs `body` with a fresh server and stops the server afterwards, also when `body` throws.
@@ -60,7 +65,11 @@ struct TestServer {
     func stop() async throws {
         try await self.server.stop()
         let upstream = self.upstream
-        await Task.detached { upstream.shutdown() }.value
+        let webhookClient = self.webhookClient
+        await Task.detached {
+            upstream.shutdown()
+            webhookClient?.shutdown()
+        }.value
     }
 
     func client(path: String = "/") async throws -> LHTTPWebSocketClient {
