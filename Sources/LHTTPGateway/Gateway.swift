@@ -18,6 +18,8 @@ public final class Gateway: Sendable {
     private let processors: [String: any LHTTPProcessor]
     private let filters: [any HeaderFilter]
     private let router: (any MessageRouter)?
+    /// Asked before a websocket upgrade is accepted (the `connect` webhook).
+    public let connectHook: (any ConnectHook)?
     private let maxQueuedWhileRouting: Int
     private let openSessions = Atomic<Int>(0)
 
@@ -38,6 +40,7 @@ public final class Gateway: Sendable {
         filters: [any HeaderFilter] = [],
         filtersAfterPubSub: [any HeaderFilter] = [],
         router: (any MessageRouter)? = nil,
+        connectHook: (any ConnectHook)? = nil,
         maxQueuedWhileRouting: Int = 64,
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
@@ -51,14 +54,20 @@ public final class Gateway: Sendable {
         self.processors = processors
         self.filters = [MultipartFilter()] + filters + [PubSubFilter()] + filtersAfterPubSub
         self.router = router
+        self.connectHook = connectHook
         self.maxQueuedWhileRouting = maxQueuedWhileRouting
     }
 
     // MARK: Connection lifecycle (called by the transport, on the connection's loop)
 
     /// A connection opened: makes its session and runs every filter's and processor's `onOpen`.
-    public func open(transport: any SessionTransport, eventLoop: any EventLoop, remoteAddress: String = "") -> Session {
-        let session = Session(gateway: self, transport: transport, eventLoop: eventLoop)
+    public func open(
+        transport: any SessionTransport,
+        eventLoop: any EventLoop,
+        remoteAddress: String = "",
+        id: ConnectionID = .next()
+    ) -> Session {
+        let session = Session(gateway: self, transport: transport, eventLoop: eventLoop, id: id)
         session.remoteAddress = remoteAddress
         self.openSessions.add(1, ordering: .relaxed)
         for filter in self.filters { filter.onOpen(session) }
@@ -115,8 +124,8 @@ public final class Gateway: Sendable {
                 return
             }
             switch decision {
-            case .proceed(let then):
-                session.message = message
+            case .proceed(let rewrite, let then):
+                session.message = rewrite ?? message
                 session.parts = parts
                 do {
                     for filter in self.filters { try filter.afterMessage(session) }

@@ -13,9 +13,9 @@ public protocol MessageRouter: Sendable {
 
 /// What to do with a routed message once the app answered.
 public enum RouteDecision {
-    /// Apply the message's own headers (subscribe, publish, unsubscribe, upstream), then `then` (the
-    /// answer's actions), on the session's loop.
-    case proceed(then: (Session) -> Void)
+    /// Apply the message's own headers (subscribe, publish, unsubscribe, upstream) — of `rewrite` when
+    /// given (e.g. without refused channels) — then `then` (the answer's actions), on the session's loop.
+    case proceed(rewrite: LHTTPMessage? = nil, then: (Session) -> Void)
     /// Do not apply the message; send `reply` (an error reply) to the sender.
     case stop(reply: LHTTPMessage)
 }

@@ -42,11 +42,13 @@ public final class Session {
     var isSuspended = false
     /// Messages that arrived meanwhile, in order.
     var backlog: [ByteBuffer] = []
+    /// The close code, once known (sent by us or by the peer); nil when the connection just ended.
+    public internal(set) var closeCode: UInt16?
     /// The peer's address (`ip:port`), for logs and webhook events.
     public internal(set) var remoteAddress = ""
 
-    init(gateway: Gateway, transport: any SessionTransport, eventLoop: any EventLoop) {
-        self.id = ConnectionID.next()
+    init(gateway: Gateway, transport: any SessionTransport, eventLoop: any EventLoop, id: ConnectionID) {
+        self.id = id
         self.gateway = gateway
         self.transport = transport
         self.eventLoop = eventLoop
@@ -74,6 +76,7 @@ public final class Session {
     /// Closes the connection with a websocket close code.
     public func close(code: UInt16 = 1000, reason: String = "") {
         guard !self.isClosed else { return }
+        self.closeCode = self.closeCode ?? code
         self.transport?.close(code: code, reason: reason)
     }
 
@@ -113,6 +116,11 @@ public final class Session {
         if !emptied.isEmpty { self.gateway.broker.interest(added: [], removed: emptied) }
     }
 
+    /// Records the connection's close code (the transport calls it for codes it sends or receives).
+    public func noteCloseCode(_ code: UInt16) {
+        self.closeCode = self.closeCode ?? code
+    }
+
     /// Called once by the gateway when the connection is gone: releases every subscription.
     func markClosed() {
         self.isClosed = true
@@ -142,6 +150,11 @@ public struct SessionHandle: Sendable {
     /// Closes the connection.
     public func close(code: UInt16 = 1000, reason: String = "") {
         self.onLoop { $0.close(code: code, reason: reason) }
+    }
+
+    /// Runs `body` with the session on its event loop (inline when already there).
+    public func withSession(_ body: @escaping @Sendable (Session) -> Void) {
+        self.onLoop(body)
     }
 
     private func onLoop(_ body: @escaping @Sendable (Session) -> Void) {

@@ -102,17 +102,32 @@ public final class GatewayServer: Service, Sendable {
                 value: .init(low: max(limits.maxOutboundBytes / 2, 1), high: max(limits.maxOutboundBytes, 2))
             )
             .childChannelInitializer { channel in
+                // What the connect hook accepted, from `shouldUpgrade` to `upgradePipelineHandler` (the
+                // HTTP router is already gone by then).
+                let accepted = NIOLoopBoundBox<AcceptedConnect?>(nil, eventLoop: channel.eventLoop)
                 let upgrader = NIOWebSocketServerUpgrader(
                     maxFrameSize: limits.maxMessageBytes,
                     automaticErrorHandling: false,
                     shouldUpgrade: { channel, head in
-                        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-                        return channel.eventLoop.makeSucceededFuture(websocketPaths.contains(path) ? HTTPHeaders() : nil)
+                        let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+                        let path = parts.first.map(String.init) ?? head.uri
+                        guard websocketPaths.contains(path) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                        guard let hook = gateway.connectHook else { return channel.eventLoop.makeSucceededFuture(HTTPHeaders()) }
+                        return Self.askConnectHook(
+                            hook, channel: channel, head: head, path: path,
+                            query: parts.count > 1 ? String(parts[1]) : "", accepted: accepted
+                        )
                     },
                     upgradePipelineHandler: { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
+                            let accepted = accepted.value
                             try channel.pipeline.syncOperations.addHandler(
-                                WebSocketSessionHandler(gateway: gateway, maxMessageBytes: limits.maxMessageBytes)
+                                WebSocketSessionHandler(
+                                    gateway: gateway,
+                                    maxMessageBytes: limits.maxMessageBytes,
+                                    id: accepted?.id ?? .next(),
+                                    onOpen: accepted?.then
+                                )
                             )
                         }
                     }
@@ -136,4 +151,42 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
     }
+
+    /// Runs the connect hook during the upgrade: on acceptance the upgrade proceeds (the session gets the
+    /// hook's id and actions); on refusal or failure the request is answered with the hook's status.
+    private static func askConnectHook(
+        _ hook: any ConnectHook,
+        channel: any Channel,
+        head: HTTPRequestHead,
+        path: String,
+        query: String,
+        accepted: NIOLoopBoundBox<AcceptedConnect?>
+    ) -> EventLoopFuture<HTTPHeaders?> {
+        var headers: [String: String] = [:]
+        for name in ["cookie", "authorization", "origin", "user-agent"] {
+            let values = head.headers[name]
+            if !values.isEmpty { headers[name] = values.joined(separator: "; ") }
+        }
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+        let request = ConnectRequest(id: .next(), remoteAddress: remote, path: path, query: query, headers: headers)
+        let promise = channel.eventLoop.makePromise(of: ConnectDecision.self)
+        hook.connect(request, on: channel.eventLoop) { promise.succeed($0) }
+        return promise.futureResult.flatMapThrowing { decision in
+            let router = try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self)
+            switch decision {
+            case .accept(let then):
+                accepted.value = AcceptedConnect(id: request.id, then: then)
+                return HTTPHeaders()
+            case .refuse(let status, let reason):
+                router.connectRefusal = .connectRefused(status: status, reason: reason)
+                return nil
+            }
+        }
+    }
+}
+
+/// A connection the connect hook accepted: its id, and the actions to run on its session.
+struct AcceptedConnect {
+    var id: ConnectionID
+    var then: @Sendable (Session) -> Void
 }

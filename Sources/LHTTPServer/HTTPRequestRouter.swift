@@ -41,6 +41,9 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private let fileThreadPool: NIOThreadPool
     private let logger: Logger
     private var state = State.idle
+    /// Set by the connect hook during `shouldUpgrade` when it refused: the upgrade request, delivered
+    /// here as plain HTTP, is answered with this.
+    var connectRefusal: ServerError?
     /// Between `channelRead` and `channelReadComplete`: responses wait for one flush at the end.
     private var inRead = false
     private var flushPending = false
@@ -78,6 +81,11 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard let (path, query) = QueryString.split(head.uri) else { return }
+        if let refusal = self.connectRefusal {
+            self.connectRefusal = nil
+            self.state = .waiting(head, .failure(refusal))
+            return
+        }
         let route: Route
         switch (head.method, path) {
         case (.POST, _) where path == self.settings.publishPath:

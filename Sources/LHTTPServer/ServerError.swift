@@ -21,6 +21,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case upgradeRequired
     /// The server could not bind its listening socket.
     case bindFailed(String)
+    /// The connect hook refused (401/403) or failed (502/504): the upgrade is answered with its status.
+    case connectRefused(status: Int, reason: String)
 
     public var httpStatus: Int {
         switch self {
@@ -33,6 +35,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .methodNotAllowed: return 405
         case .upgradeRequired: return 426
         case .bindFailed: return 500
+        case .connectRefused(let status, _): return status
         }
     }
 
@@ -47,6 +50,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .methodNotAllowed(let allowed): return "method not allowed (allowed: \(allowed))"
         case .upgradeRequired: return "this path serves websocket upgrades only"
         case .bindFailed(let why): return "cannot listen: \(why)"
+        case .connectRefused(_, let reason): return reason
         }
     }
 }

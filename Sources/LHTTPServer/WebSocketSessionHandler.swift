@@ -26,8 +26,20 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     private var pendingFrame: ByteBuffer?
     private var pendingBatch: ByteBuffer?
 
-    init(gateway: Gateway, maxMessageBytes: Int, closeTimeout: TimeAmount = .seconds(3)) {
+    /// The id chosen during the upgrade (the connect hook saw it), and what the hook asked for on open.
+    private let id: ConnectionID
+    private let onOpen: (@Sendable (Session) -> Void)?
+
+    init(
+        gateway: Gateway,
+        maxMessageBytes: Int,
+        id: ConnectionID = .next(),
+        onOpen: (@Sendable (Session) -> Void)? = nil,
+        closeTimeout: TimeAmount = .seconds(3)
+    ) {
         self.gateway = gateway
+        self.id = id
+        self.onOpen = onOpen
         self.maxMessageBytes = maxMessageBytes
         self.closeTimeout = closeTimeout
         self.assembler = MessageAssembler(maxMessageBytes: maxMessageBytes)
@@ -38,7 +50,9 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         // Writing from the encoder's own context sends bytes from just below it.
         self.writeContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
-        self.session = self.gateway.open(transport: self, eventLoop: context.eventLoop, remoteAddress: remote)
+        let session = self.gateway.open(transport: self, eventLoop: context.eventLoop, remoteAddress: remote, id: self.id)
+        self.session = session
+        self.onOpen?(session)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -98,10 +112,11 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
             return
         }
         self.closeSent = true
-        self.finish()
         var data = frame.data
         if let key = frame.maskKey { data.unmask(key) }
         let code = data.readInteger(as: UInt16.self) ?? CloseCode.normal
+        self.session?.noteCloseCode(code)
+        self.finish()
         let channel = context.channel
         self.writeBatch(to: writeContext)
         writeContext.writeAndFlush(NIOAny(WebSocketFrameBytes.close(code: code, reason: ""))).whenComplete { _ in
@@ -191,6 +206,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     func close(code: UInt16, reason: String) {
         guard !self.closeSent, let writeContext = self.writeContext, let context = self.context else { return }
         self.closeSent = true
+        self.session?.noteCloseCode(code)
         self.writeBatch(to: writeContext)
         let closeFrame = WebSocketFrameBytes.close(code: code, reason: reason)
         let channel = context.channel

@@ -71,12 +71,14 @@ struct LHTTPDCommand: AsyncParsableCommand {
         }
         defer { upstream.client.shutdown() }
         let limits = LHTTPLimits(configuration.limits)
-        let webhooks = WebhookRouter.make(configuration, limits: limits, logger: logger)
-        defer { webhooks?.1.shutdown() }
+        let webhooks = Webhooks.make(configuration, limits: limits, logger: logger)
+        defer { webhooks.client?.shutdown() }
         let gateway = Gateway(
             limits: limits,
+            filters: webhooks.filters,
             filtersAfterPubSub: [upstream.filter],
-            router: webhooks?.0,
+            router: webhooks.router,
+            connectHook: webhooks.connectHook,
             maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
             logger: logger
         )

@@ -26,12 +26,14 @@ struct TestServer {
         logger.logLevel = .warning
         let (filter, upstream) = try UpstreamFilter.make(configuration.upstream, logger: logger)
         let limits = LHTTPLimits(configuration.limits)
-        let webhooks = WebhookRouter.make(configuration, limits: limits, logger: logger)
+        let webhooks = Webhooks.make(configuration, limits: limits, logger: logger)
         let gateway = Gateway(
             limits: limits,
             processors: processors,
+            filters: webhooks.filters,
             filtersAfterPubSub: [filter],
-            router: webhooks?.0,
+            router: webhooks.router,
+            connectHook: webhooks.connectHook,
             maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
             logger: logger
         )
@@ -42,7 +44,7 @@ struct TestServer {
             logger: logger
         )
         let address = try await server.start()
-        return TestServer(server: server, gateway: gateway, upstream: upstream, webhookClient: webhooks?.1, port: address.port ?? 0)
+        return TestServer(server: server, gateway: gateway, upstream: upstream, webhookClient: webhooks.client, port: address.port ?? 0)
     }
 
     /// Runs `body` with a fresh server and stops the server afterwards, also when `body` throws.

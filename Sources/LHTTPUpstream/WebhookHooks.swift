@@ -1,0 +1,97 @@
+import LHTTPConfig
+import LHTTPGateway
+import LHTTPProtocol
+import Logging
+import NIOCore
+
+/// The `connect` hook: asked during the websocket upgrade. 2xx accepts (the answer's actions run on the
+/// new session: meta, reply, subscribe, ...); 401/403 answer the upgrade with that status; any failure
+/// refuses it too (fail closed) with 502 or 504.
+public struct ConnectWebhook: ConnectHook {
+    private let url: String
+    private let caller: WebhookCaller
+
+    public init(url: String, caller: WebhookCaller) {
+        self.url = url
+        self.caller = caller
+    }
+
+    public func connect(_ request: ConnectRequest, on eventLoop: any EventLoop, completion: @escaping @Sendable (ConnectDecision) -> Void) {
+        let event = WebhookEvent(
+            kind: .connect,
+            id: WebhookEventID.next(),
+            connection: .init(id: request.id.description, remote: request.remoteAddress),
+            http: .init(path: request.path, query: request.query, headers: request.headers)
+        )
+        self.caller.call(url: self.url, event: event, on: eventLoop) { outcome in
+            switch outcome {
+            case .accepted(let actions):
+                completion(.accept(then: { session in actions.apply(to: session) }))
+            case .refused(let status, _):
+                completion(.refuse(status: status, reason: "connection refused by the app"))
+            case .failed(let status, let reason):
+                completion(.refuse(status: status, reason: reason))
+            }
+        }
+    }
+}
+
+/// The `disconnect` hook: told when a connection ends (its close code, 1006 when it just vanished, and
+/// its meta). Fire-and-forget: never blocks anything; retried like every call when the connection is refused.
+public struct DisconnectWebhook: HeaderFilter {
+    private let url: String
+    private let caller: WebhookCaller
+
+    public init(url: String, caller: WebhookCaller) {
+        self.url = url
+        self.caller = caller
+    }
+
+    public func onClose(_ session: Session) {
+        let event = WebhookEvent(
+            kind: .disconnect,
+            id: WebhookEventID.next(),
+            connection: .init(id: session.id.description, remote: session.remoteAddress, meta: session.attributes),
+            code: Int(session.closeCode ?? 1006)
+        )
+        self.caller.call(url: self.url, event: event, on: session.eventLoop) { _ in }
+    }
+}
+
+/// Everything the webhook config adds to a gateway, and the libcurl client behind it.
+public struct Webhooks: Sendable {
+    public var router: WebhookRouter?
+    public var connectHook: ConnectWebhook?
+    public var filters: [any HeaderFilter]
+    /// The client of every webhook call; call `shutdown()` on it when the server has stopped.
+    public var client: CurlHTTPClient?
+
+    /// Nothing configured: no client, no thread.
+    public static let none = Webhooks(router: nil, connectHook: nil, filters: [], client: nil)
+
+    public static func make(_ config: GatewayConfig, limits: LHTTPLimits, logger: Logger) -> Webhooks {
+        let hooks = config.hooks
+        guard !config.routes.isEmpty || !hooks.connect.isEmpty || !hooks.subscribe.isEmpty || !hooks.disconnect.isEmpty else {
+            return .none
+        }
+        let client = CurlHTTPClient(
+            configuration: .init(
+                maxInFlight: config.webhook.maxInFlight,
+                maxQueued: config.webhook.maxInFlight * 64,
+                maxResponseBytes: config.limits.maxMessageBytes,
+                timeoutMilliseconds: config.webhook.timeoutMs,
+                connectTimeoutMilliseconds: min(1000, config.webhook.timeoutMs)
+            ),
+            logger: logger
+        )
+        let caller = WebhookCaller(client: client, secret: config.webhook.secret, limits: limits, logger: logger)
+        let router = config.routes.isEmpty && hooks.subscribe.isEmpty
+            ? nil : WebhookRouter(routes: config.routes, subscribeHook: hooks.subscribe, caller: caller, limits: limits)
+        return Webhooks(
+            router: router,
+            connectHook: hooks.connect.isEmpty ? nil : ConnectWebhook(url: hooks.connect, caller: caller),
+            filters: hooks.disconnect.isEmpty ? [] : [DisconnectWebhook(url: hooks.disconnect, caller: caller)],
+            client: client
+        )
+    }
+}
