@@ -26,13 +26,16 @@ struct ExecutableTests {
         private let output = NIOLockedValueBox("")
         private let pipe = Pipe()
 
-        init(_ arguments: [String], binary: URL = ExecutableTests.binary) throws {
+        init(_ arguments: [String], binary: URL = ExecutableTests.binary, environment: [String: String] = [:]) throws {
             guard FileManager.default.isExecutableFile(atPath: binary.path) else {
                 throw TestFailure("binary not found at \(binary.path): run `swift build` first")
             }
             self.process = Process()
             self.process.executableURL = binary
             self.process.arguments = arguments
+            if !environment.isEmpty {
+                self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
             self.process.currentDirectoryURL = ExecutableTests.packageRoot
             self.process.standardError = self.pipe
             self.process.standardOutput = self.pipe

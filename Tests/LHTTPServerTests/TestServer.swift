@@ -48,6 +48,7 @@ struct TestServer {
     }
 
     /// Runs `body` with a fresh server and stops the server afterwards, also when `body` throws.
+    @discardableResult
     static func with<T>(
         _ configure: (inout GatewayConfig) -> Void = { _ in },
         processors: [String: any LHTTPProcessor] = [:],

@@ -1,0 +1,111 @@
+import Foundation
+import LHTTPClient
+import LHTTPConfig
+import LHTTPProtocol
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The examples of `examples/`, run for real (`php -S`, `java Backend.java`) behind a real gateway.
+@Suite("Example backends (PHP, Java)")
+struct ExampleBackendTests {
+    static let secret = "test-secret"
+
+    /// A port that was free a moment ago.
+    static func freePort() async throws -> Int {
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress?.port ?? 0
+        try await probe.close()
+        return port
+    }
+
+    /// Starts a backend process and waits (bounded) until it accepts connections.
+    static func startBackend(_ binary: String, _ arguments: [String], port: Int) async throws -> ExecutableTests.Child {
+        let child = try ExecutableTests.Child(arguments, binary: URL(fileURLWithPath: binary), environment: ["LHTTP_WEBHOOK_SECRET": secret])
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {
+                return child
+            }
+            guard child.process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        child.process.terminate()
+        throw TestFailure("\(binary) did not start on port \(port): \(child.text)")
+    }
+
+    static func configure(_ config: inout GatewayConfig, port: Int, secret: String = secret) {
+        let base = "http://127.0.0.1:\(port)"
+        config.webhook.secret = secret
+        config.hooks = HooksConfig(connect: "\(base)/connect.php", subscribe: "\(base)/subscribe.php", disconnect: "\(base)/disconnect.php")
+        config.routes = ["chat": RouteConfig(url: "\(base)/chat.php")]
+    }
+
+    /// The walk-through every example must pass.
+    static func chatScenario(_ server: TestServer) async throws {
+        // No token: no websocket.
+        await #expect(throws: LHTTPClientError.upgradeFailed(status: 401)) { _ = try await server.client(path: "/ws") }
+
+        let ann = try await server.client(path: "/ws?token=ann")
+        let bob = try await server.client(path: "/ws?token=bob")
+        #expect(try await ann.nextMessage().bodyString == "hello ann")
+        #expect(try await bob.nextMessage().bodyString == "hello bob")
+        for client in [ann, bob] {
+            try await client.send(LHTTPMessage(command: "join", headers: ["subscribe": "lobby"]))
+        }
+        // The hook refuses "admin".
+        try await bob.send(LHTTPMessage(command: "join", headers: ["subscribe": "admin"]))
+        let refusal = try await bob.nextMessage()
+        #expect(refusal.headers["status"] == "403")
+        #expect(server.gateway.hub.subscriberCount(of: "admin") == 0)
+
+        // Chat: the room gets "<user>: <text>" (user from the connect hook's meta), the sender an ack.
+        try await server.eventually { server.gateway.hub.subscriberCount(of: "lobby") == 2 }
+        try await ann.send(LHTTPMessage(command: "chat", headers: ["room": "lobby"], body: "hi all"))
+        var annSaw: [String] = []
+        for _ in 0..<2 { annSaw.append(try await ann.nextMessage().bodyString) }
+        #expect(annSaw.sorted() == ["ann: hi all", "sent"])
+        #expect(try await bob.nextMessage().bodyString == "ann: hi all")
+        try await server.roundTrip(bob)  // bob got no ack: replies go to the sender only
+        try await ann.close()
+        try await bob.close()
+    }
+
+    @Test func phpChatBackend() async throws {
+        let port = try await Self.freePort()
+        let php = try await Self.startBackend("/usr/bin/php", ["-S", "127.0.0.1:\(port)", "examples/php/router.php"], port: port)
+        defer { kill(php.process.processIdentifier, SIGKILL) }
+        try await TestServer.with({ Self.configure(&$0, port: port) }) { server in
+            try await Self.chatScenario(server)
+        }
+        // The PHP side checks the signature: a gateway with the wrong secret is refused at connect.
+        try await TestServer.with({ Self.configure(&$0, port: port, secret: "wrong") }) { server in
+            await #expect(throws: LHTTPClientError.upgradeFailed(status: 401)) { _ = try await server.client(path: "/ws?token=ann") }
+        }
+        // Backend down: routed messages get a 502, the gateway keeps serving everything else.
+        try await TestServer.with({ Self.configure(&$0, port: port) }) { server in
+            let client = try await server.client(path: "/ws?token=ann")
+            _ = try await client.nextMessage()
+            kill(php.process.processIdentifier, SIGKILL)
+            _ = try await php.exitStatus()
+            try await client.send(LHTTPMessage(command: "chat", body: "anyone?"))
+            let reply = try await client.nextMessage(timeout: .seconds(10))
+            #expect(reply.headers["status"] == "502")
+            try await client.send(LHTTPMessage(command: "note", headers: ["publish": "lobby"], body: "still here"))
+            try await server.roundTrip(client)
+            let http = try await server.publisher()
+            #expect(try await http.request(method: .GET, path: "/healthz").status == 200)
+            try await http.close()
+            try await client.close()
+        }
+    }
+
+    @Test func javaChatBackend() async throws {
+        let port = try await Self.freePort()
+        let java = try await Self.startBackend("/usr/bin/java", ["examples/java/Backend.java", String(port)], port: port)
+        defer { java.process.terminate() }
+        try await TestServer.with({ Self.configure(&$0, port: port) }) { server in
+            try await Self.chatScenario(server)
+        }
+    }
+}
