@@ -51,7 +51,8 @@ start_server() {  # $1 = lhttp | nchan; sets server_pid and port (and backend_po
     if [ "$1" = lhttp ]; then
         # The upstream scenario's backend (run by lhttp-bench) must be allowed.
         backend_port=$(free_port)
-        printf 'upstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n' "$backend_port" > "$work/lhttpd.yaml"
+        printf 'upstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
+            "$backend_port" "$backend_port" > "$work/lhttpd.yaml"
         taskset -c "$SERVER_CPU" "$LHTTPD" --config "$work/lhttpd.yaml" --listen "127.0.0.1:$port" --threads 1 \
             2>>"$work/lhttpd.log" &
     else
@@ -69,7 +70,7 @@ run() {  # $1 = dialect, rest = scenario arguments
     start_server "$dialect"
     local extra=()
     [ "$1" = idle-conns ] && extra=(--server-pid "$server_pid")
-    [ "$1" = upstream ] && extra=(--backend-port "$backend_port")
+    [ "$1" = upstream ] || [ "$1" = webhook ] && extra=(--backend-port "$backend_port")
     taskset -c "$LOAD_CPU" "$BENCH" "$@" --dialect "$dialect" --port "$port" "${extra[@]}" >>"$out" \
         || echo "  ($dialect $1 reported a failure: see the line above)" >&2
     stop_server
@@ -84,6 +85,7 @@ if [ "$QUICK" = 1 ]; then
         "seed --messages 2000"
         "idle-conns --connections 500"
         "upstream --messages 500 --in-flight 8"
+        "webhook --messages 500 --in-flight 8"
     )
 else
     scenarios=(
@@ -98,6 +100,8 @@ else
         "upstream --messages 20000 --in-flight 1"
         "upstream --messages 20000 --in-flight 8"
         "upstream --messages 20000 --in-flight 64"
+        "webhook --messages 20000 --in-flight 1"
+        "webhook --messages 20000 --in-flight 8"
     )
 fi
 
@@ -106,7 +110,7 @@ for scenario in "${scenarios[@]}"; do
     [ -n "$ONLY" ] && [ "${scenario%% *}" != "$ONLY" ] && continue
     for dialect in $DIALECTS; do
         # Nchan has no upstream: that scenario compares lhttpd with calling the backend directly.
-        [ "${scenario%% *}" = upstream ] && [ "$dialect" != lhttp ] && continue
+        case "${scenario%% *}" in upstream | webhook) [ "$dialect" != lhttp ] && continue ;; esac
         # shellcheck disable=SC2086
         run "$dialect" $scenario
     done

@@ -2,8 +2,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// A minimal HTTP backend for the `upstream` scenario, on the bench's event loop: answers every request
-/// `200 ok` and reports each request body to its owner as it arrives.
+/// A minimal HTTP backend for the `upstream` and `webhook` scenarios, on the bench's event loop: reports
+/// each request body to its owner as it arrives and answers `200` with what the owner returns (`ok` by default).
 final class BenchBackend {
     let channel: any Channel
 
@@ -13,7 +13,7 @@ final class BenchBackend {
     static func start(
         on eventLoop: any EventLoop,
         port: Int,
-        onBody: NIOLoopBound<(ByteBuffer) -> Void>
+        onBody: NIOLoopBound<(ByteBuffer) -> ByteBuffer?>
     ) async throws -> NIOLoopBound<BenchBackend> {
         let channel = try await ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -32,11 +32,11 @@ final class BenchBackend {
     private final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
-        private let onBody: (ByteBuffer) -> Void
+        private let onBody: (ByteBuffer) -> ByteBuffer?
         private var body = ByteBuffer()
         private var keepAlive = true
 
-        init(onBody: @escaping (ByteBuffer) -> Void) { self.onBody = onBody }
+        init(onBody: @escaping (ByteBuffer) -> ByteBuffer?) { self.onBody = onBody }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch Self.unwrapInboundIn(data) {
@@ -46,11 +46,12 @@ final class BenchBackend {
             case .body(var chunk):
                 self.body.writeBuffer(&chunk)
             case .end:
-                self.onBody(self.body)
+                let answer = self.onBody(self.body) ?? ByteBuffer(string: "ok")
                 var headers = HTTPHeaders()
-                headers.add(name: "content-length", value: "2")
+                headers.add(name: "content-length", value: String(answer.readableBytes))
+                headers.add(name: "content-type", value: "text/plain")
                 context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-                context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(answer))), promise: nil)
                 context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
             }
         }

@@ -19,7 +19,7 @@ public enum BenchReport {
         case "publish-rps": return [Figure(name: "requests/s", metric: "requests_per_s", higherIsBetter: true, unit: "")]
         case "idle-conns": return [Figure(name: "memory per connection", metric: "kib_per_conn", higherIsBetter: false, unit: "KiB")]
         case "seed": return [Figure(name: "time to deliver all", metric: "elapsed_s", higherIsBetter: false, unit: "s")]
-        case "upstream": return []  // its own table: the peer is libcurl called directly, not Nchan
+        case "upstream", "webhook": return []  // their own table: the peer is libcurl called directly, not Nchan
         default: return []
         }
     }
@@ -54,10 +54,11 @@ public enum BenchReport {
             }
         }
         var text = render(rows)
-        let upstream = results.filter { $0.scenario == "upstream" && $0.dialect == .lhttp }
-        if !upstream.isEmpty {
-            var rows: [[String]] = [["upstream: in flight", "via lhttpd msgs/s", "direct libcurl msgs/s", "lhttpd p50 / p99", "direct p50 / p99", "added p50 / p99"]]
-            for result in upstream {
+        for scenario in ["upstream", "webhook"] {
+            let runs = results.filter { $0.scenario == scenario && $0.dialect == .lhttp }
+            guard !runs.isEmpty else { continue }
+            var rows: [[String]] = [["\(scenario): in flight", "via lhttpd msgs/s", "direct libcurl msgs/s", "lhttpd p50 / p99", "direct p50 / p99", "added p50 / p99"]]
+            for result in runs {
                 let m = result.metrics
                 func ms(_ a: String, _ b: String) -> String {
                     "\(BenchResult.format(m[a] ?? 0)) / \(BenchResult.format(m[b] ?? 0)) ms"

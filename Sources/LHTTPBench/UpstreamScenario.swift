@@ -30,7 +30,10 @@ public struct UpstreamScenario: Sendable {
         let scenario = self
         let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { UpstreamTracker(scenario: scenario, eventLoop: eventLoop) }
         let onBody = try await eventLoop.submit {
-            NIOLoopBound<(ByteBuffer) -> Void>({ body in tracker.value.arrived(body) }, eventLoop: eventLoop)
+            NIOLoopBound<(ByteBuffer) -> ByteBuffer?>({ body in
+                tracker.value.arrived(body)
+                return nil
+            }, eventLoop: eventLoop)
         }.get()
         let backend = try await BenchBackend.start(on: eventLoop, port: self.backendPort, onBody: onBody)
         var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lhttp-bench",
         abstract: "Benchmark lhttpd (LHTTP) or nginx+Nchan: every scenario prints one JSON line (stdout) and a summary (stderr).",
-        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Report.self]
+        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Report.self]
     )
 }
 
@@ -122,6 +122,25 @@ struct Upstream: AsyncParsableCommand {
 
     func run() async throws {
         let scenario = UpstreamScenario(
+            target: target.server, backendPort: backendPort, messages: messages, inFlight: inFlight,
+            payloadBytes: payloadBytes, timeout: target.limit
+        )
+        try await report { try await scenario.run(on: $0) }
+    }
+}
+
+struct Webhook: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Round trips of a routed command (lhttpd's routes.hook must point at the bench's backend), against calling it directly (lhttpd only)."
+    )
+    @OptionGroup var target: Target
+    @Option(help: "Port the bench's backend listens on.") var backendPort: Int
+    @Option var messages = 20_000
+    @Option(help: "Messages awaiting their reply.") var inFlight = 8
+    @Option var payloadBytes = 64
+
+    func run() async throws {
+        let scenario = WebhookScenario(
             target: target.server, backendPort: backendPort, messages: messages, inFlight: inFlight,
             payloadBytes: payloadBytes, timeout: target.limit
         )

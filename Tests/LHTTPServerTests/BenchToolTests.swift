@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import LHTTPConfig
 import Testing
 
 /// `lhttp-bench` must not rot: run its scenarios once, tiny, against a real server, and check the JSON
@@ -79,6 +80,24 @@ extension BenchToolTests {
             #expect(line.lost == 0)
             #expect(line.metrics["messages_per_s"] ?? 0 > 0)
             #expect(line.metrics["direct_messages_per_s"] ?? 0 > 0)
+        }
+    }
+}
+
+extension BenchToolTests {
+    @Test func webhookRoundTripsAllComeBack() async throws {
+        let probe = try await NIOPosix.ServerBootstrap(group: NIOPosix.MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let backendPort = probe.localAddress?.port ?? 0
+        try await probe.close()
+        try await TestServer.with({ $0.routes = ["hook": RouteConfig(url: "http://127.0.0.1:\(backendPort)/hook")] }) { server in
+            let line = try await run(
+                ["webhook", "--messages", "200", "--in-flight", "4", "--backend-port", String(backendPort)],
+                port: server.port
+            )
+            #expect(line.ok)
+            #expect(line.lost == 0)
+            #expect(line.metrics["messages_per_s"] ?? 0 > 0)
         }
     }
 }
