@@ -39,11 +39,11 @@ test: deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build --disable-xctest
 
-## asan: the upstream (libcurl) and server suites under AddressSanitizer + LeakSanitizer
+## asan: the upstream/webhook (libcurl) and server suites under AddressSanitizer + LeakSanitizer
 asan: deps
 	printf 'leak:libXCTest.so\n' > .build-asan.supp
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan.supp $(SWIFT) test --scratch-path .build-asan \
-	  --sanitize=address --disable-xctest --filter "UpstreamTests|UpstreamURLPolicyTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests"
+	  --sanitize=address --disable-xctest --filter "UpstreamTests|UpstreamURLPolicyTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests|WebhookTests|WebhookRouteTests|WebhookHookTests"
 
 ## bench: lhttpd vs nginx+Nchan, every scenario, one table (see bench/README.md)
 bench: release

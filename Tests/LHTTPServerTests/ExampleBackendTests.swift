@@ -47,7 +47,8 @@ struct ExampleBackendTests {
         await #expect(throws: LHTTPClientError.upgradeFailed(status: 401)) { _ = try await server.client(path: "/ws") }
 
         let ann = try await server.client(path: "/ws?token=ann")
-        let bob = try await server.client(path: "/ws?token=bob")
+        // The token may also come as a cookie.
+        let bob = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: server.port, path: "/ws", headers: [("Cookie", "theme=dark; token=bob")])
         #expect(try await ann.nextMessage().bodyString == "hello ann")
         #expect(try await bob.nextMessage().bodyString == "hello bob")
         for client in [ann, bob] {

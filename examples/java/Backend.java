@@ -38,9 +38,13 @@ public class Backend {
         String user = field(event, "user");
         switch (exchange.getRequestURI().getPath()) {
             case "/connect.php" -> {
+                // The user comes from ?token=... or a `token` cookie; no token, no websocket.
                 String token = "";
                 for (String pair : field(event, "query").split("&")) {
                     if (pair.startsWith("token=")) token = URLDecoder.decode(pair.substring(6), StandardCharsets.UTF_8);
+                }
+                for (String pair : field(event, "cookie").split(";")) {
+                    if (token.isEmpty() && pair.trim().startsWith("token=")) token = pair.trim().substring(6);
                 }
                 if (token.isEmpty()) { send(exchange, 401, null); return; }
                 send(exchange, 200, "{\"meta\":{\"user\":" + quote(token) + "},\"reply\":{\"command\":\"welcome\",\"body\":" + quote("hello " + token) + "}}");
