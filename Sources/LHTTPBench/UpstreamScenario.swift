@@ -1,4 +1,3 @@
-import Histogram
 import LHTTPUpstream
 import NIOCore
 import NIOPosix
@@ -54,123 +53,54 @@ public struct UpstreamScenario: Sendable {
 
 /// Bookkeeping of `upstream`; confined to the bench's event loop.
 final class UpstreamTracker: BenchSink {
-    private enum Phase { case idle, gateway, direct }
-
     private let scenario: UpstreamScenario
     private let eventLoop: any EventLoop
-    private var phase = Phase.idle
-    private var sent = 0
-    private var arrivedCount = 0
-    private var seen: DeliveryBitmap
-    private var duplicates = 0
-    private var corrupted = 0
+    private let gateway: PhaseMeter
+    private let direct: PhaseMeter
+    private var gatewayFigures: PhaseMeter.Figures?
+    private var directFigures: PhaseMeter.Figures?
     private var errors = 0
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000)
-    private var startNanos: UInt64 = 0
-    private var done: EventLoopPromise<Void>?
-    private var send: (() -> Void)?
-    private var timedOut = false
-    private var gateway: (rate: Double, p50: Double, p99: Double, arrived: Int)?
-    private var direct: (rate: Double, p50: Double, p99: Double, arrived: Int)?
 
     init(scenario: UpstreamScenario, eventLoop: any EventLoop) {
         self.scenario = scenario
         self.eventLoop = eventLoop
-        self.seen = DeliveryBitmap(rows: 1, bits: scenario.messages)
+        self.gateway = PhaseMeter(eventLoop: eventLoop, messages: scenario.messages, inFlight: scenario.inFlight, timeout: scenario.timeout)
+        self.direct = PhaseMeter(eventLoop: eventLoop, messages: scenario.messages, inFlight: scenario.inFlight, timeout: scenario.timeout)
     }
 
     func runThroughGateway(_ websocket: any Channel) -> EventLoopFuture<Void> {
-        let header = "LHTTP/1.0 bench\r\nupstream:POST \(self.scenario.backendURL)\r\n\r\n"
+        let header = Array("LHTTP/1.0 bench\r\nupstream:POST \(self.scenario.backendURL)\r\n\r\n".utf8)
         let size = self.scenario.payloadBytes
-        return self.run(.gateway) { [weak self] in
-            guard let self else { return }
-            let body = BenchPayload.make(seq: self.sent, sentNanos: BenchClock.nanos(), size: size)
-            websocket.writeAndFlush(BenchFrames.masked(opcode: 0x1, payload: Array(header.utf8) + body), promise: nil)
-        }
+        return self.gateway.run { seq in
+            let body = BenchPayload.make(seq: seq, sentNanos: BenchClock.nanos(), size: size)
+            websocket.writeAndFlush(BenchFrames.masked(opcode: 0x1, payload: header + body), promise: nil)
+        }.assumeIsolated().map { self.gatewayFigures = $0 }.nonisolated()
     }
 
     func runDirect(_ client: CurlHTTPClient) -> EventLoopFuture<Void> {
         let url = self.scenario.backendURL
         let size = self.scenario.payloadBytes
         let eventLoop = self.eventLoop
-        return self.run(.direct) { [weak self] in
-            guard let self else { return }
-            let body = BenchPayload.make(seq: self.sent, sentNanos: BenchClock.nanos(), size: size)
+        let tracker = NIOLoopBound(self, eventLoop: eventLoop)
+        return self.direct.run { seq in
+            let body = BenchPayload.make(seq: seq, sentNanos: BenchClock.nanos(), size: size)
             let request = UpstreamRequest(method: "POST", url: url, headers: [("Content-Type", "text/plain")], body: ByteBuffer(bytes: body))
-            let tracker = NIOLoopBound(self, eventLoop: eventLoop)
             client.execute(request, on: eventLoop) { result in
                 if case .success(let response) = result, response.status == 200 { return }
                 tracker.value.errors += 1
             }
-        }
+        }.assumeIsolated().map { self.directFigures = $0 }.nonisolated()
     }
 
-    private func run(_ phase: Phase, send: @escaping () -> Void) -> EventLoopFuture<Void> {
-        let promise = self.eventLoop.makePromise(of: Void.self)
-        self.phase = phase
-        self.sent = 0
-        self.arrivedCount = 0
-        self.seen = DeliveryBitmap(rows: 1, bits: self.scenario.messages)
-        self.histogram.reset()
-        self.done = promise
-        self.send = send
-        self.startNanos = BenchClock.nanos()
-        self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [weak self] in
-            guard let self, let done = self.done, self.phase == phase else { return }
-            self.timedOut = true
-            self.finish(done)
-        }
-        while self.sent < min(self.scenario.inFlight, self.scenario.messages) {
-            send()
-            self.sent += 1
-        }
-        return promise.futureResult
-    }
-
-    /// A request body reached the backend (the LHTTP envelope, or the bare body when direct).
+    /// A request body reached the backend: the LHTTP envelope (through lhttpd) or the bare body (direct).
     func arrived(_ body: ByteBuffer) {
-        guard self.done != nil else { return }
+        let meter = self.gateway.isRunning ? self.gateway : self.direct
         let parsed: BenchPayload.Parsed = body.withUnsafeReadableBytes { raw in
-            var start = 0
-            if self.phase == .gateway {
-                guard let base = raw.baseAddress, let range = UnsafeRawBufferPointer(start: base, count: raw.count).firstRange(of: Array("\r\n\r\n".utf8)) else {
-                    return .corrupt
-                }
-                start = range.upperBound
-            }
-            return BenchPayload.parse(UnsafeRawBufferPointer(rebasing: raw[start...]))
+            guard meter === self.gateway else { return BenchPayload.parse(raw) }
+            guard let range = raw.firstRange(of: Array("\r\n\r\n".utf8)) else { return .corrupt }
+            return BenchPayload.parse(UnsafeRawBufferPointer(rebasing: raw[range.upperBound...]))
         }
-        guard case .message(let seq, let sentNanos) = parsed, seq < self.scenario.messages else {
-            self.corrupted += 1
-            return
-        }
-        guard self.seen.insert(row: 0, bit: seq) else {
-            self.duplicates += 1
-            return
-        }
-        let now = BenchClock.nanos()
-        _ = self.histogram.record(now > sentNanos ? (now - sentNanos) / 1000 : 0)
-        self.arrivedCount += 1
-        if self.arrivedCount == self.scenario.messages, let done = self.done {
-            self.finish(done)
-        } else if self.sent < self.scenario.messages {
-            self.send?()
-            self.sent += 1
-        }
-    }
-
-    private func finish(_ done: EventLoopPromise<Void>) {
-        let elapsed = Double(max(BenchClock.nanos() - self.startNanos, 1)) / 1e9
-        let figures = (
-            rate: Double(self.arrivedCount) / elapsed,
-            p50: Double(self.histogram.valueAtPercentile(50)) / 1000,
-            p99: Double(self.histogram.valueAtPercentile(99)) / 1000,
-            arrived: self.arrivedCount
-        )
-        if self.phase == .gateway { self.gateway = figures } else { self.direct = figures }
-        self.done = nil
-        self.send = nil
-        done.succeed(())
+        meter.completed(parsed)
     }
 
     func received(_ payload: UnsafeRawBufferPointer, from index: Int) {
@@ -179,32 +109,17 @@ final class UpstreamTracker: BenchSink {
     }
 
     func closed(_ index: Int) {
-        if self.done != nil { self.errors += 1 }
+        if self.gateway.isRunning { self.errors += 1 }
     }
 
     func result() -> BenchResult {
-        let gateway = self.gateway ?? (0, 0, 0, 0)
-        let direct = self.direct ?? (0, 0, 0, 0)
-        return BenchResult(
-            scenario: "upstream",
-            dialect: self.scenario.target.dialect,
+        .viaGatewayAndDirect(
+            scenario: "upstream", dialect: self.scenario.target.dialect,
             parameters: ["messages": self.scenario.messages, "in_flight": self.scenario.inFlight, "payload_bytes": self.scenario.payloadBytes],
-            metrics: [
-                "messages_per_s": gateway.rate,
-                "p50_ms": gateway.p50,
-                "p99_ms": gateway.p99,
-                "direct_messages_per_s": direct.rate,
-                "direct_p50_ms": direct.p50,
-                "direct_p99_ms": direct.p99,
-                "added_p50_ms": gateway.p50 - direct.p50,
-                "added_p99_ms": gateway.p99 - direct.p99,
-            ],
-            lost: 2 * self.scenario.messages - gateway.arrived - direct.arrived,
-            duplicates: self.duplicates,
-            corrupted: self.corrupted,
-            errors: self.errors,
-            completed: !self.timedOut,
-            note: self.timedOut ? "timed out after \(self.scenario.timeout)" : nil
+            messages: self.scenario.messages,
+            gateway: self.gateway, gatewayFigures: self.gatewayFigures ?? .init(rate: 0, p50: 0, p99: 0, count: 0),
+            direct: self.direct, directFigures: self.directFigures ?? .init(rate: 0, p50: 0, p99: 0, count: 0),
+            errors: self.errors
         )
     }
 }

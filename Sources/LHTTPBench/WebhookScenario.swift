@@ -1,4 +1,3 @@
-import Histogram
 import LHTTPUpstream
 import NIOCore
 import NIOPosix
@@ -58,25 +57,17 @@ final class WebhookTracker: BenchSink {
     private let scenario: WebhookScenario
     private let eventLoop: any EventLoop
     private let replyPrefix = Array("LHTTP/1.0 \(WebhookScenario.command)\r\n\r\n".utf8)
-    private var phaseIsGateway = true
-    private var sent = 0
-    private var done = 0
-    private var seen: DeliveryBitmap
-    private var corrupted = 0
-    private var duplicates = 0
+    private let gateway: PhaseMeter
+    private let direct: PhaseMeter
+    private var gatewayFigures: PhaseMeter.Figures?
+    private var directFigures: PhaseMeter.Figures?
     private var errors = 0
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000)
-    private var startNanos: UInt64 = 0
-    private var promise: EventLoopPromise<Void>?
-    private var send: (() -> Void)?
-    private var timedOut = false
-    private var gateway: (rate: Double, p50: Double, p99: Double, count: Int)?
-    private var direct: (rate: Double, p50: Double, p99: Double, count: Int)?
 
     init(scenario: WebhookScenario, eventLoop: any EventLoop) {
         self.scenario = scenario
         self.eventLoop = eventLoop
-        self.seen = DeliveryBitmap(rows: 1, bits: scenario.messages)
+        self.gateway = PhaseMeter(eventLoop: eventLoop, messages: scenario.messages, inFlight: scenario.inFlight, timeout: scenario.timeout)
+        self.direct = PhaseMeter(eventLoop: eventLoop, messages: scenario.messages, inFlight: scenario.inFlight, timeout: scenario.timeout)
     }
 
     /// The backend's answer: the bench body, found in the JSON envelope (`{"body":"…"`) or taken as is.
@@ -90,128 +81,54 @@ final class WebhookTracker: BenchSink {
     }
 
     func runThroughGateway(_ websockets: [any Channel]) -> EventLoopFuture<Void> {
-        let header = Array("LHTTP/1.0 \(WebhookScenario.command)\r\n\r\n".utf8)
+        let header = self.replyPrefix
         let size = self.scenario.payloadBytes
-        return self.run(gateway: true) { [weak self] in
-            guard let self else { return }
-            let body = BenchPayload.make(seq: self.sent, sentNanos: BenchClock.nanos(), size: size)
+        return self.gateway.run { seq in
+            let body = BenchPayload.make(seq: seq, sentNanos: BenchClock.nanos(), size: size)
             // Round-robin: with `inFlight` connections, each has about one message awaiting its reply.
-            websockets[self.sent % websockets.count].writeAndFlush(BenchFrames.masked(opcode: 0x1, payload: header + body), promise: nil)
-        }
+            websockets[seq % websockets.count].writeAndFlush(BenchFrames.masked(opcode: 0x1, payload: header + body), promise: nil)
+        }.assumeIsolated().map { self.gatewayFigures = $0 }.nonisolated()
     }
 
     func runDirect(_ client: CurlHTTPClient, url: String) -> EventLoopFuture<Void> {
         let size = self.scenario.payloadBytes
         let eventLoop = self.eventLoop
-        return self.run(gateway: false) { [weak self] in
-            guard let self else { return }
-            let body = BenchPayload.make(seq: self.sent, sentNanos: BenchClock.nanos(), size: size)
-            let tracker = NIOLoopBound(self, eventLoop: eventLoop)
+        let tracker = NIOLoopBound(self, eventLoop: eventLoop)
+        return self.direct.run { seq in
+            let body = BenchPayload.make(seq: seq, sentNanos: BenchClock.nanos(), size: size)
             client.execute(UpstreamRequest(method: "POST", url: url, body: ByteBuffer(bytes: body)), on: eventLoop) { result in
                 guard case .success(let response) = result, response.status == 200 else {
                     tracker.value.errors += 1
                     return
                 }
-                response.body.withUnsafeReadableBytes { tracker.value.completed(BenchPayload.parse($0)) }
+                response.body.withUnsafeReadableBytes { tracker.value.direct.completed(BenchPayload.parse($0)) }
             }
-        }
+        }.assumeIsolated().map { self.directFigures = $0 }.nonisolated()
     }
 
-    private func run(gateway: Bool, send: @escaping () -> Void) -> EventLoopFuture<Void> {
-        let promise = self.eventLoop.makePromise(of: Void.self)
-        self.phaseIsGateway = gateway
-        self.sent = 0
-        self.done = 0
-        self.seen = DeliveryBitmap(rows: 1, bits: self.scenario.messages)
-        self.histogram.reset()
-        self.promise = promise
-        self.send = send
-        self.startNanos = BenchClock.nanos()
-        self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [weak self] in
-            guard let self, let pending = self.promise, self.phaseIsGateway == gateway else { return }
-            self.timedOut = true
-            self.finish(pending)
-        }
-        while self.sent < min(self.scenario.inFlight, self.scenario.messages) {
-            send()
-            self.sent += 1
-        }
-        return promise.futureResult
-    }
-
-    /// A reply to the websocket (gateway phase).
+    /// A reply on a websocket (through lhttpd): `LHTTP/1.0 hook` and the echoed body, or an error reply.
     func received(_ payload: UnsafeRawBufferPointer, from index: Int) {
         guard payload.count >= self.replyPrefix.count,
             self.replyPrefix.withUnsafeBytes({ $0.elementsEqual(payload[0..<self.replyPrefix.count]) })
         else {
-            self.errors += 1  // an error reply
+            self.errors += 1
             return
         }
-        self.completed(BenchPayload.parse(UnsafeRawBufferPointer(rebasing: payload[self.replyPrefix.count...])))
-    }
-
-    private func completed(_ parsed: BenchPayload.Parsed) {
-        guard self.promise != nil else { return }
-        guard case .message(let seq, let sentNanos) = parsed, seq < self.scenario.messages else {
-            self.corrupted += 1
-            return
-        }
-        guard self.seen.insert(row: 0, bit: seq) else {
-            self.duplicates += 1
-            return
-        }
-        let now = BenchClock.nanos()
-        _ = self.histogram.record(now > sentNanos ? (now - sentNanos) / 1000 : 0)
-        self.done += 1
-        if self.done == self.scenario.messages, let pending = self.promise {
-            self.finish(pending)
-        } else if self.sent < self.scenario.messages {
-            self.send?()
-            self.sent += 1
-        }
-    }
-
-    private func finish(_ pending: EventLoopPromise<Void>) {
-        let elapsed = Double(max(BenchClock.nanos() - self.startNanos, 1)) / 1e9
-        let figures = (
-            rate: Double(self.done) / elapsed,
-            p50: Double(self.histogram.valueAtPercentile(50)) / 1000,
-            p99: Double(self.histogram.valueAtPercentile(99)) / 1000,
-            count: self.done
-        )
-        if self.phaseIsGateway { self.gateway = figures } else { self.direct = figures }
-        self.promise = nil
-        self.send = nil
-        pending.succeed(())
+        self.gateway.completed(BenchPayload.parse(UnsafeRawBufferPointer(rebasing: payload[self.replyPrefix.count...])))
     }
 
     func closed(_ index: Int) {
-        if self.promise != nil, self.phaseIsGateway { self.errors += 1 }
+        if self.gateway.isRunning { self.errors += 1 }
     }
 
     func result() -> BenchResult {
-        let gateway = self.gateway ?? (0, 0, 0, 0)
-        let direct = self.direct ?? (0, 0, 0, 0)
-        return BenchResult(
-            scenario: "webhook",
-            dialect: self.scenario.target.dialect,
+        .viaGatewayAndDirect(
+            scenario: "webhook", dialect: self.scenario.target.dialect,
             parameters: ["messages": self.scenario.messages, "in_flight": self.scenario.inFlight, "payload_bytes": self.scenario.payloadBytes],
-            metrics: [
-                "messages_per_s": gateway.rate,
-                "p50_ms": gateway.p50,
-                "p99_ms": gateway.p99,
-                "direct_messages_per_s": direct.rate,
-                "direct_p50_ms": direct.p50,
-                "direct_p99_ms": direct.p99,
-                "added_p50_ms": gateway.p50 - direct.p50,
-                "added_p99_ms": gateway.p99 - direct.p99,
-            ],
-            lost: 2 * self.scenario.messages - gateway.count - direct.count,
-            duplicates: self.duplicates,
-            corrupted: self.corrupted,
-            errors: self.errors,
-            completed: !self.timedOut,
-            note: self.timedOut ? "timed out after \(self.scenario.timeout)" : nil
+            messages: self.scenario.messages,
+            gateway: self.gateway, gatewayFigures: self.gatewayFigures ?? .init(rate: 0, p50: 0, p99: 0, count: 0),
+            direct: self.direct, directFigures: self.directFigures ?? .init(rate: 0, p50: 0, p99: 0, count: 0),
+            errors: self.errors
         )
     }
 }
