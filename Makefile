@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CONFIG ?= config/lhttpd.yaml
 SWIFT ?= swift
 # Debian packages the build, run and tests need (installed only when missing).
-APT_PACKAGES ?= ca-certificates pkg-config libcurl4-openssl-dev php-cli default-jdk-headless
+APT_PACKAGES ?= ca-certificates pkg-config libcurl4-openssl-dev php-cli default-jdk-headless nats-server
 
 .PHONY: all build release run test deps check-config clean bench bench-quick asan
 

@@ -61,6 +61,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // NATS client (protocol, state machine, thin handler) and, later, the NATS broker.
+        .target(
+            name: "LHTTPNATS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         // Sockets: HTTP/1.1, websocket upgrade, /publish, /healthz, static files.
         .target(
             name: "LHTTPServer",
@@ -119,6 +128,15 @@ let package = Package(
         ),
         .testTarget(name: "LHTTPProtocolTests", dependencies: ["LHTTPProtocol"]),
         .testTarget(name: "LHTTPConfigTests", dependencies: ["LHTTPConfig"]),
+        .testTarget(
+            name: "LHTTPNATSTests",
+            dependencies: [
+                "LHTTPNATS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LHTTPGatewayTests",
             dependencies: [

@@ -1,0 +1,23 @@
+/// What can go wrong talking to NATS. The one error type of `LHTTPNATS`.
+public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A server line we do not understand, or a malformed one.
+    case protocolViolation(String)
+    /// A control line or payload larger than allowed.
+    case tooLarge(String)
+    /// The server said `-ERR`.
+    case server(String)
+    /// A subject that is not a plain token list (empty, wildcard, whitespace).
+    case invalidSubject(String)
+    /// Not connected, or the connection closed.
+    case notConnected
+
+    public var description: String {
+        switch self {
+        case .protocolViolation(let what): return "NATS protocol violation: \(what)"
+        case .tooLarge(let what): return "NATS frame too large: \(what)"
+        case .server(let message): return "NATS server error: \(message)"
+        case .invalidSubject(let subject): return "invalid NATS subject '\(subject)'"
+        case .notConnected: return "not connected to NATS"
+        }
+    }
+}
