@@ -19,7 +19,7 @@ import NIOWebSocket
 /// that times out or is cancelled consumes nothing. The queue is unbounded: consume what you receive.
 ///
 /// Every frame this client sends is masked with a fresh random key, as RFC 6455 requires of clients.
-/// Pings from the server are answered automatically; pongs are ignored. Dropping the last reference
+/// Pings from the server are answered automatically; pongs are recorded in ``pongs``, not queued as events. Dropping the last reference
 /// closes the connection abruptly (no close frame); call ``close(code:)`` for a clean close.
 public final class LHTTPWebSocketClient: Sendable {
     private let channel: any Channel
@@ -166,7 +166,7 @@ public final class LHTTPWebSocketClient: Sendable {
         try await self.write(opcode: opcode, payload: payload, fin: fin)
     }
 
-    /// Sends a ping frame with `data` (at most 125 bytes for a well-behaved ping). The pong is not reported.
+    /// Sends a ping frame with `data` (at most 125 bytes for a well-behaved ping). Its pong shows up in ``pongs``.
     public func ping(_ data: ByteBuffer = ByteBuffer()) async throws {
         try await self.write(opcode: .ping, payload: data, fin: true)
     }
@@ -267,4 +267,9 @@ extension LHTTPWebSocketClient {
     public func closeTCP() async {
         try? await self.channel.close()
     }
+}
+
+extension LHTTPWebSocketClient {
+    /// Payloads of the pongs received so far, oldest first.
+    public var pongs: [ByteBuffer] { self.state.pongs }
 }

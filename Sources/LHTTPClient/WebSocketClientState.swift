@@ -33,6 +33,8 @@ final class WebSocketClientState: Sendable {
         /// Whether this side has sent (or is sending) a close frame.
         var closeFrameSent = false
         var lastWaiterID: UInt64 = 0
+        /// Payloads of the pongs received, oldest first (a few per test at most).
+        var pongs: [ByteBuffer] = []
     }
 
     private let state = Mutex(State())
@@ -44,6 +46,14 @@ final class WebSocketClientState: Sendable {
     }
 
     // MARK: Producer side (the channel handler)
+
+    /// Records a pong's payload.
+    func recordPong(_ payload: ByteBuffer) {
+        self.state.withLock { $0.pongs.append(payload) }
+    }
+
+    /// The pongs received so far.
+    var pongs: [ByteBuffer] { self.state.withLock { $0.pongs } }
 
     /// Hands `event` to the oldest waiter, or buffers it. Ignored after ``finish(code:reason:)``.
     func push(_ event: LHTTPClientEvent) {

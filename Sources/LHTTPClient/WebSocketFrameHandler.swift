@@ -40,8 +40,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
             self.receivedClose(context: context, payload: frame.unmaskedData)
+        case .pong:
+            self.state.recordPong(frame.unmaskedData)
         default:
-            // Pongs, and opcodes this client does not know: nothing to do.
+            // Opcodes this client does not know: nothing to do.
             break
         }
     }

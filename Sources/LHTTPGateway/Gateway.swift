@@ -107,10 +107,14 @@ public final class Gateway: Sendable {
                 self.suspend(session, routing: message, with: router)
                 return
             }
-            for filter in self.filters { try filter.afterMessage(session) }
+            try self.runAfterFilters(session)
         } catch {
             self.reject(error, on: session)
         }
+    }
+
+    private func runAfterFilters(_ session: Session) throws {
+        for filter in self.filters { try filter.afterMessage(session) }
     }
 
     /// Hands a routed message to the app; the session's later messages wait until the answer is applied.
@@ -128,7 +132,7 @@ public final class Gateway: Sendable {
                 session.message = rewrite ?? message
                 session.parts = parts
                 do {
-                    for filter in self.filters { try filter.afterMessage(session) }
+                    try self.runAfterFilters(session)
                     then(session)
                 } catch {
                     self.reject(error, on: session)

@@ -72,7 +72,6 @@ public final class CurlHTTPClient: Sendable {
     /// The multi handle. Touched only by the curl thread, except `curl_multi_wakeup`, which libcurl
     /// documents as callable from any thread.
     private let multi: MultiHandle
-    private let stopped = NIOLockedValueBox<Bool>(false)
     private let threadDone = DispatchSemaphore(value: 0)
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -126,15 +125,13 @@ public final class CurlHTTPClient: Sendable {
     /// Blocks until the thread is gone; call it off the event loops. Idempotent. Must be called: the
     /// thread keeps the client alive until then.
     public func shutdown() {
-        let first = self.stopped.withLockedValue { stopped in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        self.state.withLockedValue { state in
+        let first = self.state.withLockedValue { state in
+            guard !state.shuttingDown else { return false }
             state.shuttingDown = true
             self.multi.wakeup()
+            return true
         }
+        guard first else { return }
         self.threadDone.wait()
         self.state.withLockedValue { _ in self.multi.cleanup() }
     }

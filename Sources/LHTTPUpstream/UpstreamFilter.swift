@@ -29,7 +29,7 @@ public struct UpstreamFilter: HeaderFilter {
         do {
             request = try self.request(for: message, value: value, connection: session.id)
         } catch {
-            self.fail(error, url: Self.urlPart(of: value), handle: handle)
+            Self.report(error, url: Self.urlPart(of: value), handle: handle, logger: self.logger)
             return
         }
         let logger = self.logger
@@ -63,10 +63,6 @@ public struct UpstreamFilter: HeaderFilter {
             ],
             body: sendsBody ? message.serialized() : nil
         )
-    }
-
-    private func fail(_ error: UpstreamError, url: String, handle: SessionHandle) {
-        Self.report(error, url: url, handle: handle, logger: self.logger)
     }
 
     private static func report(_ error: UpstreamError, url: String, handle: SessionHandle, logger: Logger) {

@@ -1,7 +1,6 @@
 import LHTTPConfig
 import LHTTPGateway
 import LHTTPProtocol
-import Logging
 import NIOCore
 import Synchronization
 
