@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LHTTPConfig", targets: ["LHTTPConfig"]),
         .library(name: "LHTTPClient", targets: ["LHTTPClient"]),
         .library(name: "LHTTPUpstream", targets: ["LHTTPUpstream"]),
+        .library(name: "LHTTPNATS", targets: ["LHTTPNATS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -61,10 +62,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // NATS client (protocol, state machine, thin handler) and, later, the NATS broker.
+        // NATS client (protocol, state machines, thin handler, reconnecting client) and the NATS broker.
         .target(
             name: "LHTTPNATS",
             dependencies: [
+                "LHTTPGateway", "LHTTPConfig",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -118,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "lhttpd",
             dependencies: [
-                "LHTTPServer", "LHTTPConfig", "LHTTPGateway", "LHTTPUpstream",
+                "LHTTPServer", "LHTTPConfig", "LHTTPGateway", "LHTTPUpstream", "LHTTPNATS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -126,12 +129,22 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Real servers and processes for the tests (nats-server).
+        .target(
+            name: "LHTTPTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/LHTTPTestSupport"
+        ),
         .testTarget(name: "LHTTPProtocolTests", dependencies: ["LHTTPProtocol"]),
         .testTarget(name: "LHTTPConfigTests", dependencies: ["LHTTPConfig"]),
         .testTarget(
             name: "LHTTPNATSTests",
             dependencies: [
-                "LHTTPNATS",
+                "LHTTPNATS", "LHTTPTestSupport", "LHTTPConfig", "LHTTPGateway",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -149,6 +162,7 @@ let package = Package(
             name: "LHTTPServerTests",
             dependencies: [
                 "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
+                "LHTTPNATS", "LHTTPTestSupport",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -115,6 +115,8 @@ extension GatewayConfig {
                    "\(limits.maxChannelNameBytes) must not exceed limits.max_header_line_bytes (\(limits.maxHeaderLineBytes))")
         }
 
+        problems += cluster.problems(limits: limits)
+
         if !staticDir.isEmpty {
             var isDirectory: ObjCBool = false
             if !FileManager.default.fileExists(atPath: staticDir, isDirectory: &isDirectory) {

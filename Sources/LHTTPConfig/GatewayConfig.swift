@@ -27,6 +27,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var hooks: HooksConfig
     /// Command → webhook; `"*"` matches any command without its own route.
     public var routes: [String: RouteConfig]
+    /// Several nodes sharing channels through NATS; empty `nats` means one node.
+    public var cluster: ClusterConfig
     /// Logging settings.
     public var log: LogConfig
 
@@ -42,6 +44,7 @@ public struct GatewayConfig: Sendable, Equatable {
         webhook: WebhookConfig = WebhookConfig(),
         hooks: HooksConfig = HooksConfig(),
         routes: [String: RouteConfig] = [:],
+        cluster: ClusterConfig = ClusterConfig(),
         log: LogConfig = LogConfig()
     ) {
         self.listen = listen
@@ -54,6 +57,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.webhook = webhook
         self.hooks = hooks
         self.routes = routes
+        self.cluster = cluster
         self.log = log
     }
 }
@@ -62,7 +66,7 @@ extension GatewayConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, threads, websocket
         case staticDir = "static_dir"
-        case publish, limits, upstream, webhook, hooks, routes, log
+        case publish, limits, upstream, webhook, hooks, routes, cluster, log
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
@@ -73,6 +77,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         .webhook: WebhookConfig.schema,
         .hooks: HooksConfig.schema,
         .routes: .map(RouteConfig.schema),
+        .cluster: ClusterConfig.schema,
         .log: LogConfig.schema,
     ])
 
@@ -91,6 +96,7 @@ extension GatewayConfig: Decodable, ConfigSection {
             webhook: try c.decodeIfPresent(WebhookConfig.self, forKey: .webhook) ?? d.webhook,
             hooks: try c.decodeIfPresent(HooksConfig.self, forKey: .hooks) ?? d.hooks,
             routes: try c.decodeIfPresent([String: RouteConfig].self, forKey: .routes) ?? d.routes,
+            cluster: try c.decodeIfPresent(ClusterConfig.self, forKey: .cluster) ?? d.cluster,
             log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
         )
     }

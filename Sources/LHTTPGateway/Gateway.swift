@@ -171,8 +171,9 @@ public final class Gateway: Sendable {
 
     /// Publishes a serialized LHTTP message to `channels` through the broker.
     /// - Returns: local deliveries.
+    /// - Throws: when the broker refuses it (too large for the cluster); nothing was delivered then.
     @discardableResult
-    public func publish(_ payload: ByteBuffer, to channels: [String]) -> Int {
-        self.broker.publish(payload, to: channels)
+    public func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
+        try self.broker.publish(payload, to: channels)
     }
 }

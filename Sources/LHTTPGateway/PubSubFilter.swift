@@ -15,7 +15,7 @@ public struct PubSubFilter: HeaderFilter {
         let unsubscribe = try message.channels(LHTTPChannelList.unsubscribeHeader, limits: limits)
         session.subscribe(subscribe)
         if !publish.isEmpty {
-            session.gateway.publish(message.serialized(), to: publish)
+            try session.gateway.publish(message.serialized(), to: publish)
         }
         session.unsubscribe(unsubscribe)
     }

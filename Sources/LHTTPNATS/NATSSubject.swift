@@ -44,17 +44,6 @@ public enum NATSSubject {
         return String(validating: out, as: UTF8.self)
     }
 
-    /// Whether `prefix` is usable: non-empty dot-separated tokens of `[A-Za-z0-9_-]`.
-    public static func isValidPrefix(_ prefix: String) -> Bool {
-        let tokens = prefix.split(separator: ".", omittingEmptySubsequences: false)
-        return !tokens.isEmpty && tokens.allSatisfy { token in
-            !token.isEmpty && token.utf8.allSatisfy { byte in
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-            }
-        }
-    }
-
     private static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")

@@ -130,7 +130,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             let health = Health(
                 connections: self.gateway.connectionCount,
                 channels: stats.channels,
-                subscriptions: stats.subscriptions
+                subscriptions: stats.subscriptions,
+                cluster: self.gateway.broker.health
             )
             self.respond(.ok, json: health, head: head, context: context)
         case .staticFile(let path):
@@ -156,9 +157,14 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func publish(head: HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer, context: ChannelHandlerContext) {
-        do {
+        do throws(ServerError) {
             let (payload, channels) = try self.settings.publish.publication(body: body, query: query)
-            let deliveries = self.gateway.publish(payload, to: channels)
+            let deliveries: Int
+            do {
+                deliveries = try self.gateway.publish(payload, to: channels)
+            } catch {
+                throw ServerError.publishRefused(status: error.status, reason: error.reason)
+            }
             self.respond(.ok, json: PublishResult(channels: channels, deliveries: deliveries), head: head, context: context)
         } catch {
             self.fail(error, head: head, closing: false, context: context)

@@ -1,3 +1,4 @@
+import LHTTPGateway
 import NIOCore
 
 /// The small JSON bodies of the HTTP routes, written straight into a `ByteBuffer`.
@@ -25,16 +26,32 @@ struct PublishResult: JSONBody {
     }
 }
 
-/// `{"status":"ok","connections":N,"channels":N,"subscriptions":N}`
+/// `{"status":"ok","connections":N,"channels":N,"subscriptions":N}`, plus `"cluster":{...}` on a
+/// clustered node, whose status is `"degraded"` while its NATS link is down (it still serves its own
+/// clients, so the HTTP status stays 200).
 struct Health: JSONBody {
     var connections: Int
     var channels: Int
     var subscriptions: Int
+    var cluster: BrokerHealth?
 
     func write(to buffer: inout ByteBuffer) {
+        let status = self.cluster.map { $0.isConnected ? "ok" : "degraded" } ?? "ok"
         buffer.writeString(
-            "{\"status\":\"ok\",\"connections\":\(self.connections),\"channels\":\(self.channels),\"subscriptions\":\(self.subscriptions)}"
+            "{\"status\":\"\(status)\",\"connections\":\(self.connections),\"channels\":\(self.channels),\"subscriptions\":\(self.subscriptions)"
         )
+        if let cluster = self.cluster {
+            buffer.writeStaticString(",\"cluster\":{\"state\":")
+            buffer.writeJSONString(cluster.state)
+            buffer.writeStaticString(",\"server\":")
+            buffer.writeJSONString(cluster.server)
+            buffer.writeStaticString(",\"node_id\":")
+            buffer.writeJSONString(cluster.nodeID)
+            buffer.writeString(
+                ",\"channels\":\(cluster.channels),\"reconnects\":\(max(0, cluster.connections - 1)),\"dropped\":\(cluster.droppedMessages),\"pending_bytes\":\(cluster.pendingBytes)}"
+            )
+        }
+        buffer.writeStaticString("}")
     }
 }
 

@@ -21,6 +21,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case upgradeRequired
     /// The server could not bind its listening socket.
     case bindFailed(String)
+    /// The broker refused the publication (too large for the cluster's NATS `max_payload`).
+    case publishRefused(status: Int, reason: String)
     /// The connect hook refused (401/403) or failed (502/504): the upgrade is answered with its status.
     case connectRefused(status: Int, reason: String)
 
@@ -36,6 +38,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .upgradeRequired: return 426
         case .bindFailed: return 500
         case .connectRefused(let status, _): return status
+        case .publishRefused(let status, _): return status
         }
     }
 
@@ -51,6 +54,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .upgradeRequired: return "this path serves websocket upgrades only"
         case .bindFailed(let why): return "cannot listen: \(why)"
         case .connectRefused(_, let reason): return reason
+        case .publishRefused(_, let reason): return reason
         }
     }
 }

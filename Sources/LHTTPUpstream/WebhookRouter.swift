@@ -131,7 +131,14 @@ extension WebhookActions {
     public func apply(to session: Session) {
         if let reply = self.reply { session.send(serialized: reply) }
         for publication in self.publish {
-            session.gateway.publish(publication.payload, to: publication.channels)
+            do {
+                try session.gateway.publish(publication.payload, to: publication.channels)
+            } catch {
+                session.logger.notice(
+                    "webhook answer's publication refused",
+                    metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"]
+                )
+            }
         }
         session.subscribe(self.subscribe)
         session.unsubscribe(self.unsubscribe)

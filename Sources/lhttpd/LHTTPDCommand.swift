@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LHTTPConfig
 import LHTTPGateway
+import LHTTPNATS
 import LHTTPProtocol
 import LHTTPServer
 import LHTTPUpstream
@@ -73,6 +74,18 @@ struct LHTTPDCommand: AsyncParsableCommand {
         let limits = LHTTPLimits(configuration.limits)
         let webhooks = Webhooks.make(configuration, limits: limits, logger: logger)
         defer { webhooks.client?.shutdown() }
+        // Clustered when `cluster.nats` lists a server; the NATS link comes up in the background.
+        let hub = Hub()
+        let cluster: NATSBroker?
+        do {
+            cluster = configuration.cluster.isEnabled
+                ? try NATSBroker(hub: hub, configuration: configuration.cluster, eventLoop: group.next(), logger: logger)
+                : nil
+        } catch {
+            printError("lhttpd: invalid configuration:\n\(error)")
+            throw ExitCode(1)
+        }
+        cluster?.start()
         let gateway = Gateway(
             limits: limits,
             filters: webhooks.filters,
@@ -80,6 +93,11 @@ struct LHTTPDCommand: AsyncParsableCommand {
             router: webhooks.router,
             connectHook: webhooks.connectHook,
             maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
+            hub: hub,
+            broker: { hub -> any Broker in
+                if let cluster { return cluster }
+                return LocalBroker(hub: hub)
+            },
             logger: logger
         )
         let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, logger: logger)
@@ -90,7 +108,13 @@ struct LHTTPDCommand: AsyncParsableCommand {
                 logger: logger
             )
         )
-        try await services.run()
+        do {
+            try await services.run()
+        } catch {
+            await cluster?.shutdown()
+            throw error
+        }
+        await cluster?.shutdown()
     }
 }
 

@@ -66,9 +66,5 @@ struct NATSProtocolTests {
         }
         #expect(subjects.count == names.count)
         #expect(NATSSubject.channel("room", prefix: "lhttp") == "lhttp.room")
-        #expect(NATSSubject.isValidPrefix("lhttp.prod"))
-        #expect(!NATSSubject.isValidPrefix("lhttp.>"))
-        #expect(!NATSSubject.isValidPrefix(""))
-        #expect(!NATSSubject.isValidPrefix("a..b"))
     }
 }

@@ -1,0 +1,145 @@
+/// The `cluster:` section: several lhttpd nodes sharing channels through NATS.
+///
+/// No server in `nats` (the default) means one node with the in-memory broker.
+public struct ClusterConfig: Sendable, Equatable {
+    /// NATS server URLs (`nats://[user:password@|token@]host[:port]`); tried in turn when one is down.
+    public var nats: [String]
+    /// First subject tokens of every channel subject (`<prefix>.<encoded channel>`).
+    public var subjectPrefix: String
+    /// This node's name in message envelopes and logs; empty picks a random one at start.
+    public var nodeID: String
+    /// Publications kept while NATS is unreachable (or not reading), in bytes; beyond, they are dropped and counted.
+    public var maxPendingBytes: Int
+    /// First reconnect delay, in milliseconds; it doubles per failed attempt (with jitter) up to `reconnectMaxMs`.
+    public var reconnectMinMs: Int
+    /// Longest reconnect delay, in milliseconds.
+    public var reconnectMaxMs: Int
+    /// TCP connect plus handshake timeout, in milliseconds.
+    public var connectTimeoutMs: Int
+    /// Interval of the keep-alive PING; two unanswered PINGs close the link and reconnect.
+    public var pingIntervalMs: Int
+
+    /// Creates the section with the documented defaults.
+    public init(
+        nats: [String] = [],
+        subjectPrefix: String = "lhttp",
+        nodeID: String = "",
+        maxPendingBytes: Int = 8_388_608,
+        reconnectMinMs: Int = 100,
+        reconnectMaxMs: Int = 5000,
+        connectTimeoutMs: Int = 2000,
+        pingIntervalMs: Int = 20_000
+    ) {
+        self.nats = nats
+        self.subjectPrefix = subjectPrefix
+        self.nodeID = nodeID
+        self.maxPendingBytes = maxPendingBytes
+        self.reconnectMinMs = reconnectMinMs
+        self.reconnectMaxMs = reconnectMaxMs
+        self.connectTimeoutMs = connectTimeoutMs
+        self.pingIntervalMs = pingIntervalMs
+    }
+
+    /// Whether the node is clustered (at least one NATS server configured).
+    public var isEnabled: Bool { !self.nats.isEmpty }
+
+    /// The parsed `nats` list. - Throws: the first URL that does not parse.
+    public func servers() throws(ConfigError) -> [NATSServerURL] {
+        var servers: [NATSServerURL] = []
+        for (index, text) in self.nats.enumerated() {
+            do {
+                servers.append(try NATSServerURL(parsing: text))
+            } catch {
+                throw ConfigError(ConfigProblem(keyPath: "cluster.nats[\(index)]", message: error.message))
+            }
+        }
+        return servers
+    }
+}
+
+extension ClusterConfig: Decodable, ConfigSection {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case nats
+        case subjectPrefix = "subject_prefix"
+        case nodeID = "node_id"
+        case maxPendingBytes = "max_pending_bytes"
+        case reconnectMinMs = "reconnect_min_ms"
+        case reconnectMaxMs = "reconnect_max_ms"
+        case connectTimeoutMs = "connect_timeout_ms"
+        case pingIntervalMs = "ping_interval_ms"
+    }
+
+    static let schema = ConfigSchema.section(CodingKeys.self)
+
+    /// Decodes the section; missing or null keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ClusterConfig()
+        self.init(
+            nats: try c.decodeIfPresent([String].self, forKey: .nats) ?? d.nats,
+            subjectPrefix: try c.decodeIfPresent(String.self, forKey: .subjectPrefix) ?? d.subjectPrefix,
+            nodeID: try c.decodeIfPresent(String.self, forKey: .nodeID) ?? d.nodeID,
+            maxPendingBytes: try c.decodeIfPresent(Int.self, forKey: .maxPendingBytes) ?? d.maxPendingBytes,
+            reconnectMinMs: try c.decodeIfPresent(Int.self, forKey: .reconnectMinMs) ?? d.reconnectMinMs,
+            reconnectMaxMs: try c.decodeIfPresent(Int.self, forKey: .reconnectMaxMs) ?? d.reconnectMaxMs,
+            connectTimeoutMs: try c.decodeIfPresent(Int.self, forKey: .connectTimeoutMs) ?? d.connectTimeoutMs,
+            pingIntervalMs: try c.decodeIfPresent(Int.self, forKey: .pingIntervalMs) ?? d.pingIntervalMs
+        )
+    }
+
+    /// The section's own rules (called from ``GatewayConfig/validate()``).
+    func problems(limits: LimitsConfig) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        func report(_ key: String, _ message: String) {
+            problems.append(ConfigProblem(keyPath: "cluster.\(key)", message: message))
+        }
+        for (index, text) in self.nats.enumerated() {
+            do {
+                _ = try NATSServerURL(parsing: text)
+            } catch {
+                report("nats[\(index)]", error.message)
+            }
+        }
+        if !Self.isPlainTokenList(self.subjectPrefix) {
+            report("subject_prefix", "\"\(self.subjectPrefix)\" must be dot-separated tokens of letters, digits, '_' and '-'")
+        } else if limits.maxChannelNameBytes > 0 {
+            // MSG <subject> <sid> <size>\r\n must fit nats-server's default 4096-byte control line,
+            // and an encoded channel name takes up to 3 bytes per byte.
+            let longest = self.subjectPrefix.utf8.count + 1 + 3 * limits.maxChannelNameBytes
+            if longest > Self.maxSubjectBytes {
+                report("subject_prefix", "with limits.max_channel_name_bytes \(limits.maxChannelNameBytes) a subject can reach \(longest) bytes, over NATS's \(Self.maxSubjectBytes); lower the limit")
+            }
+        }
+        if !self.nodeID.isEmpty, !Self.isPlainTokenList(self.nodeID) {
+            report("node_id", "\"\(self.nodeID)\" must be dot-separated tokens of letters, digits, '_' and '-'")
+        }
+        let positives: [(String, Int)] = [
+            ("max_pending_bytes", self.maxPendingBytes),
+            ("reconnect_min_ms", self.reconnectMinMs),
+            ("reconnect_max_ms", self.reconnectMaxMs),
+            ("connect_timeout_ms", self.connectTimeoutMs),
+            ("ping_interval_ms", self.pingIntervalMs),
+        ]
+        for (key, value) in positives where value <= 0 {
+            report(key, "must be greater than 0, is \(value)")
+        }
+        if self.reconnectMinMs > 0, self.reconnectMaxMs < self.reconnectMinMs {
+            report("reconnect_max_ms", "\(self.reconnectMaxMs) must not be below reconnect_min_ms (\(self.reconnectMinMs))")
+        }
+        return problems
+    }
+
+    /// Longest subject the gateway builds (leaves room in a 4096-byte `MSG` control line).
+    public static let maxSubjectBytes = 4000
+
+    /// Non-empty dot-separated tokens of `[A-Za-z0-9_-]`.
+    public static func isPlainTokenList(_ text: String) -> Bool {
+        let tokens = text.split(separator: ".", omittingEmptySubsequences: false)
+        return !tokens.isEmpty && tokens.allSatisfy { token in
+            !token.isEmpty && token.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import NIOCore
+
+/// The thin handler of one TCP connection to NATS: parses server ops, runs them through
+/// ``NATSConnectionStateMachine`` and does what it returns. Lives on the client's event loop and reports
+/// to the client's ``NATSClient`` directly (same loop).
+final class NATSHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let client: NATSClient
+    private let connectJSON: String
+    private var parser = NATSParser()
+    private var machine = NATSConnectionStateMachine()
+    /// One entry per PING sent after the handshake: the flush waiting for its PONG, nil for a keep-alive.
+    private var pingWaiters: [EventLoopPromise<Void>?] = []
+    private var context: ChannelHandlerContext?
+    private(set) var failure: NATSError?
+
+    init(client: NATSClient, connectJSON: String) {
+        self.client = client
+        self.connectJSON = connectJSON
+    }
+
+    var isReady: Bool { self.machine.state == .ready }
+    var outstandingPings: Int { self.machine.outstandingPings }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.parser.append(Self.unwrapInboundIn(data))
+        do {
+            while let op = try self.parser.next() {
+                self.perform(self.machine.received(op), context: context)
+                if self.machine.state == .failed { return }
+            }
+        } catch {
+            self.perform(.fail(error), context: context)
+        }
+    }
+
+    private func perform(_ action: NATSConnectionStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .sendConnect(let maxPayload):
+            self.parser.maxPayload = maxPayload
+            var buffer = context.channel.allocator.buffer(capacity: self.connectJSON.utf8.count + 24)
+            NATSClientOp.connect(self.connectJSON, into: &buffer)
+            NATSClientOp.ping(into: &buffer)
+            context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+        case .becomeReady(let maxPayload):
+            self.client.linkReady(self, maxPayload: maxPayload)
+        case .answerPing:
+            var buffer = context.channel.allocator.buffer(capacity: 6)
+            NATSClientOp.pong(into: &buffer)
+            context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+        case .completePing:
+            if !self.pingWaiters.isEmpty { self.pingWaiters.removeFirst()?.succeed(()) }
+        case .deliver(let subject, let sid, let payload):
+            self.client.received(subject: subject, sid: sid, payload: payload)
+        case .fail(let error):
+            self.machine.closed()
+            self.failure = error
+            context.close(promise: nil)
+        }
+    }
+
+    /// Sends a PING after the handshake; `promise` (if any) completes on its PONG.
+    func ping(promise: EventLoopPromise<Void>?) {
+        guard let context = self.context, self.machine.state == .ready else {
+            promise?.fail(NATSError.notConnected)
+            return
+        }
+        self.machine.pingSent()
+        self.pingWaiters.append(promise)
+        var buffer = context.channel.allocator.buffer(capacity: 6)
+        NATSClientOp.ping(into: &buffer)
+        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.client.writabilityChanged(self, isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.machine.closed()
+        for waiter in self.pingWaiters { waiter?.fail(NATSError.notConnected) }
+        self.pingWaiters.removeAll()
+        self.client.linkClosed(self)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.failure == nil { self.failure = .io("\(error)") }
+        context.close(promise: nil)
+    }
+}

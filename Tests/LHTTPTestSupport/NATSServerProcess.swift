@@ -1,0 +1,136 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A real `nats-server` on 127.0.0.1 for one test: a free client port and a monitoring port, started
+/// and stopped by PID. It can be killed and started again on the same ports.
+public final class NATSServerProcess: @unchecked Sendable {
+    /// Client port (`nats://127.0.0.1:<port>`).
+    public let port: Int
+    /// Monitoring port (`/subsz`, `/connz`).
+    public let monitorPort: Int
+    private let configFile: URL
+    private var process: Process?
+
+    /// What went wrong starting or asking the server.
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// - Parameters:
+    ///   - maxPayload: the server's `max_payload` (nil: its default, 1 MiB).
+    ///   - user/password: when set, clients must authenticate.
+    ///   - port: the client port (nil: a free one).
+    public init(port: Int? = nil, maxPayload: Int? = nil, user: String? = nil, password: String? = nil) async throws {
+        if let port {
+            self.port = port
+        } else {
+            self.port = try await Self.freePort()
+        }
+        self.monitorPort = try await Self.freePort()
+        var config = "listen: 127.0.0.1:\(self.port)\nhttp: 127.0.0.1:\(self.monitorPort)\n"
+        if let maxPayload { config += "max_payload: \(maxPayload)\n" }
+        if let user, let password { config += "authorization { user: \"\(user)\", password: \"\(password)\" }\n" }
+        self.configFile = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-nats-\(self.port).conf")
+        try Data(config.utf8).write(to: self.configFile)
+        try await self.start()
+    }
+
+    public var url: String { "nats://127.0.0.1:\(self.port)" }
+
+    /// Starts the server (again) on the same ports and waits until it accepts connections.
+    public func start() async throws {
+        precondition(self.process == nil, "already running")
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let binary else { throw Failure(description: "nats-server is not installed (make test installs it)") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["-c", self.configFile.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if (try? await self.monitor("/healthz")) != nil { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        self.stop()
+        throw Failure(description: "nats-server did not come up on port \(self.port)")
+    }
+
+    /// Kills the server at once (SIGKILL: no goodbye to its clients) and waits for it to exit.
+    public func kill() {
+        guard let process = self.process else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// Stops the server (SIGTERM) and waits for it to exit.
+    public func stop() {
+        guard let process = self.process else { return }
+        process.terminate()
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    deinit {
+        self.stop()
+        try? FileManager.default.removeItem(at: self.configFile)
+    }
+
+    /// Subjects currently subscribed by the clients whose name contains `clientName` (from `/connz?subs=1`).
+    public func subscriptions(ofClientsNamed clientName: String) async throws -> [String] {
+        let json = try await self.monitor("/connz?subs=1")
+        guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+            let connections = object["connections"] as? [[String: Any]]
+        else { throw Failure(description: "unexpected /connz answer: \(json.prefix(200))") }
+        return connections
+            .filter { ($0["name"] as? String)?.contains(clientName) == true }
+            .flatMap { $0["subscriptions_list"] as? [String] ?? [] }
+    }
+
+    /// GETs a monitoring path and returns the body (HTTP/1.0: the server closes when done).
+    public func monitor(_ path: String) async throws -> String {
+        let received = NIOLockedBuffer()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+            }
+            .connect(host: "127.0.0.1", port: self.monitorPort).get()
+        try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"))
+        try await channel.closeFuture.get()
+        let response = received.text
+        guard response.hasPrefix("HTTP/1.") , response.contains(" 200 "), let split = response.range(of: "\r\n\r\n") else {
+            throw Failure(description: "monitor \(path): \(response.prefix(200))")
+        }
+        return String(response[split.upperBound...])
+    }
+
+    /// Binds port 0 on loopback, reads the port back and releases it.
+    public static func freePort() async throws -> Int {
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress?.port ?? 0
+        try await probe.close()
+        return port
+    }
+
+    private final class NIOLockedBuffer: @unchecked Sendable {
+        private let lock = NSLock()
+        private var data = Data()
+        func append(_ bytes: ByteBuffer) { self.lock.withLock { self.data.append(contentsOf: bytes.readableBytesView) } }
+        var text: String { self.lock.withLock { String(decoding: self.data, as: UTF8.self) } }
+    }
+
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let received: NIOLockedBuffer
+        init(received: NIOLockedBuffer) { self.received = received }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            self.received.append(Self.unwrapInboundIn(data))
+        }
+    }
+}
