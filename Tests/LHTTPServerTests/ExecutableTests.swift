@@ -1,6 +1,7 @@
 import Foundation
 import LHTTPClient
 import LHTTPProtocol
+import LHTTPTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import Testing
@@ -119,5 +120,38 @@ struct ExecutableTests {
         kill(child.process.processIdentifier, SIGTERM)
         #expect(try await child.exitStatus() == 0)
         #expect(child.text.contains("shutting down"))
+    }
+
+    @Test func twoProcessesShareChannelsThroughNATS() async throws {
+        let nats = try await NATSServerProcess()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-cluster-\(UUID().uuidString).yaml")
+        try Data("listen: 127.0.0.1:0\ncluster:\n  nats: [\"${NATS_URL}\"]\n  reconnect_max_ms: 200\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let nodes = try ["one", "two"].map { id in
+            try Child(["--config", file.path], environment: ["NATS_URL": nats.url])
+        }
+        var ports: [Int] = []
+        for node in nodes {
+            ports.append(try #require(Int(try await node.await(#"lhttp\.port=(\d+)"#))))
+            _ = try await node.await("NATS connected")
+        }
+        let sub = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: ports[1], path: "/ws")
+        try await sub.send(LHTTPMessage(command: "chat", headers: ["subscribe": "cron"]))
+        let http = try await HTTPPublisher.connect(host: "127.0.0.1", port: ports[0])
+        // The subscription reaches NATS asynchronously: publish until the other node delivers (bounded).
+        var delivered: LHTTPMessage?
+        for attempt in 0..<50 where delivered == nil {
+            _ = try await http.request(path: "/publish?channel=cron&command=tick", body: ByteBuffer(string: "\(attempt)"))
+            delivered = try? await sub.nextMessage(timeout: .milliseconds(100))
+        }
+        #expect(delivered?.command == "tick")
+        let health = try await http.request(method: .GET, path: "/healthz").bodyString
+        #expect(health.contains("\"cluster\":{\"state\":\"connected\""), "\(health)")
+        try await http.close()
+        try await sub.close()
+        for node in nodes {
+            kill(node.process.processIdentifier, SIGTERM)
+            #expect(try await node.exitStatus() == 0)
+        }
     }
 }

@@ -1,6 +1,7 @@
 import LHTTPClient
 import LHTTPConfig
 import LHTTPGateway
+import LHTTPNATS
 import LHTTPProtocol
 import LHTTPServer
 import LHTTPUpstream
@@ -14,6 +15,8 @@ struct TestServer {
     let gateway: Gateway
     let upstream: CurlHTTPClient
     let webhookClient: CurlHTTPClient?
+    /// The NATS broker when `cluster.nats` is configured.
+    let cluster: NATSBroker?
     let port: Int
 
     static func start(
@@ -27,6 +30,11 @@ struct TestServer {
         let (filter, upstream) = try UpstreamFilter.make(configuration.upstream, logger: logger)
         let limits = LHTTPLimits(configuration.limits)
         let webhooks = Webhooks.make(configuration, limits: limits, logger: logger)
+        let hub = Hub()
+        let cluster = configuration.cluster.isEnabled
+            ? try NATSBroker(hub: hub, configuration: configuration.cluster, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
+            : nil
+        cluster?.start()
         let gateway = Gateway(
             limits: limits,
             processors: processors,
@@ -35,6 +43,11 @@ struct TestServer {
             router: webhooks.router,
             connectHook: webhooks.connectHook,
             maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
+            hub: hub,
+            broker: { hub -> any Broker in
+                if let cluster { return cluster }
+                return LocalBroker(hub: hub)
+            },
             logger: logger
         )
         let server = GatewayServer(
@@ -44,7 +57,9 @@ struct TestServer {
             logger: logger
         )
         let address = try await server.start()
-        return TestServer(server: server, gateway: gateway, upstream: upstream, webhookClient: webhooks.client, port: address.port ?? 0)
+        return TestServer(
+            server: server, gateway: gateway, upstream: upstream, webhookClient: webhooks.client, cluster: cluster, port: address.port ?? 0
+        )
     }
 
     /// Runs `body` with a fresh server and stops the server afterwards, also when `body` throws.
@@ -67,6 +82,7 @@ struct TestServer {
 
     func stop() async throws {
         try await self.server.stop()
+        await self.cluster?.shutdown()
         let upstream = self.upstream
         let webhookClient = self.webhookClient
         await Task.detached {
