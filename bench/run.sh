@@ -9,11 +9,13 @@ cd "$(dirname "$0")/.."
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BENCH=.build/release/lhttp-bench
-LHTTPD=.build/release/lhttpd
+LHTTPD=${LHTTPD:-.build/release/lhttpd}
 NGINX=${NGINX:-/usr/sbin/nginx}
+NATS=${NATS:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 # QUICK=1: small counts, for trying the pipeline (numbers not comparable to the targets).
 QUICK=${QUICK:-0}
-# DIALECTS="lhttp" or "nchan" runs one side only; ONLY=<scenario name> runs one scenario.
+# DIALECTS="lhttp" or "nchan" runs one side only; ONLY=<scenario name> runs one scenario
+# (ONLY=fanout-cluster: the cluster mode alone, with its single-node peers).
 DIALECTS=${DIALECTS:-lhttp nchan}
 ONLY=${ONLY:-}
 
@@ -23,15 +25,23 @@ mkdir -p bench/results
 out="bench/results/$stamp.jsonl"
 work=$(mktemp -d)
 server_pid=""
+# Cluster mode: the second lhttpd node and the nats-server.
+extra_pids=()
+
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 
 stop_server() {
     if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
+        stop_pid "$server_pid"
         server_pid=""
     fi
+    for pid in "${extra_pids[@]}"; do stop_pid "$pid"; done
+    extra_pids=()
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 
@@ -76,6 +86,30 @@ run() {  # $1 = dialect, rest = scenario arguments
     stop_server
 }
 
+# Cluster mode: nats-server and two lhttpd nodes (all on the server CPU, one thread each), the publisher
+# on node A, subscribers alternating between A and B. Compared with the single-node fan-out of this run.
+run_cluster() {  # rest = fanout arguments
+    local nats_port port_b
+    nats_port=$(free_port)
+    taskset -c "$SERVER_CPU" "$NATS" -a 127.0.0.1 -p "$nats_port" 2>>"$work/nats.log" &
+    extra_pids+=($!)
+    wait_port "$nats_port"
+    for node in a b; do
+        printf 'cluster:\n  nats: ["nats://127.0.0.1:%s"]\n  node_id: %s\n' "$nats_port" "$node" > "$work/lhttpd-$node.yaml"
+    done
+    port=$(free_port)
+    port_b=$(free_port)
+    taskset -c "$SERVER_CPU" "$LHTTPD" --config "$work/lhttpd-a.yaml" --listen "127.0.0.1:$port" --threads 1 2>>"$work/lhttpd.log" &
+    server_pid=$!
+    taskset -c "$SERVER_CPU" "$LHTTPD" --config "$work/lhttpd-b.yaml" --listen "127.0.0.1:$port_b" --threads 1 2>>"$work/lhttpd.log" &
+    extra_pids+=($!)
+    wait_port "$port"
+    wait_port "$port_b"
+    taskset -c "$LOAD_CPU" "$BENCH" fanout "$@" --dialect lhttp --port "$port" --subscriber-port "$port" --subscriber-port "$port_b" >>"$out" \
+        || echo "  (lhttp fanout-cluster reported a failure: see the line above)" >&2
+    stop_server
+}
+
 if [ "$QUICK" = 1 ]; then
     scenarios=(
         "fanout --subscribers 20 --messages 500 --window 16"
@@ -87,6 +121,7 @@ if [ "$QUICK" = 1 ]; then
         "upstream --messages 500 --in-flight 8"
         "webhook --messages 500 --in-flight 8"
     )
+    cluster_scenarios=("--subscribers 20 --messages 500 --window 16")
 else
     scenarios=(
         "fanout --subscribers 100 --messages 10000 --window 256"
@@ -103,6 +138,11 @@ else
         "webhook --messages 20000 --in-flight 1"
         "webhook --messages 20000 --in-flight 8"
     )
+    cluster_scenarios=(
+        "--subscribers 100 --messages 10000 --window 256"
+        "--subscribers 1000 --messages 2000 --window 256"
+        "--subscribers 1000 --messages 500 --window 1"
+    )
 fi
 
 echo "lhttp-bench: server pinned to CPU $SERVER_CPU, load generator to CPU $LOAD_CPU (taskset); lhttpd --threads 1, nginx worker_processes 1" >&2
@@ -115,6 +155,20 @@ for scenario in "${scenarios[@]}"; do
         run "$dialect" $scenario
     done
 done
+
+if [ -z "$ONLY" ] || [ "$ONLY" = fanout-cluster ]; then
+    if [ ! -x "$NATS" ]; then
+        echo "nats-server not found: make bench installs it (the cluster mode needs it)" >&2
+        exit 1
+    fi
+    for scenario in "${cluster_scenarios[@]}"; do
+        # The single-node peer, unless the main loop above already measured it.
+        # shellcheck disable=SC2086
+        [ "$ONLY" = fanout-cluster ] && run lhttp fanout $scenario
+        # shellcheck disable=SC2086
+        run_cluster $scenario
+    done
+fi
 
 echo
 echo "lhttpd vs nginx+Nchan — same machine, same run ($stamp); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU"

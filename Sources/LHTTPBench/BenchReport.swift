@@ -20,6 +20,7 @@ public enum BenchReport {
         case "idle-conns": return [Figure(name: "memory per connection", metric: "kib_per_conn", higherIsBetter: false, unit: "KiB")]
         case "seed": return [Figure(name: "time to deliver all", metric: "elapsed_s", higherIsBetter: false, unit: "s")]
         case "upstream", "webhook": return []  // their own table: the peer is libcurl called directly, not Nchan
+        case "fanout-cluster": return []  // its own table: the peer is the single-node fan-out of the same run
         default: return []
         }
     }
@@ -72,7 +73,36 @@ public enum BenchReport {
             }
             text += "\n\n" + render(rows)
         }
+        if let cluster = clusterTable(results) { text += "\n\n" + cluster }
         return text
+    }
+
+    /// Cluster fan-out against the single-node fan-out with the same subscribers, messages and window.
+    static func clusterTable(_ results: [BenchResult]) -> String? {
+        let runs = results.filter { $0.scenario == "fanout-cluster" && $0.dialect == .lhttp }
+        guard !runs.isEmpty else { return nil }
+        var rows: [[String]] = [[
+            "cluster fan-out (publisher on A, subscribers over A and B)", "1 node deliveries/s", "2 nodes deliveries/s",
+            "2 nodes vs 1", "1 node p99", "2 nodes p99",
+        ]]
+        for run in runs {
+            let single = results.first { result in
+                result.scenario == "fanout" && result.dialect == .lhttp
+                    && ["subscribers", "messages", "window"].allSatisfy { result.parameters[$0] == run.parameters[$0] }
+            }
+            let params = "subscribers=\(run.parameters["subscribers"] ?? 0) messages=\(run.parameters["messages"] ?? 0) window=\(run.parameters["window"] ?? 0)"
+            let ours = run.metrics["deliveries_per_s"] ?? 0
+            let base = single?.metrics["deliveries_per_s"]
+            rows.append([
+                params + (run.ok ? "" : " (FAILED: lost \(run.lost), errors \(run.errors))"),
+                base.map { BenchResult.format($0) } ?? "n/a",
+                BenchResult.format(ours),
+                base.map { String(format: "%.2f×", ours / max($0, 1)) } ?? "-",
+                single.map { BenchResult.format($0.metrics["p99_ms"] ?? 0) + " ms" } ?? "n/a",
+                BenchResult.format(run.metrics["p99_ms"] ?? 0) + " ms",
+            ])
+        }
+        return render(rows)
     }
 
     private static func render(_ rows: [[String]]) -> String {

@@ -13,6 +13,9 @@ public struct FanoutScenario: Sendable {
     public var payloadBytes: Int
     public var timeout: TimeAmount
     public var channel = "bench-fanout"
+    /// Cluster mode: subscribers spread round-robin over these ports (the publisher stays on the
+    /// target's port). Empty: everything on the target.
+    public var subscriberPorts: [Int] = []
 
     public init(target: BenchTarget, subscribers: Int, messages: Int, window: Int, payloadBytes: Int = 64, timeout: TimeAmount = .seconds(120)) {
         self.target = target
@@ -28,7 +31,7 @@ public struct FanoutScenario: Sendable {
         let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { FanoutTracker(scenario: scenario, eventLoop: eventLoop) }
         var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)
         defer { connections.closeAll() }
-        try await connections.subscribers(self.subscribers, channel: { _ in scenario.channel }, sink: sink)
+        try await connections.subscribers(self.subscribers, channel: { _ in scenario.channel }, ports: self.subscriberPorts, sink: sink)
         let publisher = try await connections.http()
         // Warm-up until every subscriber is known to be subscribed, then the measured run.
         try await eventLoop.flatSubmit { tracker.value.warmUp(with: publisher.value) }.get()
@@ -158,13 +161,15 @@ guard let done = self.done else { return }
     func result() -> BenchResult {
         let elapsed = Double(max(self.endNanos - self.startNanos, 1)) / 1e9
         let expected = self.published * self.scenario.subscribers
+        var parameters = [
+            "subscribers": self.scenario.subscribers, "messages": self.scenario.messages,
+            "window": self.scenario.window, "payload_bytes": self.scenario.payloadBytes,
+        ]
+        if !self.scenario.subscriberPorts.isEmpty { parameters["nodes"] = self.scenario.subscriberPorts.count }
         return BenchResult(
-            scenario: "fanout",
+            scenario: self.scenario.subscriberPorts.isEmpty ? "fanout" : "fanout-cluster",
             dialect: self.scenario.target.dialect,
-            parameters: [
-                "subscribers": self.scenario.subscribers, "messages": self.scenario.messages,
-                "window": self.scenario.window, "payload_bytes": self.scenario.payloadBytes,
-            ],
+            parameters: parameters,
             metrics: [
                 "deliveries_per_s": Double(self.deliveries) / elapsed,
                 "elapsed_s": elapsed,

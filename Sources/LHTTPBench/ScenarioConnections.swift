@@ -36,14 +36,15 @@ struct ScenarioConnections {
     }
 
     /// Connects websocket subscribers `0..<count` (200 handshakes in flight at most), subscribing
-    /// subscriber `i` to `channel(i)`.
-    mutating func subscribers(_ count: Int, channel: (Int) -> String, sink: NIOLoopBound<any BenchSink>) async throws {
+    /// subscriber `i` to `channel(i)`; with `ports`, subscriber `i` goes to `ports[i % ports.count]`
+    /// (the other nodes of a cluster) instead of the target's port.
+    mutating func subscribers(_ count: Int, channel: (Int) -> String, ports: [Int] = [], sink: NIOLoopBound<any BenchSink>) async throws {
         var next = 0
         while next < count {
             let batch = next..<min(next + 200, count)
             let futures = batch.map { index in
                 RawWebSocket.connect(
-                    on: self.eventLoop, host: self.target.host, port: self.target.port,
+                    on: self.eventLoop, host: self.target.host, port: ports.isEmpty ? self.target.port : ports[index % ports.count],
                     path: self.target.dialect.subscribePath(channel: channel(index)), index: index, sink: sink
                 )
             }

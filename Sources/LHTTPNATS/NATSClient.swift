@@ -351,11 +351,11 @@ public final class NATSClient: Sendable {
                 "lhttp.nats.dropped_total": "\(dropped)", "lhttp.nats.max_payload": "\(maxPayload)",
             ]
         )
-        self.startKeepAlive(channel: channel)
+        self.startKeepAlive()
         if self.outbox.withLockedValue({ $0.setOpen(channel.isWritable) }) { self.drain() }
     }
 
-    private func startKeepAlive(channel: any Channel) {
+    private func startKeepAlive() {
         self.loop.value.keepAlive?.cancel()
         let interval = TimeAmount.milliseconds(Int64(self.configuration.pingIntervalMs))
         self.loop.value.keepAlive = self.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
@@ -364,8 +364,7 @@ public final class NATSClient: Sendable {
                 return
             }
             if handler.outstandingPings >= 2 {
-                self.logger.warning("NATS server stopped answering PINGs: closing the link", metadata: ["lhttp.nats.server": "\(self.currentStatus.server ?? "")"])
-                channel.close(promise: nil)
+                handler.close(because: .stale)
             } else {
                 handler.ping(promise: nil)
             }

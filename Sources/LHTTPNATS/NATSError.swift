@@ -10,6 +10,8 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidSubject(String)
     /// Not connected, or the connection closed.
     case notConnected
+    /// The server stopped answering keep-alive PINGs.
+    case stale
     /// A socket error (connect refused, reset, timeout).
     case io(String)
 
@@ -20,6 +22,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .server(let message): return "NATS server error: \(message)"
         case .invalidSubject(let subject): return "invalid NATS subject '\(subject)'"
         case .notConnected: return "not connected to NATS"
+        case .stale: return "NATS server stopped answering PINGs"
         case .io(let what): return "NATS connection failed: \(what)"
         }
     }

@@ -80,6 +80,12 @@ final class NATSHandler: ChannelInboundHandler {
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
     }
 
+    /// Closes the connection, recording why.
+    func close(because error: NATSError) {
+        if self.failure == nil { self.failure = error }
+        self.context?.close(promise: nil)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         self.client.writabilityChanged(self, isWritable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()

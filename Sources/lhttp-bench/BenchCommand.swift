@@ -53,13 +53,17 @@ struct Fanout: AsyncParsableCommand {
     @Option var messages = 10_000
     @Option(help: "Most messages published but not yet delivered to every subscriber.") var window = 64
     @Option var payloadBytes = 64
+    @Option(name: .customLong("subscriber-port"), help: "Cluster mode (repeat it): spread subscribers over these ports; the publisher stays on --port.")
+    var subscriberPorts: [Int] = []
 
     func run() async throws {
-        let scenario = FanoutScenario(
+        var scenario = FanoutScenario(
             target: target.server, subscribers: subscribers, messages: messages, window: window,
             payloadBytes: payloadBytes, timeout: target.limit
         )
-        try await report { try await scenario.run(on: $0) }
+        scenario.subscriberPorts = subscriberPorts
+        let configured = scenario
+        try await report { try await configured.run(on: $0) }
     }
 }
 

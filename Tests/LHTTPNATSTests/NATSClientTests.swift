@@ -184,6 +184,22 @@ struct NATSClientTests {
         await bad.shutdown()
     }
 
+    @Test func aServerThatStopsAnsweringPingsIsLeft() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(SilentServer()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let client = try Self.client(["nats://127.0.0.1:\(silent.localAddress?.port ?? 0)"], pingIntervalMs: 30)
+        try await Self.connected(client)
+        #expect(client.maxPayload == 1024)
+        // Two keep-alive PINGs go unanswered: the link is closed and a new one made.
+        try await eventually { client.currentStatus.connections >= 2 }
+        #expect(client.currentStatus.lastError == "\(NATSError.stale)")
+        await client.shutdown()
+        try await silent.close()
+    }
+
     @Test func triesTheNextServerWhenOneIsDown() async throws {
         let downPort = try await NATSServerProcess.freePort()
         let server = try await NATSServerProcess()
@@ -191,6 +207,31 @@ struct NATSClientTests {
         try await Self.connected(client)
         #expect(client.currentStatus.server == server.url)
         await client.shutdown()
+    }
+}
+
+/// A server that completes the handshake and then goes silent (a half-dead peer: TCP open, nothing
+/// answered). nats-server never does this on purpose, so the test plays it.
+final class SilentServer: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let pings = NIOLockedValueBox(0)
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer(string: "INFO {\"max_payload\":1024}\r\n")), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let text = String(buffer: Self.unwrapInboundIn(data))
+        let count = text.components(separatedBy: "PING\r\n").count - 1
+        for _ in 0..<count {
+            let first = self.pings.withLockedValue { pings in
+                defer { pings += 1 }
+                return pings == 0
+            }
+            // Only the handshake's PING is answered.
+            if first { context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer(string: "PONG\r\n")), promise: nil) }
+        }
     }
 }
 

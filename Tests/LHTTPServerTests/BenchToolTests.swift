@@ -1,6 +1,7 @@
 import Foundation
 import NIOPosix
 import LHTTPConfig
+import LHTTPTestSupport
 import Testing
 
 /// `lhttp-bench` must not rot: run its scenarios once, tiny, against a real server, and check the JSON
@@ -37,6 +38,23 @@ struct BenchToolTests {
             #expect(line.ok)
             #expect(line.lost == 0 && line.duplicates == 0 && line.corrupted == 0 && line.errors == 0)
             #expect(line.metrics["deliveries"] == 1000)
+        }
+    }
+
+    @Test func clusterFanoutReportsEveryDeliveryIntactAcrossTwoNodes() async throws {
+        let nats = try await NATSServerProcess()
+        try await ClusterTests.withNodes(nats) { a, b in
+            let line = try await run(
+                ["fanout", "--subscribers", "10", "--messages", "100", "--window", "8",
+                 "--subscriber-port", String(a.port), "--subscriber-port", String(b.port)],
+                port: a.port
+            )
+            #expect(line.scenario == "fanout-cluster")
+            #expect(line.ok)
+            #expect(line.lost == 0 && line.duplicates == 0 && line.corrupted == 0 && line.errors == 0)
+            #expect(line.metrics["deliveries"] == 1000)
+            // Half the subscribers were on b: the deliveries crossed NATS.
+            #expect((b.cluster?.client.currentStatus.receivedMessages ?? 0) >= 100)
         }
     }
 
