@@ -39,13 +39,13 @@ test: deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build --disable-xctest
 
-## asan: the upstream/webhook (libcurl) and server suites under AddressSanitizer + LeakSanitizer
+## asan: the upstream/webhook (libcurl), NATS, cluster and server suites under AddressSanitizer + LeakSanitizer
 asan: deps
 	# Known leaks outside our code: libXCTest, and the weak-reference side tables of Foundation.Process
 	# on Linux (the tests spawn nats-server with it).
 	printf 'leak:libXCTest.so\nleak:10Foundation7Process\n' > .build-asan.supp
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan.supp $(SWIFT) test --scratch-path .build-asan \
-	  --sanitize=address --disable-xctest --filter "UpstreamTests|UpstreamURLPolicyTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests|WebhookTests|WebhookRouteTests|WebhookHookTests|NATSConnectionTests"
+	  --sanitize=address --disable-xctest --filter "UpstreamTests|UpstreamURLPolicyTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests|WebhookTests|WebhookRouteTests|WebhookHookTests|NATSClientTests|NATSStateTests|ClusterTests"
 
 ## bench: lhttpd vs nginx+Nchan, every scenario, one table (see bench/README.md)
 bench: release

@@ -400,6 +400,12 @@ public final class NATSClient: Sendable {
         self.scheduleReconnect(after: servers[(self.loop.value.serverIndex &- 1) % servers.count], reason: reason)
     }
 
+    /// The server refused an operation and kept the link (NATS permissions): logged and kept in the status.
+    func serverRefused(_ error: NATSError) {
+        self.setStatus { $0.lastError = "\(error)" }
+        self.logger.error("NATS refused an operation; check the NATS user's permissions for the subject prefix", metadata: ["lhttp.nats.error": "\(error)"])
+    }
+
     func received(subject: String, sid: UInt64, payload: ByteBuffer) {
         // A message can still arrive for a subscription just removed: the server had it on the way.
         guard self.loop.value.subscriptions[sid] != nil, let onMessage = self.loop.value.onMessage else { return }

@@ -25,6 +25,8 @@ struct NATSConnectionStateMachine {
         case deliver(subject: String, sid: UInt64, payload: ByteBuffer)
         /// Close the connection with this error.
         case fail(NATSError)
+        /// The server refused one operation but keeps the connection (a permissions violation): report it.
+        case report(NATSError)
     }
 
     private(set) var state = State.awaitingInfo
@@ -58,8 +60,11 @@ struct NATSConnectionStateMachine {
             return .completePing
         case (_, .ok):
             return .none
+        case (.ready, .error(let message)) where message.lowercased().hasPrefix("permissions violation"):
+            // The one -ERR after which nats-server keeps the connection: a subject this user may not use.
+            return .report(.server(message))
         case (_, .error(let message)):
-            // Every -ERR we can cause (authorization, bad subject, parser) ends the connection server-side.
+            // Every other -ERR (authorization, parser, payload, slow consumer) ends the connection server-side.
             self.state = .failed
             return .fail(.server(message))
         case (.ready, .message(let subject, let sid, _, let payload)):

@@ -60,6 +60,8 @@ final class NATSHandler: ChannelInboundHandler {
             if !self.pingWaiters.isEmpty { self.pingWaiters.removeFirst()?.succeed(()) }
         case .deliver(let subject, let sid, let payload):
             self.client.received(subject: subject, sid: sid, payload: payload)
+        case .report(let error):
+            self.client.serverRefused(error)
         case .fail(let error):
             self.machine.closed()
             self.failure = error

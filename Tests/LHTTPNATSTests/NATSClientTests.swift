@@ -200,6 +200,23 @@ struct NATSClientTests {
         try await silent.close()
     }
 
+    @Test func aPermissionsViolationIsReportedAndTheLinkStays() async throws {
+        let server = try await NATSServerProcess(extraConfig: """
+            authorization { users = [ { user: gw, password: pw, permissions: { subscribe: { deny: "lhttp.secret" } } } ] }
+            """)
+        let inbox = Inbox()
+        let client = try Self.client(["nats://gw:pw@127.0.0.1:\(server.port)"])
+        try await Self.connected(client, inbox: inbox)
+        _ = try client.subscribe("lhttp.secret")
+        _ = try client.subscribe("lhttp.open")
+        try await eventually { client.currentStatus.lastError?.contains("Permissions Violation") == true }
+        try client.publish(ByteBuffer(string: "still here"), to: "lhttp.open")
+        try await inbox.waitFor(count: 1)
+        #expect(inbox.payloads == ["still here"])
+        #expect(client.currentStatus.connections == 1)
+        await client.shutdown()
+    }
+
     @Test func triesTheNextServerWhenOneIsDown() async throws {
         let downPort = try await NATSServerProcess.freePort()
         let server = try await NATSServerProcess()

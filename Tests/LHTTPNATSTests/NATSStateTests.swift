@@ -29,6 +29,8 @@ struct NATSStateTests {
         #expect(machine.received(.info(#"{"connect_urls":["x"]}"#)) == .none)
         let payload = ByteBuffer(string: "hi")
         #expect(machine.received(.message(subject: "a", sid: 7, replyTo: nil, payload: payload)) == .deliver(subject: "a", sid: 7, payload: payload))
+        #expect(machine.received(.error("Permissions Violation for Subscription to \"lhttp.x\"")) == .report(.server("Permissions Violation for Subscription to \"lhttp.x\"")))
+        #expect(machine.state == .ready)
         #expect(machine.received(.error("Authorization Violation")) == .fail(.server("Authorization Violation")))
         #expect(machine.state == .failed)
         #expect(machine.received(.ping) == .none)

@@ -22,7 +22,8 @@ public final class NATSServerProcess: @unchecked Sendable {
     ///   - maxPayload: the server's `max_payload` (nil: its default, 1 MiB).
     ///   - user/password: when set, clients must authenticate.
     ///   - port: the client port (nil: a free one).
-    public init(port: Int? = nil, maxPayload: Int? = nil, user: String? = nil, password: String? = nil) async throws {
+    ///   - extraConfig: appended to the server's config file as is.
+    public init(port: Int? = nil, maxPayload: Int? = nil, user: String? = nil, password: String? = nil, extraConfig: String = "") async throws {
         if let port {
             self.port = port
         } else {
@@ -32,6 +33,7 @@ public final class NATSServerProcess: @unchecked Sendable {
         var config = "listen: 127.0.0.1:\(self.port)\nhttp: 127.0.0.1:\(self.monitorPort)\n"
         if let maxPayload { config += "max_payload: \(maxPayload)\n" }
         if let user, let password { config += "authorization { user: \"\(user)\", password: \"\(password)\" }\n" }
+        config += extraConfig
         self.configFile = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-nats-\(self.port).conf")
         try Data(config.utf8).write(to: self.configFile)
         try await self.start()
