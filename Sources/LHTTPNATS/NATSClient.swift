@@ -211,8 +211,27 @@ public final class NATSClient: Sendable {
         }.get()
     }
 
-    /// Closes the link for good; nothing reconnects after this.
-    public func shutdown() async {
+    /// Closes the link for good; nothing reconnects after this. What is queued is written first, and the
+    /// server's acknowledgement awaited for up to `drainTimeout` (a graceful stop loses nothing on a live link).
+    public func shutdown(drainTimeout: TimeAmount = .seconds(1)) async {
+        let drained: EventLoopFuture<Void> = self.eventLoop.flatSubmit {
+            guard let handler = self.loop.value.handler, !self.loop.value.isClosed else { return self.eventLoop.makeSucceededVoidFuture() }
+            self.drain()
+            // Whichever comes first, the PONG or the timeout, completes `done` (both run on this loop).
+            let done = self.eventLoop.makePromise(of: Void.self)
+            let finished = NIOLoopBoundBox(false, eventLoop: self.eventLoop)
+            let finish: @Sendable () -> Void = {
+                guard !finished.value else { return }
+                finished.value = true
+                done.succeed(())
+            }
+            let acknowledged = self.eventLoop.makePromise(of: Void.self)
+            handler.ping(promise: acknowledged)
+            self.eventLoop.scheduleTask(in: drainTimeout) { finish() }
+            acknowledged.futureResult.whenComplete { _ in finish() }
+            return done.futureResult
+        }
+        try? await drained.get()
         let closed: EventLoopFuture<Void> = self.eventLoop.flatSubmit {
             var state = self.loop.value
             state.isClosed = true

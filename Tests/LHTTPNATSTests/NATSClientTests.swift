@@ -217,6 +217,22 @@ struct NATSClientTests {
         await client.shutdown()
     }
 
+    @Test func shutdownWritesWhatWasQueuedFirst() async throws {
+        let server = try await NATSServerProcess()
+        let inbox = Inbox()
+        let subscriber = try Self.client([server.url])
+        try await Self.connected(subscriber, inbox: inbox)
+        _ = try subscriber.subscribe("lhttp.last")
+        try await subscriber.flush()
+        let publisher = try Self.client([server.url])
+        try await Self.connected(publisher)
+        for index in 0..<1000 { try publisher.publish(ByteBuffer(string: "\(index)"), to: "lhttp.last") }
+        await publisher.shutdown()
+        try await inbox.waitFor(count: 1000)
+        #expect(inbox.payloads == (0..<1000).map { "\($0)" })
+        await subscriber.shutdown()
+    }
+
     @Test func triesTheNextServerWhenOneIsDown() async throws {
         let downPort = try await NATSServerProcess.freePort()
         let server = try await NATSServerProcess()
