@@ -21,7 +21,8 @@ extension GatewayConfig {
 
         // Paths the server routes itself; a websocket path equal to one would shadow it.
         // An array, not a dictionary literal: publish.path may itself be "/healthz".
-        let reserved = [(publish.path, "publish.path"), ("/healthz", "the health check")]
+        var reserved = [(publish.path, "publish.path"), ("/healthz", "the health check")]
+        if !metrics.path.isEmpty { reserved.append((metrics.path, "metrics.path")) }
         if websocket.paths.isEmpty {
             report("websocket.paths", "must list at least one path")
         }
@@ -44,6 +45,38 @@ extension GatewayConfig {
         }
         if publish.path == "/healthz" {
             report("publish.path", "\"/healthz\" is already used by the health check")
+        }
+
+        if !metrics.path.isEmpty {
+            if !metrics.path.hasPrefix("/") {
+                report("metrics.path", "\"\(metrics.path)\" must start with \"/\" (or be empty to turn /metrics off)")
+            } else if metrics.path == publish.path || metrics.path == "/healthz" {
+                report("metrics.path", "\"\(metrics.path)\" is already used by \(metrics.path == "/healthz" ? "the health check" : "publish.path")")
+            }
+        }
+        for (index, origin) in websocket.allowedOrigins.enumerated() {
+            let lowered = origin.lowercased()
+            if origin == "*" {
+                if websocket.allowedOrigins.count > 1 { report("websocket.allowed_origins[\(index)]", "\"*\" allows every origin: list it alone") }
+            } else if !(lowered.hasPrefix("http://") || lowered.hasPrefix("https://")) || origin.dropFirst(lowered.hasPrefix("https") ? 8 : 7).contains(where: { $0 == "/" || $0 == " " }) || origin.hasSuffix("//") {
+                report("websocket.allowed_origins[\(index)]", "\"\(origin)\" must be an origin (scheme://host[:port], no path) or \"*\"")
+            }
+        }
+        let seconds: [(String, Double)] = [
+            ("websocket.ping_interval_s", websocket.pingIntervalS),
+            ("websocket.idle_timeout_s", websocket.idleTimeoutS),
+            ("http.request_timeout_s", http.requestTimeoutS),
+            ("http.keepalive_timeout_s", http.keepaliveTimeoutS),
+            ("shutdown_timeout_s", shutdownTimeoutS),
+        ]
+        for (key, value) in seconds where !(value > 0 && value <= 86_400) {
+            report(key, "must be greater than 0 and at most 86400 seconds, is \(value)")
+        }
+        if websocket.pingIntervalS > 0, websocket.idleTimeoutS > 0, websocket.idleTimeoutS <= websocket.pingIntervalS {
+            report("websocket.idle_timeout_s", "\(websocket.idleTimeoutS) must be longer than websocket.ping_interval_s (\(websocket.pingIntervalS)), or a quiet but healthy client is closed")
+        }
+        if http.maxBodyBytes <= 0 {
+            report("http.max_body_bytes", "must be greater than 0, is \(http.maxBodyBytes)")
         }
 
         if threads < 0 || threads > 1024 {
@@ -99,6 +132,9 @@ extension GatewayConfig {
             ("max_channels_per_message", limits.maxChannelsPerMessage),
             ("max_channel_name_bytes", limits.maxChannelNameBytes),
             ("max_outbound_bytes", limits.maxOutboundBytes),
+            ("max_connections", limits.maxConnections),
+            ("max_subscriptions_per_connection", limits.maxSubscriptionsPerConnection),
+            ("max_channels", limits.maxChannels),
         ]
         for (key, value) in limitValues where value <= 0 {
             report("limits.\(key)", "must be greater than 0, is \(value)")

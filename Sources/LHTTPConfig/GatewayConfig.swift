@@ -13,6 +13,12 @@ public struct GatewayConfig: Sendable, Equatable {
     public var threads: Int
     /// Websocket endpoint settings.
     public var websocket: WebSocketConfig
+    /// Bounds on plain HTTP requests.
+    public var http: HTTPConfig
+    /// The Prometheus endpoint.
+    public var metrics: MetricsConfig
+    /// Seconds a graceful stop (SIGTERM, SIGINT) waits for calls in flight and disconnect hooks.
+    public var shutdownTimeoutS: Double
     /// Directory served for plain GET requests; empty serves nothing.
     public var staticDir: String
     /// HTTP publish endpoint settings.
@@ -37,6 +43,9 @@ public struct GatewayConfig: Sendable, Equatable {
         listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8081),
         threads: Int = 0,
         websocket: WebSocketConfig = WebSocketConfig(),
+        http: HTTPConfig = HTTPConfig(),
+        metrics: MetricsConfig = MetricsConfig(),
+        shutdownTimeoutS: Double = 10,
         staticDir: String = "",
         publish: PublishConfig = PublishConfig(),
         limits: LimitsConfig = LimitsConfig(),
@@ -50,6 +59,9 @@ public struct GatewayConfig: Sendable, Equatable {
         self.listen = listen
         self.threads = threads
         self.websocket = websocket
+        self.http = http
+        self.metrics = metrics
+        self.shutdownTimeoutS = shutdownTimeoutS
         self.staticDir = staticDir
         self.publish = publish
         self.limits = limits
@@ -64,13 +76,16 @@ public struct GatewayConfig: Sendable, Equatable {
 
 extension GatewayConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, threads, websocket
+        case listen, threads, websocket, http, metrics
+        case shutdownTimeoutS = "shutdown_timeout_s"
         case staticDir = "static_dir"
         case publish, limits, upstream, webhook, hooks, routes, cluster, log
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
         .websocket: WebSocketConfig.schema,
+        .http: HTTPConfig.schema,
+        .metrics: MetricsConfig.schema,
         .publish: PublishConfig.schema,
         .limits: LimitsConfig.schema,
         .upstream: UpstreamConfig.schema,
@@ -89,6 +104,9 @@ extension GatewayConfig: Decodable, ConfigSection {
             listen: try c.decodeIfPresent(ListenAddress.self, forKey: .listen) ?? d.listen,
             threads: try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads,
             websocket: try c.decodeIfPresent(WebSocketConfig.self, forKey: .websocket) ?? d.websocket,
+            http: try c.decodeIfPresent(HTTPConfig.self, forKey: .http) ?? d.http,
+            metrics: try c.decodeIfPresent(MetricsConfig.self, forKey: .metrics) ?? d.metrics,
+            shutdownTimeoutS: try c.decodeIfPresent(Double.self, forKey: .shutdownTimeoutS) ?? d.shutdownTimeoutS,
             staticDir: try c.decodeIfPresent(String.self, forKey: .staticDir) ?? d.staticDir,
             publish: try c.decodeIfPresent(PublishConfig.self, forKey: .publish) ?? d.publish,
             limits: try c.decodeIfPresent(LimitsConfig.self, forKey: .limits) ?? d.limits,
@@ -99,34 +117,6 @@ extension GatewayConfig: Decodable, ConfigSection {
             cluster: try c.decodeIfPresent(ClusterConfig.self, forKey: .cluster) ?? d.cluster,
             log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
         )
-    }
-}
-
-// MARK: - websocket
-
-/// The `websocket:` section.
-public struct WebSocketConfig: Sendable, Equatable {
-    /// Request paths that accept a websocket upgrade.
-    public var paths: [String]
-
-    /// Creates the section; defaults to `/`, `/ws` and `/echo`.
-    public init(paths: [String] = ["/", "/ws", "/echo"]) {
-        self.paths = paths
-    }
-}
-
-extension WebSocketConfig: Decodable, ConfigSection {
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case paths
-    }
-
-    static let schema = ConfigSchema.section(CodingKeys.self)
-
-    /// Decodes the section; missing or null keys keep their defaults.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = WebSocketConfig()
-        self.init(paths: try c.decodeIfPresent([String].self, forKey: .paths) ?? d.paths)
     }
 }
 
@@ -181,6 +171,12 @@ public struct LimitsConfig: Sendable, Equatable {
     /// Most bytes queued for one slow websocket client before it is closed with 4008 (the
     /// high write-buffer watermark of its connection).
     public var maxOutboundBytes: Int
+    /// Websocket connections open at once on this node; beyond, the upgrade is answered 503.
+    public var maxConnections: Int
+    /// Channels one connection may be subscribed to; a subscribe beyond is refused (error reply 429).
+    public var maxSubscriptionsPerConnection: Int
+    /// Channels with subscribers on this node; a subscribe creating more is refused (error reply 503).
+    public var maxChannels: Int
 
     /// Creates the section with the documented defaults.
     public init(
@@ -189,7 +185,10 @@ public struct LimitsConfig: Sendable, Equatable {
         maxHeaderLineBytes: Int = 8192,
         maxChannelsPerMessage: Int = 64,
         maxChannelNameBytes: Int = 256,
-        maxOutboundBytes: Int = 1_048_576
+        maxOutboundBytes: Int = 1_048_576,
+        maxConnections: Int = 50_000,
+        maxSubscriptionsPerConnection: Int = 128,
+        maxChannels: Int = 1_000_000
     ) {
         self.maxMessageBytes = maxMessageBytes
         self.maxHeaders = maxHeaders
@@ -197,6 +196,9 @@ public struct LimitsConfig: Sendable, Equatable {
         self.maxChannelsPerMessage = maxChannelsPerMessage
         self.maxChannelNameBytes = maxChannelNameBytes
         self.maxOutboundBytes = maxOutboundBytes
+        self.maxConnections = maxConnections
+        self.maxSubscriptionsPerConnection = maxSubscriptionsPerConnection
+        self.maxChannels = maxChannels
     }
 }
 
@@ -208,6 +210,9 @@ extension LimitsConfig: Decodable, ConfigSection {
         case maxChannelsPerMessage = "max_channels_per_message"
         case maxChannelNameBytes = "max_channel_name_bytes"
         case maxOutboundBytes = "max_outbound_bytes"
+        case maxConnections = "max_connections"
+        case maxSubscriptionsPerConnection = "max_subscriptions_per_connection"
+        case maxChannels = "max_channels"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -224,7 +229,11 @@ extension LimitsConfig: Decodable, ConfigSection {
                 ?? d.maxChannelsPerMessage,
             maxChannelNameBytes: try c.decodeIfPresent(Int.self, forKey: .maxChannelNameBytes)
                 ?? d.maxChannelNameBytes,
-            maxOutboundBytes: try c.decodeIfPresent(Int.self, forKey: .maxOutboundBytes) ?? d.maxOutboundBytes
+            maxOutboundBytes: try c.decodeIfPresent(Int.self, forKey: .maxOutboundBytes) ?? d.maxOutboundBytes,
+            maxConnections: try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections,
+            maxSubscriptionsPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxSubscriptionsPerConnection)
+                ?? d.maxSubscriptionsPerConnection,
+            maxChannels: try c.decodeIfPresent(Int.self, forKey: .maxChannels) ?? d.maxChannels
         )
     }
 }
@@ -235,16 +244,19 @@ extension LimitsConfig: Decodable, ConfigSection {
 public struct LogConfig: Sendable, Equatable {
     /// Least severe level that is logged.
     public var level: LogLevel
+    /// `text` (one human-readable line per event) or `json` (one JSON object per line, for log shippers).
+    public var format: LogFormat
 
-    /// Creates the section; defaults to `info`.
-    public init(level: LogLevel = .info) {
+    /// Creates the section; defaults to `info` and `text`.
+    public init(level: LogLevel = .info, format: LogFormat = .text) {
         self.level = level
+        self.format = format
     }
 }
 
 extension LogConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case level
+        case level, format
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -253,7 +265,10 @@ extension LogConfig: Decodable, ConfigSection {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = LogConfig()
-        self.init(level: try c.decodeIfPresent(LogLevel.self, forKey: .level) ?? d.level)
+        self.init(
+            level: try c.decodeIfPresent(LogLevel.self, forKey: .level) ?? d.level,
+            format: try c.decodeIfPresent(LogFormat.self, forKey: .format) ?? d.format
+        )
     }
 }
 
@@ -273,5 +288,22 @@ extension LogLevel: Decodable {
                 in: container, debugDescription: "\"\(name)\" is not a log level (expected \(names))")
         }
         self = level
+    }
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+    case text, json
+}
+
+extension LogFormat: Decodable {
+    /// Decodes a format name, listing the valid names on failure.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let name = try container.decode(String.self)
+        guard let format = LogFormat(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\"\(name)\" is not a log format (expected text|json)")
+        }
+        self = format
     }
 }

@@ -22,6 +22,8 @@ public final class Gateway: Sendable {
     public let connectHook: (any ConnectHook)?
     private let maxQueuedWhileRouting: Int
     private let openSessions = Atomic<Int>(0)
+    /// Subscription bounds (`limits.max_subscriptions_per_connection`, `limits.max_channels`).
+    public let caps: SubscriptionCaps
 
     /// Websocket connections currently open on this node.
     public var connectionCount: Int { self.openSessions.load(ordering: .relaxed) }
@@ -42,6 +44,7 @@ public final class Gateway: Sendable {
         router: (any MessageRouter)? = nil,
         connectHook: (any ConnectHook)? = nil,
         maxQueuedWhileRouting: Int = 64,
+        caps: SubscriptionCaps = SubscriptionCaps(),
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
         logger: Logger = Logger(label: "lhttpd.gateway")
@@ -56,6 +59,7 @@ public final class Gateway: Sendable {
         self.router = router
         self.connectHook = connectHook
         self.maxQueuedWhileRouting = maxQueuedWhileRouting
+        self.caps = caps
     }
 
     // MARK: Connection lifecycle (called by the transport, on the connection's loop)
@@ -175,5 +179,16 @@ public final class Gateway: Sendable {
     @discardableResult
     public func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
         try self.broker.publish(payload, to: channels)
+    }
+}
+
+/// How many channels a connection and a node may hold.
+public struct SubscriptionCaps: Sendable, Equatable {
+    public var maxSubscriptionsPerConnection: Int
+    public var maxChannels: Int
+
+    public init(maxSubscriptionsPerConnection: Int = 128, maxChannels: Int = 1_000_000) {
+        self.maxSubscriptionsPerConnection = maxSubscriptionsPerConnection
+        self.maxChannels = maxChannels
     }
 }

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Counts the hub keeps so callers (health, metrics, tests) can see channels come and go.
 public struct HubStats: Sendable, Equatable {
@@ -21,6 +22,8 @@ public struct HubStats: Sendable, Equatable {
 /// them, then runs one `execute` per event loop that writes the same buffer to each connection.
 public final class Hub: Sendable {
     private let shards: [NIOLockedValueBox<Shard>]
+    /// Channels with at least one subscriber, across shards (kept exact under the shard locks).
+    private let channelCount = Atomic<Int>(0)
     private let slots = NIOLockedValueBox<[LoopSlot]>([])
     private let allocator = ByteBufferAllocator()
 
@@ -39,24 +42,43 @@ public final class Hub: Sendable {
         }
     }
 
-    /// Adds `subscriber` to `channels`. - Returns: the channels that had no subscriber before.
-    func add(_ subscriber: Subscriber, to channels: [String]) -> [String] {
+    /// Adds `subscriber` to `channels`, all or none: when a channel would be created beyond `maxChannels`,
+    /// the ones added by this call are removed again and nil is returned.
+    /// - Returns: the channels that had no subscriber before, or nil when refused.
+    func add(_ subscriber: Subscriber, to channels: [String], maxChannels: Int = .max) -> [String]? {
         var created: [String] = []
-        for channel in channels {
-            let isNew = self.shard(for: channel).withLockedValue { shard in
-                shard.add(subscriber, to: channel)
+        for (index, channel) in channels.enumerated() {
+            let outcome = self.shard(for: channel).withLockedValue { shard -> Bool? in
+                if shard.channels[channel] == nil {
+                    // Reserve the slot first so concurrent subscribes on other shards cannot overshoot.
+                    guard self.channelCount.add(1, ordering: .relaxed).newValue <= maxChannels else {
+                        self.channelCount.subtract(1, ordering: .relaxed)
+                        return nil
+                    }
+                }
+                return shard.add(subscriber, to: channel)
+            }
+            guard let isNew = outcome else {
+                let emptied = self.remove(subscriber, from: channels[..<index])
+                precondition(Set(emptied).isSubset(of: created), "rollback emptied a channel this call did not create")
+                return nil
             }
             if isNew { created.append(channel) }
         }
         return created
     }
 
+    /// Channels with at least one local subscriber.
+    public var channelTotal: Int { self.channelCount.load(ordering: .relaxed) }
+
     /// Removes `subscriber` from `channels`. - Returns: the channels left with no subscriber.
     func remove(_ subscriber: Subscriber, from channels: some Sequence<String>) -> [String] {
         var emptied: [String] = []
         for channel in channels {
             let isGone = self.shard(for: channel).withLockedValue { shard in
-                shard.remove(subscriber, from: channel)
+                let isGone = shard.remove(subscriber, from: channel)
+                if isGone { self.channelCount.subtract(1, ordering: .relaxed) }
+                return isGone
             }
             if isGone { emptied.append(channel) }
         }

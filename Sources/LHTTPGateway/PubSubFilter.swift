@@ -13,7 +13,7 @@ public struct PubSubFilter: HeaderFilter {
         let subscribe = try message.channels(LHTTPChannelList.subscribeHeader, limits: limits)
         let publish = try message.channels(LHTTPChannelList.publishHeader, limits: limits)
         let unsubscribe = try message.channels(LHTTPChannelList.unsubscribeHeader, limits: limits)
-        session.subscribe(subscribe)
+        try session.subscribe(subscribe)
         if !publish.isEmpty {
             try session.gateway.publish(message.serialized(), to: publish)
         }

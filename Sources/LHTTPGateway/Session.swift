@@ -99,11 +99,24 @@ public final class Session {
     // MARK: Pub/sub
 
     /// Subscribes to `channels`; already subscribed channels are left alone.
-    public func subscribe(_ channels: [String]) {
+    /// - Throws: 429 when the connection would exceed `maxSubscriptionsPerConnection`, 503 when the node
+    ///   would exceed `maxChannels`; nothing changed then.
+    public func subscribe(_ channels: [String]) throws(GatewayError) {
         guard let subscriber = self.subscriber else { return }
-        let fresh = channels.filter { self.subscriptions.insert($0).inserted }
+        var fresh: [String] = []
+        var seen = Set<String>()
+        for channel in channels where !self.subscriptions.contains(channel) && seen.insert(channel).inserted {
+            fresh.append(channel)
+        }
         guard !fresh.isEmpty else { return }
-        let created = self.gateway.hub.add(subscriber, to: fresh)
+        let caps = self.gateway.caps
+        guard self.subscriptions.count + fresh.count <= caps.maxSubscriptionsPerConnection else {
+            throw .rejected(status: 429, reason: "subscription limit: at most \(caps.maxSubscriptionsPerConnection) channels per connection")
+        }
+        guard let created = self.gateway.hub.add(subscriber, to: fresh, maxChannels: caps.maxChannels) else {
+            throw .rejected(status: 503, reason: "this node has its maximum of \(caps.maxChannels) channels")
+        }
+        self.subscriptions.formUnion(fresh)
         if !created.isEmpty { self.gateway.broker.interest(added: created, removed: []) }
     }
 

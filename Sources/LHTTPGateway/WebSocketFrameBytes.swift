@@ -9,6 +9,7 @@ public enum WebSocketFrameBytes {
     public static let binaryOpcode: UInt8 = 0x2
     public static let closeOpcode: UInt8 = 0x8
     public static let pongOpcode: UInt8 = 0xA
+    public static let pingOpcode: UInt8 = 0x9
 
     /// A final frame of `opcode` carrying `payload`.
     public static func frame(opcode: UInt8, payload: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {

@@ -10,6 +10,8 @@ public enum CloseCode {
     public static let internalError: UInt16 = 1011
     /// The client did not read fast enough: more than `limits.max_outbound_bytes` were queued for it.
     public static let slowConsumer: UInt16 = 4008
+    /// Nothing (no message, no pong) arrived for `websocket.idle_timeout_s`.
+    public static let idleTimeout: UInt16 = 4009
 
     /// The close code and reason for an error raised while reading websocket frames,
     /// or nil when the connection is already unusable (I/O errors): then it is just closed.

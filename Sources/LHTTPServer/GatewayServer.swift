@@ -17,6 +17,8 @@ public final class GatewayServer: Service, Sendable {
     private let logger: Logger
     private let fileThreadPool = NIOThreadPool(numberOfThreads: 1)
     private let state = NIOLockedValueBox<(channel: (any Channel)?, started: Bool)>((nil, false))
+    /// One keep-alive sweeper per event loop, made on first use on that loop.
+    private let sweepers = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<KeepAliveSweeper>]>([:])
 
     /// - Parameters:
     ///   - configuration: listen address, paths, limits; `listen` may use port 0 (see ``localAddress``).
@@ -57,14 +59,47 @@ public final class GatewayServer: Service, Sendable {
         return address
     }
 
-    /// Stops accepting connections and closes the listening socket.
+    /// Stops accepting connections and closes the listening socket. Open websockets are left alone (see
+    /// ``drain(timeout:)``).
     public func stop() async throws {
         let channel = self.state.withLockedValue { state in
             defer { state.channel = nil }
             return state.channel
         }
         try? await channel?.close()
+        for sweeper in self.sweepers.withLockedValue({ Array($0.values) }) {
+            try? await sweeper.eventLoop.submit { sweeper.value.stop() }.get()
+        }
         try await self.fileThreadPool.shutdownGracefully()
+    }
+
+    /// Graceful stop, step one: stops accepting, sends close 1001 "going away" to every websocket, and
+    /// waits (up to `timeout`) until their sessions are closed (disconnect hooks have been started).
+    /// - Returns: the connections still open when the wait ended (0 normally).
+    @discardableResult
+    public func drain(timeout: TimeAmount) async -> Int {
+        let listener = self.state.withLockedValue { $0.channel }
+        try? await listener?.close()
+        for sweeper in self.sweepers.withLockedValue({ Array($0.values) }) {
+            try? await sweeper.eventLoop.submit {
+                sweeper.value.closeAll(code: CloseCode.goingAway, reason: "server shutting down")
+            }.get()
+        }
+        let deadline = NIODeadline.now() + timeout
+        while self.gateway.connectionCount > 0, NIODeadline.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return self.gateway.connectionCount
+    }
+
+    /// The keep-alive sweeper of `eventLoop` (call on that loop).
+    private func sweeper(for eventLoop: any EventLoop) -> KeepAliveSweeper {
+        let key = ObjectIdentifier(eventLoop)
+        if let existing = self.sweepers.withLockedValue({ $0[key] }) { return existing.value }
+        let websocket = self.configuration.websocket
+        let sweeper = KeepAliveSweeper(eventLoop: eventLoop, pingIntervalS: websocket.pingIntervalS, idleTimeoutS: websocket.idleTimeoutS)
+        self.sweepers.withLockedValue { $0[key] = NIOLoopBound(sweeper, eventLoop: eventLoop) }
+        return sweeper
     }
 
     /// `Service.run`: starts (if needed), serves until graceful shutdown is requested, then stops.
@@ -73,7 +108,10 @@ public final class GatewayServer: Service, Sendable {
             try await self.start()
         }
         try? await gracefulShutdown()
-        self.logger.info("lhttpd shutting down")
+        self.logger.info("lhttpd shutting down: closing every websocket with 1001")
+        let timeout = TimeAmount.nanoseconds(Int64(self.configuration.shutdownTimeoutS * 1e9))
+        let left = await self.drain(timeout: timeout)
+        if left > 0 { self.logger.warning("connections still open after shutdown_timeout_s", metadata: ["lhttp.connections": "\(left)"]) }
         try await self.stop()
     }
 
@@ -89,8 +127,12 @@ public final class GatewayServer: Service, Sendable {
             websocketPaths: websocketPaths,
             publish: PublishEndpoint(token: configuration.publish.token, limits: gateway.limits),
             staticFiles: StaticFiles(root: configuration.staticDir),
-            maxBodyBytes: limits.maxMessageBytes
+            maxBodyBytes: min(limits.maxMessageBytes, configuration.http.maxBodyBytes),
+            maxRequestBodyBytes: configuration.http.maxBodyBytes
         )
+        let allowedOrigins = OriginPolicy(allowed: configuration.websocket.allowedOrigins)
+        let maxConnections = limits.maxConnections
+        let http = configuration.http
 
         return ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
@@ -112,6 +154,12 @@ public final class GatewayServer: Service, Sendable {
                         let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
                         let path = parts.first.map(String.init) ?? head.uri
                         guard websocketPaths.contains(path) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                        if let refusal = Self.refusal(head: head, origins: allowedOrigins, maxConnections: maxConnections, gateway: gateway) {
+                            return channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self).connectRefusal = refusal
+                                return nil
+                            }
+                        }
                         guard let hook = gateway.connectHook else { return channel.eventLoop.makeSucceededFuture(HTTPHeaders()) }
                         return Self.askConnectHook(
                             hook, channel: channel, head: head, path: path,
@@ -126,7 +174,8 @@ public final class GatewayServer: Service, Sendable {
                                     gateway: gateway,
                                     maxMessageBytes: limits.maxMessageBytes,
                                     id: accepted?.id ?? .next(),
-                                    onOpen: accepted?.then
+                                    onOpen: accepted?.then,
+                                    sweeper: self.sweeper(for: channel.eventLoop)
                                 )
                             )
                         }
@@ -135,6 +184,13 @@ public final class GatewayServer: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let router = HTTPRequestRouter(settings: settings, gateway: gateway, fileThreadPool: pool, logger: logger)
                     let boundRouter = NIOLoopBound(router, eventLoop: channel.eventLoop)
+                    let deadline = HTTPDeadlineHandler(
+                        requestTimeout: .nanoseconds(Int64(http.requestTimeoutS * 1e9)),
+                        keepaliveTimeout: .nanoseconds(Int64(http.keepaliveTimeoutS * 1e9)),
+                        logger: logger
+                    )
+                    let boundDeadline = NIOLoopBound(deadline, eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.addHandler(deadline)
                     // Outbound header validation is off: every response header is written by HTTPRequestRouter
                     // from constants and numbers, never from request input (it cost 8% of a publish).
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
@@ -142,6 +198,7 @@ public final class GatewayServer: Service, Sendable {
                             upgraders: [upgrader],
                             completionHandler: { context in
                                 context.pipeline.syncOperations.removeHandler(boundRouter.value, promise: nil)
+                                context.pipeline.syncOperations.removeHandler(boundDeadline.value, promise: nil)
                             }
                         ),
                         withErrorHandling: true,
@@ -150,6 +207,18 @@ public final class GatewayServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(router)
                 }
             }
+    }
+
+    /// Why an upgrade is refused before the connect hook is asked: a browser origin not allowed, or the
+    /// node's connection cap reached. Each refusal is answered by the HTTP router (403, 503) and logged there.
+    private static func refusal(head: HTTPRequestHead, origins: OriginPolicy, maxConnections: Int, gateway: Gateway) -> ServerError? {
+        if let origin = head.headers.first(name: "origin"), !origins.allows(origin: origin, host: head.headers.first(name: "host")) {
+            return .originNotAllowed(origin)
+        }
+        if gateway.connectionCount >= maxConnections {
+            return .tooManyConnections(limit: maxConnections)
+        }
+        return nil
     }
 
     /// Runs the connect hook during the upgrade: on acceptance the upgrade proceeds (the session gets the

@@ -17,15 +17,18 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         var websocketPaths: Set<String>
         var publish: PublishEndpoint
         var staticFiles: StaticFiles
+        /// Largest publish body (`limits.max_message_bytes`, within `http.max_body_bytes`).
         var maxBodyBytes: Int
+        /// Largest body of any other request (`http.max_body_bytes`).
+        var maxRequestBodyBytes: Int
     }
 
     private enum State {
         case idle
         /// Collecting a publish body.
         case publishing(HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer)
-        /// Waiting for the request end to answer (body ignored).
-        case waiting(HTTPRequestHead, Route)
+        /// Waiting for the request end to answer (body counted, not kept).
+        case waiting(HTTPRequestHead, Route, bodyBytes: Int)
         /// A response that closes the connection was sent; everything else is dropped.
         case closing
     }
@@ -47,12 +50,22 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     /// Between `channelRead` and `channelReadComplete`: responses wait for one flush at the end.
     private var inRead = false
     private var flushPending = false
+    /// The connection's request clock (nil on connections built without one).
+    private var deadline: HTTPDeadlineHandler?
 
     init(settings: Settings, gateway: Gateway, fileThreadPool: NIOThreadPool, logger: Logger) {
         self.settings = settings
         self.gateway = gateway
         self.fileThreadPool = fileThreadPool
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.deadline = try? context.pipeline.syncOperations.handler(type: HTTPDeadlineHandler.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.deadline = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -68,11 +81,20 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             self.state = .idle  // drop the reference so the append does not copy
             body.writeBuffer(&chunk)
             self.state = .publishing(head, query: query, body: body)
+        case (.body(let chunk), .waiting(let head, let route, let bodyBytes)):
+            let total = bodyBytes + chunk.readableBytes
+            guard total <= self.settings.maxRequestBodyBytes else {
+                self.fail(.bodyTooLarge(limit: self.settings.maxRequestBodyBytes), head: head, closing: true, context: context)
+                return
+            }
+            self.state = .waiting(head, route, bodyBytes: total)
         case (.end, .publishing(let head, let query, let body)):
             self.state = .idle
+            self.deadline?.requestComplete()
             self.publish(head: head, query: query, body: body, context: context)
-        case (.end, .waiting(let head, let route)):
+        case (.end, .waiting(let head, let route, _)):
             self.state = .idle
+            self.deadline?.requestComplete()
             self.answer(route, head: head, context: context)
         case (.body, _), (.end, _), (.head, _):
             break
@@ -83,7 +105,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         guard let (path, query) = QueryString.split(head.uri) else { return }
         if let refusal = self.connectRefusal {
             self.connectRefusal = nil
-            self.state = .waiting(head, .failure(refusal))
+            self.state = .waiting(head, .failure(refusal), bodyBytes: 0)
             return
         }
         let route: Route
@@ -120,7 +142,11 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         default:
             route = .failure(.notFound)
         }
-        self.state = .waiting(head, route)
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > self.settings.maxRequestBodyBytes {
+            self.fail(.bodyTooLarge(limit: self.settings.maxRequestBodyBytes), head: head, closing: true, context: context)
+            return
+        }
+        self.state = .waiting(head, route, bodyBytes: 0)
     }
 
     private func answer(_ route: Route, head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -228,6 +254,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         context.write(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        self.deadline?.responseComplete()
         // Pipelined requests arrive in one read: answer them all, flush once when the read is done.
         if self.inRead {
             self.flushPending = true

@@ -1,4 +1,5 @@
 import LHTTPConfig
+import LHTTPGateway
 import LHTTPProtocol
 
 extension LHTTPLimits {
@@ -11,5 +12,12 @@ extension LHTTPLimits {
             maxChannelsPerMessage: config.maxChannelsPerMessage,
             maxChannelNameBytes: config.maxChannelNameBytes
         )
+    }
+}
+
+extension SubscriptionCaps {
+    /// The subscription caps of a `limits:` config section.
+    public init(_ config: LimitsConfig) {
+        self.init(maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection, maxChannels: config.maxChannels)
     }
 }

@@ -21,6 +21,12 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case upgradeRequired
     /// The server could not bind its listening socket.
     case bindFailed(String)
+    /// A browser page from an origin not in `websocket.allowed_origins` asked for a websocket.
+    case originNotAllowed(String)
+    /// `limits.max_connections` websockets are open on this node.
+    case tooManyConnections(limit: Int)
+    /// The request did not arrive whole within `http.request_timeout_s` (slow-loris).
+    case requestTimeout
     /// The broker refused the publication (too large for the cluster's NATS `max_payload`).
     case publishRefused(status: Int, reason: String)
     /// The connect hook refused (401/403) or failed (502/504): the upgrade is answered with its status.
@@ -39,6 +45,9 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .bindFailed: return 500
         case .connectRefused(let status, _): return status
         case .publishRefused(let status, _): return status
+        case .originNotAllowed: return 403
+        case .tooManyConnections: return 503
+        case .requestTimeout: return 408
         }
     }
 
@@ -55,6 +64,9 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .bindFailed(let why): return "cannot listen: \(why)"
         case .connectRefused(_, let reason): return reason
         case .publishRefused(_, let reason): return reason
+        case .originNotAllowed(let origin): return "origin \(origin.prefix(200)) is not allowed (websocket.allowed_origins)"
+        case .tooManyConnections(let limit): return "this node has its maximum of \(limit) connections; retry later or elsewhere"
+        case .requestTimeout: return "request not received within http.request_timeout_s"
         }
     }
 }

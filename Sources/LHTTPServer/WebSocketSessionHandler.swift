@@ -29,15 +29,22 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     /// The id chosen during the upgrade (the connect hook saw it), and what the hook asked for on open.
     private let id: ConnectionID
     private let onOpen: (@Sendable (Session) -> Void)?
+    /// Keep-alive bookkeeping, read by the loop's ``KeepAliveSweeper``.
+    private let sweeper: KeepAliveSweeper?
+    var sweepIndex = -1
+    private(set) var lastReceivedNanos: UInt64 = 0
+    private(set) var lastPingNanos: UInt64 = 0
 
     init(
         gateway: Gateway,
         maxMessageBytes: Int,
         id: ConnectionID = .next(),
         onOpen: (@Sendable (Session) -> Void)? = nil,
+        sweeper: KeepAliveSweeper? = nil,
         closeTimeout: TimeAmount = .seconds(3)
     ) {
         self.gateway = gateway
+        self.sweeper = sweeper
         self.id = id
         self.onOpen = onOpen
         self.maxMessageBytes = maxMessageBytes
@@ -52,6 +59,8 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
         let session = self.gateway.open(transport: self, eventLoop: context.eventLoop, remoteAddress: remote, id: self.id)
         self.session = session
+        self.lastReceivedNanos = NIODeadline.now().uptimeNanoseconds
+        self.sweeper?.add(self)
         self.onOpen?(session)
     }
 
@@ -74,10 +83,26 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     private func finish() {
         guard let session = self.session else { return }
         self.session = nil
+        self.sweeper?.remove(self)
         self.gateway.close(session)
     }
 
+    /// A keep-alive ping (the sweeper saw nothing from the peer for `ping_interval_s`).
+    func sendPing(now: UInt64) {
+        guard !self.closeSent else { return }
+        self.lastPingNanos = now
+        self.writeFrame(WebSocketFrameBytes.frame(opcode: WebSocketFrameBytes.pingOpcode, payload: ByteBuffer()))
+        self.flush()
+    }
+
+    /// Nothing (not even a pong) arrived for `idle_timeout_s`.
+    func closeIdle() {
+        self.session?.logger.notice("closing idle connection", metadata: ["lhttp.close_code": "\(CloseCode.idleTimeout)"])
+        self.close(code: CloseCode.idleTimeout, reason: "idle timeout")
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.lastReceivedNanos = NIODeadline.now().uptimeNanoseconds
         let frame = Self.unwrapInboundIn(data)
         switch frame.opcode {
         case .text, .binary, .continuation:

@@ -52,6 +52,8 @@ public final class CurlHTTPClient: Sendable {
         var queue: [Pending] = []
         var shuttingDown = false
         var stats = Stats()
+        /// Taken from the queue and not finished yet.
+        var running = 0
 
         var queuedCount: Int { self.queue.count }
 
@@ -62,6 +64,7 @@ public final class CurlHTTPClient: Sendable {
             guard count > 0 else { return [] }
             let taken = Array(self.queue.prefix(count))
             self.queue.removeFirst(count)
+            self.running += count
             return taken
         }
     }
@@ -106,6 +109,22 @@ public final class CurlHTTPClient: Sendable {
     /// Counters since start.
     public var stats: Stats { self.state.withLockedValue { $0.stats } }
 
+    /// Requests queued or running.
+    public var pendingCount: Int {
+        self.state.withLockedValue { $0.queue.count + $0.running }
+    }
+
+    /// Waits until no request is queued or running (a graceful stop lets calls in flight finish).
+    /// - Returns: whether the client became idle before `timeout`.
+    public func waitUntilIdle(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while self.pendingCount > 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
     private func enqueue(_ request: UpstreamRequest, completion: @escaping @Sendable (Result<UpstreamResponse, UpstreamError>) -> Void) {
         let refusal: UpstreamError? = self.state.withLockedValue { state in
             if state.shuttingDown { return .shutdown }
@@ -144,7 +163,12 @@ public final class CurlHTTPClient: Sendable {
             let (admitted, stopping) = self.state.withLockedValue { state in
                 (state.take(self.configuration.maxInFlight - active.count), state.shuttingDown)
             }
-            if stopping { break }
+            if stopping {
+                // Taken in the same breath as the stop: they fail like the rest of the queue below.
+                self.state.withLockedValue { $0.running -= admitted.count }
+                for pending in admitted { pending.completion(.failure(.shutdown)) }
+                break
+            }
             for pending in admitted {
                 self.start(pending, into: &active)
             }
@@ -166,7 +190,10 @@ public final class CurlHTTPClient: Sendable {
             self.multi.remove(easy)
             self.finish(transfer, .failure(.shutdown))
         }
-        let queued = self.state.withLockedValue { $0.take(Int.max) }
+        let queued = self.state.withLockedValue { state in
+            defer { state.running = 0 }
+            return state.take(Int.max)
+        }
         for pending in queued { pending.completion(.failure(.shutdown)) }
         self.threadDone.signal()
     }
@@ -178,7 +205,10 @@ public final class CurlHTTPClient: Sendable {
             active[transfer.easy] = transfer
             self.state.withLockedValue { $0.stats.started += 1 }
         } catch {
-            self.state.withLockedValue { $0.stats.failed += 1 }
+            self.state.withLockedValue {
+                $0.stats.failed += 1
+                $0.running -= 1
+            }
             pending.completion(.failure(error))
         }
     }
@@ -186,6 +216,7 @@ public final class CurlHTTPClient: Sendable {
     private func finish(_ transfer: CurlTransfer, _ result: Result<UpstreamResponse, UpstreamError>) {
         self.state.withLockedValue { state in
             if case .success = result { state.stats.succeeded += 1 } else { state.stats.failed += 1 }
+            state.running -= 1
         }
         if case .failure(let error) = result {
             self.logger.debug("upstream call failed", metadata: ["lhttp.error": "\(error)"])

@@ -140,7 +140,13 @@ extension WebhookActions {
                 )
             }
         }
-        session.subscribe(self.subscribe)
+        do {
+            try session.subscribe(self.subscribe)
+        } catch {
+            // The app asked for more than the caps allow: the client learns it like for its own subscribe.
+            session.logger.notice("webhook answer's subscribe refused", metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"])
+            session.send(error.reply)
+        }
         session.unsubscribe(self.unsubscribe)
         if let meta = self.meta { session.attributes = meta }
         if let close = self.close { session.close(code: close.code, reason: close.reason) }

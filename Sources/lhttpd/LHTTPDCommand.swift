@@ -93,6 +93,7 @@ struct LHTTPDCommand: AsyncParsableCommand {
             router: webhooks.router,
             connectHook: webhooks.connectHook,
             maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
+            caps: SubscriptionCaps(configuration.limits),
             hub: hub,
             broker: { hub -> any Broker in
                 if let cluster { return cluster }
@@ -101,21 +102,54 @@ struct LHTTPDCommand: AsyncParsableCommand {
             logger: logger
         )
         let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, logger: logger)
+        // Services stop in reverse order: the second-signal guard arms first, then the server drains.
         let services = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: [.init(service: server), .init(service: SecondSignalExit(logger: logger))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
+        let started = ContinuousClock.now
+        var failure: (any Error)?
         do {
             try await services.run()
         } catch {
-            await cluster?.shutdown()
-            throw error
+            failure = error
+        }
+        // The websockets are closed (1001); webhook and upstream calls in flight, disconnect hooks
+        // included, get what is left of shutdown_timeout_s.
+        let budget = Duration.milliseconds(Int64(configuration.shutdownTimeoutS * 1000)) - (ContinuousClock.now - started)
+        for client in [upstream.client, webhooks.client].compactMap({ $0 }) where !(await client.waitUntilIdle(timeout: max(budget, .zero))) {
+            logger.warning("calls still in flight after shutdown_timeout_s", metadata: ["lhttp.pending": "\(client.pendingCount)"])
         }
         await cluster?.shutdown()
+        logger.info("lhttpd stopped")
+        if let failure { throw failure }
     }
+}
+
+/// After the first SIGTERM/SIGINT has started a graceful stop, a second one exits at once (an operator
+/// who presses Ctrl-C twice means it).
+struct SecondSignalExit: Service {
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                FileHandle.standardError.write(Data("lhttpd: second signal, exiting now\n".utf8))
+                _exit(1)
+            }
+            source.resume()
+            Self.sources.append(source)
+        }
+    }
+
+    /// Kept alive until the process exits. Written only here, once, by this one task.
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 }
 
 /// Writes to standard error unbuffered, so the message is not lost if the process is killed.

@@ -180,8 +180,8 @@ struct GatewayTests {
         for _ in 0..<40 {
             let t = RecordingTransport()
             let s = gateway.open(transport: t, eventLoop: loop)
-            s.subscribe(["big"])
-            s.subscribe(["big"])
+            try s.subscribe(["big"])
+            try s.subscribe(["big"])
             members.append((t, s))
         }
         #expect(gateway.hub.subscriberCount(of: "big") == 40)
@@ -218,7 +218,7 @@ struct GatewayTests {
         let gateway = Gateway()
         let t = RecordingTransport()
         let s = gateway.open(transport: t, eventLoop: loop)
-        s.subscribe(["a"])
+        try s.subscribe(["a"])
         var payload = ByteBuffer(string: "LHTTP/1.0 c\r\npublish:a\r\n\r\n")
         payload.writeBytes([0xFF, 0xFE])
         try gateway.publish(payload, to: ["a"])

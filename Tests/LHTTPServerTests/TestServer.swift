@@ -43,6 +43,7 @@ struct TestServer {
             router: webhooks.router,
             connectHook: webhooks.connectHook,
             maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
+            caps: SubscriptionCaps(configuration.limits),
             hub: hub,
             broker: { hub -> any Broker in
                 if let cluster { return cluster }

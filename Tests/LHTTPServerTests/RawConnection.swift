@@ -1,0 +1,114 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A plain TCP connection for tests that must misbehave on purpose (trickle bytes, never answer pings):
+/// it records everything received and whether the server closed.
+final class RawConnection: Sendable {
+    let channel: any Channel
+    private let state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
+
+    private init(channel: any Channel, state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>) {
+        self.channel = channel
+        self.state = state
+    }
+
+    static func connect(port: Int) async throws -> RawConnection {
+        let state = NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>(([], false))
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Recorder(state: state)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawConnection(channel: channel, state: state)
+    }
+
+    func send(_ text: String) async throws {
+        try await self.channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    func send(_ bytes: [UInt8]) async throws {
+        try await self.channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    var received: [UInt8] { self.state.withLockedValue { $0.bytes } }
+    var text: String { String(decoding: self.received, as: UTF8.self) }
+    var isClosed: Bool { self.state.withLockedValue { $0.closed } }
+
+    /// Upgrades to a websocket on `path` (no extension, no pong ever sent by this client).
+    static func websocket(port: Int, path: String = "/ws", extraHeaders: String = "") async throws -> RawConnection {
+        let connection = try await RawConnection.connect(port: port)
+        try await connection.send(
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n"
+        )
+        return connection
+    }
+
+    /// Sends one masked text frame (mask key 0: the payload goes as is).
+    func sendTextFrame(_ text: String) async throws {
+        let payload = Array(text.utf8)
+        precondition(payload.count < 126)
+        try await self.send([0x81, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload)
+    }
+
+    /// The status code of the first close frame the server sent, if any (frames after the 101 response).
+    var closeCode: UInt16? {
+        let bytes = self.received
+        guard let end = self.text.range(of: "\r\n\r\n")?.upperBound else { return nil }
+        var index = self.text.utf8.distance(from: self.text.startIndex, to: end)
+        while index + 2 <= bytes.count {
+            let opcode = bytes[index] & 0x0F
+            var length = Int(bytes[index + 1] & 0x7F)
+            var header = 2
+            if length == 126 {
+                guard index + 4 <= bytes.count else { return nil }
+                length = Int(bytes[index + 2]) << 8 | Int(bytes[index + 3])
+                header = 4
+            } else if length == 127 {
+                return nil
+            }
+            if opcode == 0x8 {
+                guard length >= 2, index + header + 2 <= bytes.count else { return nil }
+                return UInt16(bytes[index + header]) << 8 | UInt16(bytes[index + header + 1])
+            }
+            index += header + length
+        }
+        return nil
+    }
+
+    /// Opcodes of the frames received after the 101 response.
+    var opcodes: [UInt8] {
+        let bytes = self.received
+        guard let end = self.text.range(of: "\r\n\r\n")?.upperBound else { return [] }
+        var index = self.text.utf8.distance(from: self.text.startIndex, to: end)
+        var opcodes: [UInt8] = []
+        while index + 2 <= bytes.count {
+            let length = Int(bytes[index + 1] & 0x7F)
+            guard length < 126 else { break }
+            opcodes.append(bytes[index] & 0x0F)
+            index += 2 + length
+        }
+        return opcodes
+    }
+
+    func close() async {
+        try? await self.channel.close()
+    }
+
+    private final class Recorder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
+        init(state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>) { self.state = state }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = Self.unwrapInboundIn(data)
+            self.state.withLockedValue { $0.bytes.append(contentsOf: bytes.readableBytesView) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.state.withLockedValue { $0.closed = true }
+            context.fireChannelInactive()
+        }
+    }
+}
