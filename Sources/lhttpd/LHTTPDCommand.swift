@@ -137,7 +137,11 @@ struct SecondSignalExit: Service {
     func run() async throws {
         try? await gracefulShutdown()
         for signalNumber in [SIGTERM, SIGINT] {
+            #if canImport(Darwin)
+            // kqueue delivers to the source only when the signal is ignored; on Linux, Dispatch installs
+            // its own handler and SIG_IGN would swallow the signal.
             signal(signalNumber, SIG_IGN)
+            #endif
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
                 FileHandle.standardError.write(Data("lhttpd: second signal, exiting now\n".utf8))

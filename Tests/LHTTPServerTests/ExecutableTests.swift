@@ -4,6 +4,7 @@ import LHTTPProtocol
 import LHTTPTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Testing
 
 /// Tests of the real `lhttpd` binary, built next to the test bundle.
@@ -153,5 +154,67 @@ struct ExecutableTests {
             kill(node.process.processIdentifier, SIGTERM)
             #expect(try await node.exitStatus() == 0)
         }
+    }
+
+    @Test func sigtermClosesEveryClientWith1001DeliversDisconnectHooksAndExits0() async throws {
+        let backend = try await TestBackend.start()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-drain-\(UUID().uuidString).yaml")
+        try Data("""
+            listen: 127.0.0.1:0
+            shutdown_timeout_s: 10
+            hooks:
+              disconnect: http://127.0.0.1:\(backend.port)/disconnect
+            """.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let child = try Child(["--config", file.path])
+        let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
+        var clients: [LHTTPWebSocketClient] = []
+        for _ in 0..<100 {
+            let client = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")
+            try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "room"]))
+            clients.append(client)
+        }
+        try await clients[99].sendText("LHTTP/9 sync\r\n\r\n")
+        #expect(try await clients[99].nextMessage().headers["status"] == "505")
+
+        let started = ContinuousClock.now
+        kill(child.process.processIdentifier, SIGTERM)
+        for client in clients {
+            let event = try await client.nextEvent(timeout: .seconds(10))
+            #expect(event == .closed(code: 1001, reason: "server shutting down"), "\(event)")
+        }
+        #expect(try await child.exitStatus() == 0)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        // Every disconnect hook was delivered before the process exited.
+        let events = backend.requests.filter { $0.uri == "/disconnect" }
+        #expect(events.count == 100)
+        #expect(events.allSatisfy { $0.body.contains("1001") })
+        #expect(child.text.contains("lhttpd stopped"))
+        await backend.stop()
+    }
+
+    @Test func aSecondSignalExitsAtOnce() async throws {
+        // A disconnect hook that never answers would hold the graceful stop for shutdown_timeout_s (60).
+        let hanging = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-second-\(UUID().uuidString).yaml")
+        try Data("""
+            listen: 127.0.0.1:0
+            shutdown_timeout_s: 60
+            webhook: {timeout_ms: 60000}
+            hooks:
+              disconnect: http://127.0.0.1:\(hanging.localAddress?.port ?? 0)/disconnect
+            """.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let child = try Child(["--config", file.path])
+        let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
+        let client = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(try await client.nextEvent(timeout: .seconds(10)) == .closed(code: 1001, reason: "server shutting down"))
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(child.process.isRunning, "waiting for the disconnect hook")
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(try await child.exitStatus(timeout: .seconds(5)) == 1)
+        #expect(child.text.contains("second signal"))
+        try await hanging.close()
     }
 }
