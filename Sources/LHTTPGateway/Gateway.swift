@@ -24,6 +24,8 @@ public final class Gateway: Sendable {
     private let openSessions = Atomic<Int>(0)
     /// Subscription bounds (`limits.max_subscriptions_per_connection`, `limits.max_channels`).
     public let caps: SubscriptionCaps
+    /// Where counters go (a no-op factory unless the executable or a test gives one).
+    public let metrics: LHTTPMetrics
 
     /// Websocket connections currently open on this node.
     public var connectionCount: Int { self.openSessions.load(ordering: .relaxed) }
@@ -47,8 +49,10 @@ public final class Gateway: Sendable {
         caps: SubscriptionCaps = SubscriptionCaps(),
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
+        metrics: LHTTPMetrics = LHTTPMetrics(),
         logger: Logger = Logger(label: "lhttpd.gateway")
     ) {
+        self.metrics = metrics
         self.hub = hub
         self.broker = makeBroker(hub)
         self.limits = limits
@@ -84,6 +88,7 @@ public final class Gateway: Sendable {
     /// While a routed message of this session waits for the app, the message waits behind it.
     public func receive(_ payload: ByteBuffer, on session: Session) {
         guard !session.isClosed else { return }
+        self.metrics.messagesReceived.increment()
         guard !session.isSuspended else {
             guard session.backlog.count < self.maxQueuedWhileRouting else {
                 session.send(LHTTPMessage.errorReply(status: 503, reason: "too many messages waiting for the app"))
@@ -174,11 +179,14 @@ public final class Gateway: Sendable {
     // MARK: Publishing
 
     /// Publishes a serialized LHTTP message to `channels` through the broker.
+    /// - Parameter source: where it entered, for metrics (`websocket`, `http`, `webhook`).
     /// - Returns: local deliveries.
     /// - Throws: when the broker refuses it (too large for the cluster); nothing was delivered then.
     @discardableResult
-    public func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
-        try self.broker.publish(payload, to: channels)
+    public func publish(_ payload: ByteBuffer, to channels: [String], source: String = "websocket") throws(GatewayError) -> Int {
+        let deliveries = try self.broker.publish(payload, to: channels)
+        self.metrics.published(from: source, deliveries: deliveries)
+        return deliveries
     }
 }
 

@@ -65,6 +65,9 @@ public final class Session {
 
     /// Sends `message` to this connection (text frame, binary if not valid UTF-8).
     public func send(_ message: LHTTPMessage) {
+        if message.command == LHTTPMessage.errorCommand, let status = message.headers["status"].flatMap(Int.init) {
+            self.gateway.metrics.errorReply(status: status)
+        }
         self.send(serialized: message.serialized())
     }
 
@@ -156,8 +159,7 @@ public struct SessionHandle: Sendable {
 
     /// Sends `message` to the connection (hops to its event loop).
     public func send(_ message: LHTTPMessage) {
-        let payload = message.serialized()
-        self.onLoop { $0.send(serialized: payload) }
+        self.onLoop { $0.send(message) }
     }
 
     /// Closes the connection.

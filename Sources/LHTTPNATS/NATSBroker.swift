@@ -28,6 +28,7 @@ public final class NATSBroker: Broker {
     private let allocator = ByteBufferAllocator()
     private let state: NIOLoopBoundBox<LoopState>
     private let logger: Logger
+    private let metrics: LHTTPMetrics?
 
     /// On the client's event loop.
     private struct LoopState {
@@ -43,7 +44,9 @@ public final class NATSBroker: Broker {
     static let maxOrigins = 4096
 
     /// - Throws: when `configuration.nats` does not parse.
-    public init(hub: Hub, configuration: ClusterConfig, eventLoop: any EventLoop, logger: Logger) throws(ConfigError) {
+    /// - Parameter metrics: counts deliveries of publications from other nodes (source `cluster`).
+    public init(hub: Hub, configuration: ClusterConfig, eventLoop: any EventLoop, metrics: LHTTPMetrics? = nil, logger: Logger) throws(ConfigError) {
+        self.metrics = metrics
         let servers = try configuration.servers()
         let nonce = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         self.nodeID = configuration.nodeID.isEmpty ? "node-\(nonce)" : configuration.nodeID
@@ -153,6 +156,7 @@ public final class NATSBroker: Broker {
             self.state.value.lastSeen.removeAll(keepingCapacity: true)
         }
         self.state.value.lastSeen[envelope.origin] = envelope.sequence
-        self.hub.deliver(envelope.message, to: envelope.channels)
+        let deliveries = self.hub.deliver(envelope.message, to: envelope.channels)
+        self.metrics?.published(from: "cluster", deliveries: deliveries)
     }
 }

@@ -25,6 +25,9 @@ public struct LHTTPMessage: Sendable, Equatable {
     /// The body decoded as UTF-8 (invalid sequences repaired), for logs and simple processors.
     public var bodyString: String { String(buffer: self.body) }
 
+    /// The command of error replies.
+    public static let errorCommand = "error"
+
     /// The error reply a client receives for a rejected message:
     /// `LHTTP/1.0 error\r\nstatus:<code>\r\nreason:<text>\r\n\r\n`.
     public static func errorReply(status: Int, reason: String, extraHeaders: LHTTPHeaders = LHTTPHeaders()) -> LHTTPMessage {
@@ -32,7 +35,7 @@ public struct LHTTPMessage: Sendable, Equatable {
         for header in extraHeaders {
             headers.add(name: header.name, value: header.value.lhttpSanitized(max: 1024))
         }
-        return LHTTPMessage(command: "error", headers: headers)
+        return LHTTPMessage(command: errorCommand, headers: headers)
     }
 
     /// The error reply for a protocol error.

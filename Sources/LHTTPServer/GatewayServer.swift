@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import Prometheus
 import ServiceLifecycle
 
 /// The one HTTP/1.1 port: websocket upgrades on the configured paths, `POST /publish`, `GET /healthz`,
@@ -16,6 +17,7 @@ public final class GatewayServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let fileThreadPool = NIOThreadPool(numberOfThreads: 1)
+    private let metricsRegistry: PrometheusCollectorRegistry?
     private let state = NIOLockedValueBox<(channel: (any Channel)?, started: Bool)>((nil, false))
     /// One keep-alive sweeper per event loop, made on first use on that loop.
     private let sweepers = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<KeepAliveSweeper>]>([:])
@@ -24,7 +26,15 @@ public final class GatewayServer: Service, Sendable {
     ///   - configuration: listen address, paths, limits; `listen` may use port 0 (see ``localAddress``).
     ///   - gateway: the gateway core that sessions run through.
     ///   - eventLoopGroup: one loop per core; owned by the caller.
-    public init(configuration: GatewayConfig, gateway: Gateway, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    ///   - metricsRegistry: printed on `metrics.path`; the gateway's ``LHTTPMetrics`` must record into it.
+    public init(
+        configuration: GatewayConfig,
+        gateway: Gateway,
+        eventLoopGroup: any EventLoopGroup,
+        metricsRegistry: PrometheusCollectorRegistry? = nil,
+        logger: Logger
+    ) {
+        self.metricsRegistry = metricsRegistry
         self.configuration = configuration
         self.gateway = gateway
         self.group = eventLoopGroup
@@ -128,7 +138,10 @@ public final class GatewayServer: Service, Sendable {
             publish: PublishEndpoint(token: configuration.publish.token, limits: gateway.limits),
             staticFiles: StaticFiles(root: configuration.staticDir),
             maxBodyBytes: min(limits.maxMessageBytes, configuration.http.maxBodyBytes),
-            maxRequestBodyBytes: configuration.http.maxBodyBytes
+            maxRequestBodyBytes: configuration.http.maxBodyBytes,
+            metricsPath: configuration.metrics.path,
+            metricsToken: BearerToken(configuration.metrics.token),
+            metricsRegistry: self.metricsRegistry
         )
         let allowedOrigins = OriginPolicy(allowed: configuration.websocket.allowedOrigins)
         let maxConnections = limits.maxConnections
@@ -187,7 +200,8 @@ public final class GatewayServer: Service, Sendable {
                     let deadline = HTTPDeadlineHandler(
                         requestTimeout: .nanoseconds(Int64(http.requestTimeoutS * 1e9)),
                         keepaliveTimeout: .nanoseconds(Int64(http.keepaliveTimeoutS * 1e9)),
-                        logger: logger
+                        logger: logger,
+                        onTimeout: { gateway.metrics.httpRequestTimedOut() }
                     )
                     let boundDeadline = NIOLoopBound(deadline, eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.addHandler(deadline)

@@ -2,6 +2,7 @@ import LHTTPGateway
 import Logging
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import NIOPosix
 
 /// Routes plain HTTP requests: `POST /publish`, `GET /healthz`, static files.
@@ -21,6 +22,10 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         var maxBodyBytes: Int
         /// Largest body of any other request (`http.max_body_bytes`).
         var maxRequestBodyBytes: Int
+        /// `GET` path of the Prometheus text (empty: off), its token, and the registry it prints.
+        var metricsPath: String
+        var metricsToken: BearerToken
+        var metricsRegistry: PrometheusCollectorRegistry?
     }
 
     private enum State {
@@ -35,6 +40,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum Route {
         case healthz
+        case metrics
         case staticFile(String)
         case failure(ServerError)
     }
@@ -52,6 +58,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private var flushPending = false
     /// The connection's request clock (nil on connections built without one).
     private var deadline: HTTPDeadlineHandler?
+    /// The current request's route name, for the request counter (`publish`, `healthz`, ...).
+    private var routeName = "other"
 
     init(settings: Settings, gateway: Gateway, fileThreadPool: NIOThreadPool, logger: Logger) {
         self.settings = settings
@@ -103,14 +111,18 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard let (path, query) = QueryString.split(head.uri) else { return }
+        self.routeName = "other"
         if let refusal = self.connectRefusal {
             self.connectRefusal = nil
+            self.routeName = "upgrade"
+            self.gateway.metrics.upgradeRefused(status: refusal.httpStatus)
             self.state = .waiting(head, .failure(refusal), bodyBytes: 0)
             return
         }
         let route: Route
         switch (head.method, path) {
         case (.POST, _) where path == self.settings.publishPath:
+            self.routeName = "publish"
             guard let query else {
                 route = .failure(.badQuery("invalid percent-encoding"))
                 break
@@ -130,9 +142,14 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case (_, _) where path == self.settings.publishPath:
             route = .failure(.methodNotAllowed(allowed: "POST"))
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            self.routeName = "healthz"
             route = .healthz
+        case (.GET, _) where path == self.settings.metricsPath && self.settings.metricsRegistry != nil:
+            self.routeName = "metrics"
+            route = self.settings.metricsToken.isAuthorized(head.headers["authorization"]) ? .metrics : .failure(.unauthorized)
         case (.GET, _), (.HEAD, _):
             if let file = self.settings.staticFiles.resolve(path) {
+                self.routeName = "static"
                 route = .staticFile(file)
             } else if self.settings.websocketPaths.contains(String(path)) {
                 route = .failure(.upgradeRequired)
@@ -160,6 +177,16 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
                 cluster: self.gateway.broker.health
             )
             self.respond(.ok, json: health, head: head, context: context)
+        case .metrics:
+            let stats = self.gateway.hub.stats
+            self.gateway.metrics.recordGauges(
+                connections: self.gateway.connectionCount, channels: stats.channels,
+                subscriptions: stats.subscriptions, cluster: self.gateway.broker.health
+            )
+            let text = self.settings.metricsRegistry?.emitToBuffer() ?? []
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            self.respond(.ok, headers: headers, body: ByteBuffer(bytes: text), length: text.count, head: head, context: context)
         case .staticFile(let path):
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             self.settings.staticFiles.read(path, pool: self.fileThreadPool, eventLoop: context.eventLoop).whenComplete { result in
@@ -187,7 +214,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             let (payload, channels) = try self.settings.publish.publication(body: body, query: query)
             let deliveries: Int
             do {
-                deliveries = try self.gateway.publish(payload, to: channels)
+                deliveries = try self.gateway.publish(payload, to: channels, source: "http")
             } catch {
                 throw ServerError.publishRefused(status: error.status, reason: error.reason)
             }
@@ -241,6 +268,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         closing: Bool = false,
         context: ChannelHandlerContext
     ) {
+        self.gateway.metrics.httpRequest(route: self.routeName, status: Int(status.code))
         var headers = headers
         headers.add(name: "content-length", value: String(length))
         let keepAlive = head.isKeepAlive && !closing

@@ -11,14 +11,7 @@ struct PublishEndpoint: Sendable {
 
     /// Whether the `Authorization` header values carry the configured token (constant-time compare).
     func isAuthorized(_ authorization: [String]) -> Bool {
-        guard !self.token.isEmpty else { return true }
-        guard authorization.count == 1 else { return false }
-        let value = authorization[0]
-        let prefix = "Bearer "
-        guard value.utf8.count > prefix.utf8.count,
-            value.prefix(prefix.count).lowercased() == prefix.lowercased()
-        else { return false }
-        return Self.constantTimeEqual(Array(value.utf8.dropFirst(prefix.utf8.count)), Array(self.token.utf8))
+        BearerToken(self.token).isAuthorized(authorization)
     }
 
     /// The bytes to publish and the channels, from a raw LHTTP body (query without `channel`) or from any
@@ -66,15 +59,5 @@ struct PublishEndpoint: Sendable {
             throw .protocolError(.messageTooLarge(size: message.serializedByteCount, limit: self.limits.maxMessageBytes))
         }
         return (message.serialized(), channels)
-    }
-
-    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        for index in 0..<max(a.count, b.count) {
-            let x = index < a.count ? a[index] : 0
-            let y = index < b.count ? b[index] : 0
-            difference |= x ^ y
-        }
-        return difference == 0
     }
 }

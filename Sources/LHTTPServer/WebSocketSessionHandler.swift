@@ -231,6 +231,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
     func close(code: UInt16, reason: String) {
         guard !self.closeSent, let writeContext = self.writeContext, let context = self.context else { return }
         self.closeSent = true
+        self.gateway.metrics.closed(code: code)
         self.session?.noteCloseCode(code)
         self.writeBatch(to: writeContext)
         let closeFrame = WebSocketFrameBytes.close(code: code, reason: reason)

@@ -25,21 +25,29 @@ public struct UpstreamFilter: HeaderFilter {
     public func afterMessage(_ session: Session) throws {
         guard let message = session.message, let value = message.headers[Self.header] else { return }
         let handle = session.handle
+        let metrics = session.gateway.metrics
         let request: UpstreamRequest
         do {
             request = try self.request(for: message, value: value, connection: session.id)
         } catch {
+            metrics.backendCall(kind: "upstream", route: "upstream", result: String(error.status), seconds: nil)
             Self.report(error, url: Self.urlPart(of: value), handle: handle, logger: self.logger)
             return
         }
         let logger = self.logger
+        let started = ContinuousClock.now
         self.client.execute(request, on: session.eventLoop) { result in
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             switch result {
             case .success(let response) where response.status >= 500:
-                Self.report(.backendError(status: response.status), url: request.url, handle: handle, logger: logger)
+                let error = UpstreamError.backendError(status: response.status)
+                metrics.backendCall(kind: "upstream", route: "upstream", result: String(error.status), seconds: seconds)
+                Self.report(error, url: request.url, handle: handle, logger: logger)
             case .success:
-                break
+                metrics.backendCall(kind: "upstream", route: "upstream", result: "ok", seconds: seconds)
             case .failure(let error):
+                metrics.backendCall(kind: "upstream", route: "upstream", result: String(error.status), seconds: seconds)
                 Self.report(error, url: request.url, handle: handle, logger: logger)
             }
         }

@@ -1,3 +1,4 @@
+import LHTTPGateway
 import LHTTPProtocol
 import Logging
 import NIOCore
@@ -13,10 +14,12 @@ public final class WebhookCaller: Sendable {
     private let signer: WebhookSigner?
     private let parser: WebhookAnswerParser
     private let logger: Logger
+    private let metrics: LHTTPMetrics?
 
     /// - Parameter secret: `webhook.secret`; empty sends no signature.
-    public init(client: CurlHTTPClient, secret: String, limits: LHTTPLimits, logger: Logger) {
+    public init(client: CurlHTTPClient, secret: String, limits: LHTTPLimits, metrics: LHTTPMetrics? = nil, logger: Logger) {
         self.client = client
+        self.metrics = metrics
         self.signer = secret.isEmpty ? nil : WebhookSigner(secret: secret)
         self.parser = WebhookAnswerParser(limits: limits)
         self.logger = logger
@@ -38,24 +41,34 @@ public final class WebhookCaller: Sendable {
         ]
         if let signer = self.signer { headers.append((WebhookSigner.header, signer.signature(for: body))) }
         let request = UpstreamRequest(method: "POST", url: url, headers: headers, body: body, timeoutMilliseconds: timeoutMilliseconds)
-        self.attempt(request, event: event, retry: 0, on: eventLoop, completion: completion)
+        self.attempt(request, event: event, retry: 0, started: .now, on: eventLoop, completion: completion)
     }
 
     private func attempt(
         _ request: UpstreamRequest,
         event: WebhookEvent,
         retry: Int,
+        started: ContinuousClock.Instant,
         on eventLoop: any EventLoop,
         completion: @escaping @Sendable (WebhookOutcome) -> Void
     ) {
         self.client.execute(request, on: eventLoop) { result in
             if case .failure(.connectionRefused) = result, retry < Self.retryDelays.count {
                 eventLoop.scheduleTask(in: Self.retryDelays[retry]) {
-                    self.attempt(request, event: event, retry: retry + 1, on: eventLoop, completion: completion)
+                    self.attempt(request, event: event, retry: retry + 1, started: started, on: eventLoop, completion: completion)
                 }
                 return
             }
             let outcome = self.parser.outcome(of: result, command: event.message?.command ?? event.kind.rawValue)
+            if let metrics = self.metrics {
+                var resultLabel = "ok"
+                if case .failed(let status, _) = outcome { resultLabel = String(status) }
+                let elapsed = ContinuousClock.now - started
+                metrics.backendCall(
+                    kind: "webhook", route: event.message?.command ?? event.kind.rawValue, result: resultLabel,
+                    seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                )
+            }
             if case .failed(let status, let reason) = outcome {
                 self.logger.warning(
                     "webhook call failed",

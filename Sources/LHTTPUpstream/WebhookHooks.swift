@@ -69,7 +69,8 @@ public struct Webhooks: Sendable {
     /// Nothing configured: no client, no thread.
     public static let none = Webhooks(router: nil, connectHook: nil, filters: [], client: nil)
 
-    public static func make(_ config: GatewayConfig, limits: LHTTPLimits, logger: Logger) -> Webhooks {
+    /// - Parameter metrics: counts calls by route and result, with their latency.
+    public static func make(_ config: GatewayConfig, limits: LHTTPLimits, metrics: LHTTPMetrics? = nil, logger: Logger) -> Webhooks {
         let hooks = config.hooks
         guard !config.routes.isEmpty || !hooks.connect.isEmpty || !hooks.subscribe.isEmpty || !hooks.disconnect.isEmpty else {
             return .none
@@ -84,7 +85,7 @@ public struct Webhooks: Sendable {
             ),
             logger: logger
         )
-        let caller = WebhookCaller(client: client, secret: config.webhook.secret, limits: limits, logger: logger)
+        let caller = WebhookCaller(client: client, secret: config.webhook.secret, limits: limits, metrics: metrics, logger: logger)
         let router = config.routes.isEmpty && hooks.subscribe.isEmpty
             ? nil : WebhookRouter(routes: config.routes, subscribeHook: hooks.subscribe, caller: caller, limits: limits)
         return Webhooks(

@@ -132,7 +132,7 @@ extension WebhookActions {
         if let reply = self.reply { session.send(serialized: reply) }
         for publication in self.publish {
             do {
-                try session.gateway.publish(publication.payload, to: publication.channels)
+                try session.gateway.publish(publication.payload, to: publication.channels, source: "webhook")
             } catch {
                 session.logger.notice(
                     "webhook answer's publication refused",

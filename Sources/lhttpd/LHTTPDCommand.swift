@@ -9,6 +9,7 @@ import LHTTPUpstream
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 
 /// `lhttpd`: the websocket gateway. Wiring and argument parsing only.
@@ -54,10 +55,18 @@ struct LHTTPDCommand: AsyncParsableCommand {
         }
 
         let level = Logger.Level(rawValue: configuration.log.level.rawValue) ?? .info
+        let format = configuration.log.format
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         let logger = Logger(label: "lhttpd")
         let group = MultiThreadedEventLoopGroup(
@@ -72,14 +81,17 @@ struct LHTTPDCommand: AsyncParsableCommand {
         }
         defer { upstream.client.shutdown() }
         let limits = LHTTPLimits(configuration.limits)
-        let webhooks = Webhooks.make(configuration, limits: limits, logger: logger)
+        // Metrics: one Prometheus registry, served on metrics.path.
+        let registry = PrometheusCollectorRegistry()
+        let metrics = LHTTPMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let webhooks = Webhooks.make(configuration, limits: limits, metrics: metrics, logger: logger)
         defer { webhooks.client?.shutdown() }
         // Clustered when `cluster.nats` lists a server; the NATS link comes up in the background.
         let hub = Hub()
         let cluster: NATSBroker?
         do {
             cluster = configuration.cluster.isEnabled
-                ? try NATSBroker(hub: hub, configuration: configuration.cluster, eventLoop: group.next(), logger: logger)
+                ? try NATSBroker(hub: hub, configuration: configuration.cluster, eventLoop: group.next(), metrics: metrics, logger: logger)
                 : nil
         } catch {
             printError("lhttpd: invalid configuration:\n\(error)")
@@ -99,9 +111,10 @@ struct LHTTPDCommand: AsyncParsableCommand {
                 if let cluster { return cluster }
                 return LocalBroker(hub: hub)
             },
+            metrics: metrics,
             logger: logger
         )
-        let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, logger: logger)
+        let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, metricsRegistry: registry, logger: logger)
         // Services stop in reverse order: the second-signal guard arms first, then the server drains.
         let services = ServiceGroup(
             configuration: .init(

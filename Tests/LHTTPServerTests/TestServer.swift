@@ -8,6 +8,7 @@ import LHTTPUpstream
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 
 /// A real lhttpd server on 127.0.0.1, port 0, for one test.
 struct TestServer {
@@ -29,10 +30,14 @@ struct TestServer {
         logger.logLevel = .warning
         let (filter, upstream) = try UpstreamFilter.make(configuration.upstream, logger: logger)
         let limits = LHTTPLimits(configuration.limits)
-        let webhooks = Webhooks.make(configuration, limits: limits, logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        let metrics = LHTTPMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let webhooks = Webhooks.make(configuration, limits: limits, metrics: metrics, logger: logger)
         let hub = Hub()
         let cluster = configuration.cluster.isEnabled
-            ? try NATSBroker(hub: hub, configuration: configuration.cluster, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
+            ? try NATSBroker(
+                hub: hub, configuration: configuration.cluster, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), metrics: metrics, logger: logger
+            )
             : nil
         cluster?.start()
         let gateway = Gateway(
@@ -49,12 +54,14 @@ struct TestServer {
                 if let cluster { return cluster }
                 return LocalBroker(hub: hub)
             },
+            metrics: metrics,
             logger: logger
         )
         let server = GatewayServer(
             configuration: configuration,
             gateway: gateway,
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            metricsRegistry: registry,
             logger: logger
         )
         let address = try await server.start()
