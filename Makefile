@@ -5,7 +5,9 @@ SWIFT ?= swift
 # Debian packages the build, run and tests need (installed only when missing).
 APT_PACKAGES ?= ca-certificates pkg-config libcurl4-openssl-dev php-cli default-jdk-headless nats-server
 
-.PHONY: all build release run test deps check-config clean bench bench-quick asan
+.PHONY: all build release run test deps check-config clean bench bench-quick asan tsan fuzz fuzz-build
+# Seconds `make fuzz` runs the LHTTP parser fuzzer (`make test` runs it for 30).
+FUZZ_SECONDS ?= 300
 
 all: build
 
@@ -38,6 +40,22 @@ check-config: release
 test: deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build --disable-xctest
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+
+## fuzz: libFuzzer + AddressSanitizer on the wire format (parser, multipart, channel lists, round trip),
+## seeded with Tests/FuzzCorpus; fails on any crash (the input is kept in .build-fuzz/crash-*)
+fuzz-build: deps
+	$(SWIFT) build -c release --product lhttp-fuzz --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz
+
+fuzz: fuzz-build
+	mkdir -p .build-fuzz/corpus
+	.build-fuzz/release/lhttp-fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=.build-fuzz/ \
+	  -max_len=4096 .build-fuzz/corpus Tests/FuzzCorpus 2>&1 | grep -E "^(#[0-9]+ +(INITED|DONE)|Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|.*deadly)" ; \
+	  test $${PIPESTATUS[0]} -eq 0
+
+## tsan: the whole suite under ThreadSanitizer (races are failures)
+tsan: deps
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --scratch-path .build-tsan --sanitize=thread --disable-xctest
 
 ## asan: the upstream/webhook (libcurl), NATS, cluster and server suites under AddressSanitizer + LeakSanitizer
 asan: deps

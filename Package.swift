@@ -122,6 +122,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // libFuzzer target for the wire format (`make fuzz`); an entry point only.
+        .executableTarget(
+            name: "lhttp-fuzz",
+            dependencies: ["LHTTPProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .executableTarget(
             name: "lhttpd",
             dependencies: [
