@@ -151,6 +151,24 @@ public final class LHTTPWebSocketClient: Sendable {
     }
 
     /// Sends `text` as one text frame, verbatim (it need not be a valid LHTTP message).
+    /// Sends several messages with one flush (one wake-up of the connection's loop for all of them).
+    public func send(_ messages: [LHTTPMessage]) async throws {
+        let channel = self.channel
+        let frames = messages.map { message in
+            let bytes = message.serialized(allocator: channel.allocator)
+            return WebSocketFrame(fin: true, opcode: ClientSupport.isValidUTF8(bytes) ? .text : .binary, maskKey: .random(), data: bytes)
+        }
+        do {
+            try await channel.eventLoop.flatSubmit {
+                let written = frames.map { channel.write($0) }
+                channel.flush()
+                return EventLoopFuture.andAllSucceed(written, on: channel.eventLoop)
+            }.get()
+        } catch {
+            throw ClientSupport.mapWriteError(error)
+        }
+    }
+
     public func sendText(_ text: String) async throws {
         try await self.write(opcode: .text, payload: ByteBuffer(string: text), fin: true)
     }

@@ -1,5 +1,5 @@
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// The shared state of one websocket connection, all under one lock: the events received and not yet
 /// consumed, the consumers waiting for one, and whether this side has sent its close frame.
@@ -37,7 +37,9 @@ final class WebSocketClientState: Sendable {
         var pongs: [ByteBuffer] = []
     }
 
-    private let state = Mutex(State())
+    // A pthread-based lock rather than Synchronization's Mutex: ThreadSanitizer does not see the Mutex's
+    // futex on Linux and reports its critical sections as races.
+    private let state = NIOLockedValueBox(State())
     /// Runs the timers of timed waits.
     private let eventLoop: any EventLoop
 
@@ -49,15 +51,15 @@ final class WebSocketClientState: Sendable {
 
     /// Records a pong's payload.
     func recordPong(_ payload: ByteBuffer) {
-        self.state.withLock { $0.pongs.append(payload) }
+        self.state.withLockedValue { $0.pongs.append(payload) }
     }
 
     /// The pongs received so far.
-    var pongs: [ByteBuffer] { self.state.withLock { $0.pongs } }
+    var pongs: [ByteBuffer] { self.state.withLockedValue { $0.pongs } }
 
     /// Hands `event` to the oldest waiter, or buffers it. Ignored after ``finish(code:reason:)``.
     func push(_ event: LHTTPClientEvent) {
-        let waiter: Waiter? = self.state.withLock { state in
+        let waiter: Waiter? = self.state.withLockedValue { state in
             guard !state.finished else { return nil }
             guard !state.waiters.isEmpty else {
                 state.buffered.append(event)
@@ -74,7 +76,7 @@ final class WebSocketClientState: Sendable {
     /// Delivers the final `.closed` event; only the first call has an effect.
     func finish(code: UInt16?, reason: String) {
         let event = LHTTPClientEvent.closed(code: code, reason: reason)
-        let waiters: [Waiter] = self.state.withLock { state in
+        let waiters: [Waiter] = self.state.withLockedValue { state in
             guard !state.finished else { return [] }
             state.finished = true
             guard !state.waiters.isEmpty else {
@@ -93,7 +95,7 @@ final class WebSocketClientState: Sendable {
 
     /// Records that this side sends a close frame. True for the first caller only, who must send it.
     func markCloseFrameSent() -> Bool {
-        self.state.withLock { state in
+        self.state.withLockedValue { state in
             defer { state.closeFrameSent = true }
             return !state.closeFrameSent
         }
@@ -107,7 +109,7 @@ final class WebSocketClientState: Sendable {
             case done(WaitResult)
             case wait(id: UInt64)
         }
-        let fastPath: FastPath = self.state.withLock { state in
+        let fastPath: FastPath = self.state.withLockedValue { state in
             if let event = state.buffered.popFirst() { return .done(.event(event)) }
             if state.finished { return .done(.finished) }
             state.lastWaiterID &+= 1
@@ -128,7 +130,7 @@ final class WebSocketClientState: Sendable {
     }
 
     private func register(id: UInt64, continuation: CheckedContinuation<WaitResult, Never>, timeout: TimeAmount?) {
-        let immediate: WaitResult? = self.state.withLock { state in
+        let immediate: WaitResult? = self.state.withLockedValue { state in
             // An event may have arrived since the fast path looked.
             if let event = state.buffered.popFirst() { return .event(event) }
             if state.finished { return .finished }
@@ -145,7 +147,7 @@ final class WebSocketClientState: Sendable {
         let timer = self.eventLoop.scheduleTask(in: timeout) {
             self.removeWaiter(id: id, result: .timedOut)
         }
-        let stillWaiting = self.state.withLock { state in
+        let stillWaiting = self.state.withLockedValue { state in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
             state.waiters[index].timer = timer
             return true
@@ -155,7 +157,7 @@ final class WebSocketClientState: Sendable {
 
     /// Ends the wait `id` with `result` if it is still waiting (nothing happens if an event got there first).
     private func removeWaiter(id: UInt64, result: WaitResult) {
-        let waiter: Waiter? = self.state.withLock { state in
+        let waiter: Waiter? = self.state.withLockedValue { state in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return state.waiters.remove(at: index)
         }

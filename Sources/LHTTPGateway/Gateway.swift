@@ -80,7 +80,7 @@ public final class Gateway: Sendable {
         self.openSessions.add(1, ordering: .relaxed)
         for filter in self.filters { filter.onOpen(session) }
         for processor in self.processors.values { processor.onOpen(session) }
-        if self.logger.logLevel <= .debug { session.logger.debug("connection opened") }
+        if self.logger.logLevel <= .debug { session.logger.debug("connection opened", metadata: ["lhttp.remote": "\(remoteAddress)"]) }
         return session
     }
 
@@ -169,11 +169,20 @@ public final class Gateway: Sendable {
     /// The connection is gone: releases its subscriptions, then runs every `onClose`. Call exactly once.
     public func close(_ session: Session) {
         guard !session.isClosed else { return }
+        let channels = self.logger.logLevel <= .debug ? session.subscriptions.sorted().prefix(16).joined(separator: " ") : ""
         session.markClosed()
         self.openSessions.subtract(1, ordering: .relaxed)
         for filter in self.filters { filter.onClose(session) }
         for processor in self.processors.values { processor.onClose(session) }
-        if self.logger.logLevel <= .debug { session.logger.debug("connection closed") }
+        if self.logger.logLevel <= .debug {
+            session.logger.debug(
+                "connection closed",
+                metadata: [
+                    "lhttp.remote": "\(session.remoteAddress)", "lhttp.close_code": "\(session.closeCode.map(String.init) ?? "none")",
+                    "lhttp.channels": "\(channels)",
+                ]
+            )
+        }
     }
 
     // MARK: Publishing

@@ -217,4 +217,32 @@ struct ExecutableTests {
         #expect(child.text.contains("second signal"))
         try await hanging.close()
     }
+
+    @Test func jsonLogsAreOneObjectPerLineWithConnectionMetadata() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-json-\(UUID().uuidString).yaml")
+        try Data("listen: 127.0.0.1:0\nlog: {level: debug, format: json}\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let child = try Child(["--config", file.path])
+        let port = try #require(Int(try await child.await(#""lhttp\.port":"(\d+)""#)))
+        let client = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")
+        try await client.sendText("garbage")
+        _ = try await client.nextMessage()
+        try await client.close()
+        _ = try await child.await("connection closed")
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(try await child.exitStatus() == 0)
+        let lines = child.text.split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(lines.count >= 4)
+        var objects: [[String: String]] = []
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String], "\(line)")
+            #expect(object["ts"] != nil && object["level"] != nil && object["msg"] != nil)
+            objects.append(object)
+        }
+        let opened = try #require(objects.first { $0["msg"] == "connection opened" })
+        #expect(opened["lhttp.conn"] != nil)
+        #expect(opened["lhttp.remote"]?.hasPrefix("127.0.0.1:") == true)
+        let rejected = try #require(objects.first { $0["msg"] == "message rejected" })
+        #expect(rejected["level"] == "notice" && rejected["lhttp.status"] == "400")
+    }
 }

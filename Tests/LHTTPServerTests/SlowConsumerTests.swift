@@ -55,4 +55,36 @@ struct SlowConsumerTests {
             try? await slow.close()
         }
     }
+
+    @Test func tenThousandMessagesReachTheFastReaderWhileTheStalledOneIsClosedWith4008() async throws {
+        try await TestServer.with { server in  // default limits.max_outbound_bytes: 1 MiB
+            let fast = try await server.client()
+            try await server.subscribe(fast, "feed")
+            let slow = try await Self.stalledSubscriber(port: server.port, channel: "feed")
+            try await server.eventually { server.gateway.hub.subscriberCount(of: "feed") == 2 }
+            let publisher = try await server.client()
+            let filler = String(repeating: "x", count: 1000)
+            // In batches of 500 (500 KB): the fast reader takes each batch before the next is sent.
+            for batch in 0..<20 {
+                try await publisher.send((0..<500).map { index in
+                    LHTTPMessage(command: "tick", headers: ["publish": "feed"], body: "\(batch * 500 + index) \(filler)")
+                })
+                for index in 0..<500 {
+                    let message = try await fast.nextMessage(timeout: .seconds(10))
+                    if message.bodyString != "\(batch * 500 + index) \(filler)" {
+                        Issue.record("message \(batch * 500 + index) lost or out of order")
+                        return
+                    }
+                }
+            }
+            // 10 MB went out; the stalled reader could hold a few of them (socket buffers + 1 MiB).
+            try await server.eventually { server.gateway.hub.subscriberCount(of: "feed") == 1 }
+            let metrics = try await MetricsTests.scrape(server).values
+            #expect(metrics["lhttp_closes_total{code=\"4008\"}"] == 1)
+            #expect(metrics["lhttp_deliveries_total"].map { $0 >= 10_000 } == true)
+            try await fast.close()
+            try await publisher.close()
+            try? await slow.close()
+        }
+    }
 }
