@@ -79,7 +79,7 @@ run() {  # $1 = dialect, rest = scenario arguments
     shift
     start_server "$dialect"
     local extra=()
-    [ "$1" = idle-conns ] && extra=(--server-pid "$server_pid")
+    [ "$1" = idle-conns ] || [ "$1" = soak ] && extra=(--server-pid "$server_pid")
     [ "$1" = upstream ] || [ "$1" = webhook ] && extra=(--backend-port "$backend_port")
     taskset -c "$LOAD_CPU" "$BENCH" "$@" --dialect "$dialect" --port "$port" "${extra[@]}" >>"$out" \
         || echo "  ($dialect $1 reported a failure: see the line above)" >&2
@@ -120,6 +120,7 @@ if [ "$QUICK" = 1 ]; then
         "idle-conns --connections 500"
         "upstream --messages 500 --in-flight 8"
         "webhook --messages 500 --in-flight 8"
+        "soak --connections 500 --channels 20 --seconds 5 --rate 200 --churn 10 --stalled 2"
     )
     cluster_scenarios=("--subscribers 20 --messages 500 --window 16")
 else
@@ -137,6 +138,7 @@ else
         "upstream --messages 20000 --in-flight 64"
         "webhook --messages 20000 --in-flight 1"
         "webhook --messages 20000 --in-flight 8"
+        "soak --connections 10000 --channels 100 --seconds 30 --rate 500 --churn 20 --stalled 10"
     )
     cluster_scenarios=(
         "--subscribers 100 --messages 10000 --window 256"
@@ -150,7 +152,7 @@ for scenario in "${scenarios[@]}"; do
     [ -n "$ONLY" ] && [ "${scenario%% *}" != "$ONLY" ] && continue
     for dialect in $DIALECTS; do
         # Nchan has no upstream: that scenario compares lhttpd with calling the backend directly.
-        case "${scenario%% *}" in upstream | webhook) [ "$dialect" != lhttp ] && continue ;; esac
+        case "${scenario%% *}" in upstream | webhook | soak) [ "$dialect" != lhttp ] && continue ;; esac
         # shellcheck disable=SC2086
         run "$dialect" $scenario
     done

@@ -74,6 +74,13 @@ public enum BenchReport {
             text += "\n\n" + render(rows)
         }
         if let cluster = clusterTable(results) { text += "\n\n" + cluster }
+        for soak in results where soak.scenario == "soak" {
+            let m = soak.metrics
+            text += "\n\nsoak (\(soak.parameters["connections"] ?? 0) connections, \(soak.parameters["seconds"] ?? 0) s): "
+                + "RSS \(Int(m["rss_start_kib"] ?? 0)) → \(Int(m["rss_connected_kib"] ?? 0)) → \(Int(m["rss_end_kib"] ?? 0)) KiB (start, connected, end); "
+                + "\(Int(m["deliveries"] ?? 0)) deliveries, lost \(soak.lost), dup \(soak.duplicates), \(Int(m["reconnects"] ?? 0)) reconnects, "
+                + "stalled readers closed \(Int(m["stalled_closed"] ?? 0))/\(soak.parameters["stalled"] ?? 0)" + (soak.ok ? "" : " (FAILED)")
+        }
         return text
     }
 

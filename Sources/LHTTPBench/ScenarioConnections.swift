@@ -58,9 +58,10 @@ struct ScenarioConnections {
     }
 
     /// A websocket on `path` whose messages are reported as connection `index`.
-    mutating func websocket(path: String, index: Int, sink: NIOLoopBound<any BenchSink>) async throws -> any Channel {
+    mutating func websocket(path: String, index: Int, sink: NIOLoopBound<any BenchSink>, receiveBuffer: Int? = nil) async throws -> any Channel {
         let connection = try await RawWebSocket.connect(
-            on: self.eventLoop, host: self.target.host, port: self.target.port, path: path, index: index, sink: sink
+            on: self.eventLoop, host: self.target.host, port: self.target.port, path: path, index: index, sink: sink,
+            receiveBuffer: receiveBuffer
         ).get()
         self.channels.append(connection)
         return connection

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lhttp-bench",
         abstract: "Benchmark lhttpd (LHTTP) or nginx+Nchan: every scenario prints one JSON line (stdout) and a summary (stderr).",
-        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Report.self]
+        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Soak.self, Report.self]
     )
 }
 
@@ -166,5 +166,27 @@ struct Report: ParsableCommand {
             }
         }
         print(BenchReport.table(results))
+    }
+}
+
+struct Soak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Many connections for a bounded time: steady publishing, churn, stalled readers; memory and losses."
+    )
+    @OptionGroup var target: Target
+    @Option var connections = 10_000
+    @Option var channels = 100
+    @Option(help: "Length of the steady phase.") var seconds = 30
+    @Option(help: "Publications per second.") var rate = 500
+    @Option(help: "Connections closed and reopened per second.") var churn = 20
+    @Option(help: "Readers that subscribe to a busy channel and stop reading.") var stalled = 10
+    @Option(help: "PID of the server process.") var serverPid: Int32
+
+    func run() async throws {
+        let scenario = SoakScenario(
+            target: target.server, connections: connections, channels: channels, seconds: seconds,
+            rate: rate, churn: churn, stalled: stalled, serverPID: serverPid
+        )
+        try await report { try await scenario.run(on: $0) }
     }
 }

@@ -58,6 +58,22 @@ struct BenchToolTests {
         }
     }
 
+    @Test func soakLosesNothingForConnectedClientsAndClosesStalledOnes() async throws {
+        try await TestServer.with({ $0.limits.maxOutboundBytes = 16 * 1024 }) { server in
+            let line = try await run(
+                ["soak", "--connections", "200", "--channels", "10", "--seconds", "3", "--rate", "300", "--churn", "20",
+                 "--stalled", "2", "--server-pid", String(ProcessInfo.processInfo.processIdentifier)],
+                port: server.port
+            )
+            #expect(line.scenario == "soak")
+            #expect(line.ok)
+            #expect(line.lost == 0 && line.duplicates == 0 && line.corrupted == 0 && line.errors == 0)
+            #expect((line.metrics["reconnects"] ?? 0) >= 30)
+            #expect(line.metrics["stalled_closed"] == 2)
+            #expect((line.metrics["deliveries"] ?? 0) >= 10_000)
+        }
+    }
+
     @Test func publishRateAndSeedReportEveryDeliveryIntact() async throws {
         try await TestServer.with { server in
             let rps = try await run(["publish-rps", "--workers", "4", "--requests", "200", "--subscribers", "3"], port: server.port)
