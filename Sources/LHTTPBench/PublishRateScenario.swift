@@ -77,9 +77,16 @@ guard self.done != nil else { return }
         warmUp.assumeIsolated().whenSuccess { [weak self] in
             guard let self else { return }
 self.startNanos = BenchClock.nanos()
+            // Warm-up requests still unanswered on the first worker: their answers are not measured ones.
+            var warmUpLeft = workers[0].inFlight
             for worker in workers {
+                let isFirst = worker === workers[0]
                 worker.onResponse = { [weak self, weak worker] status in
                     guard let self, let worker else { return }
+                    if isFirst, warmUpLeft > 0 {
+                        warmUpLeft -= 1
+                        return
+                    }
 if !(200..<300).contains(status) { self.errors += 1 }
                     self.answered += 1
                     if self.answered == self.scenario.requests {

@@ -171,9 +171,11 @@ public final class Gateway: Sendable {
         guard !session.isClosed else { return }
         let channels = self.logger.logLevel <= .debug ? session.subscriptions.sorted().prefix(16).joined(separator: " ") : ""
         session.markClosed()
-        self.openSessions.subtract(1, ordering: .relaxed)
         for filter in self.filters { filter.onClose(session) }
         for processor in self.processors.values { processor.onClose(session) }
+        // Counted as gone only now: a graceful stop that waits for zero connections then waits for the
+        // calls in flight must find the disconnect hook's call already queued.
+        self.openSessions.subtract(1, ordering: .relaxed)
         if self.logger.logLevel <= .debug {
             session.logger.debug(
                 "connection closed",

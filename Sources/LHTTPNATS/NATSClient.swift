@@ -294,7 +294,7 @@ public final class NATSClient: Sendable {
                         in: .milliseconds(Int64(client.configuration.connectTimeoutMs))
                     ) {
                         if let handler = try? channel.pipeline.syncOperations.handler(type: NATSHandler.self), !handler.isReady {
-                            channel.close(promise: nil)
+                            handler.close(because: .io("no NATS handshake within \(client.configuration.connectTimeoutMs) ms"))
                         }
                     }
                 case .failure(let error):

@@ -171,7 +171,7 @@ struct BoundsTests {
     @Test func silentWebsocketsAreClosedWith4009AndAnsweringOnesStay() async throws {
         try await TestServer.with({
             $0.websocket.pingIntervalS = 0.2
-            $0.websocket.idleTimeoutS = 1.2
+            $0.websocket.idleTimeoutS = 2
         }) { server in
             // LHTTPWebSocketClient answers pings: it stays connected across several idle timeouts.
             let witness = try await Self.witness(server)
@@ -181,7 +181,7 @@ struct BoundsTests {
             #expect(silent.closeCode == 4009)
             #expect(silent.opcodes.contains(0x9), "it was pinged first")
             // The witness has been quiet as long, but it answers pings: still open after another timeout.
-            try await Task.sleep(for: .milliseconds(1300))
+            try await Task.sleep(for: .milliseconds(2100))
             try await Self.checkServed(witness, by: server)
             #expect(server.gateway.connectionCount == 1)
             await silent.close()
