@@ -159,7 +159,7 @@ public final class Gateway: Sendable {
 
     private func reject(_ error: any Error, on session: Session) {
         let gatewayError = GatewayError(error)
-        session.logger.notice(
+        session.logger.warning(
             "message rejected",
             metadata: ["lhttp.status": "\(gatewayError.status)", "lhttp.reason": "\(gatewayError.reason)"]
         )

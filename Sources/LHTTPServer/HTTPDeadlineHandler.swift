@@ -113,7 +113,7 @@ final class HTTPDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func requestExpired(_ context: ChannelHandlerContext) {
         let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
-        self.logger.notice("HTTP request too slow: closing", metadata: ["lhttp.remote": "\(remote)", "http.status": "408"])
+        self.logger.warning("HTTP request too slow: closing", metadata: ["lhttp.remote": "\(remote)", "http.status": "408"])
         self.onTimeout()
         let body = "{\"status\":408,\"error\":\"\(ServerError.requestTimeout.description)\"}\n"
         var response = context.channel.allocator.buffer(capacity: 160 + body.utf8.count)

@@ -228,7 +228,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Answers with the error's status and a JSON body, and logs it (one line per rejected request).
     private func fail(_ error: ServerError, head: HTTPRequestHead, closing: Bool, context: ChannelHandlerContext) {
-        self.logger.notice(
+        self.logger.warning(
             "request rejected",
             metadata: [
                 "http.method": "\(head.method)", "http.path": "\(head.uri.prefix(200))",

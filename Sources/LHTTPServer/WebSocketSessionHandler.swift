@@ -97,7 +97,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
 
     /// Nothing (not even a pong) arrived for `idle_timeout_s`.
     func closeIdle() {
-        self.session?.logger.notice("closing idle connection", metadata: ["lhttp.close_code": "\(CloseCode.idleTimeout)"])
+        self.session?.logger.warning("closing idle connection", metadata: ["lhttp.close_code": "\(CloseCode.idleTimeout)"])
         self.close(code: CloseCode.idleTimeout, reason: "idle timeout")
     }
 
@@ -155,7 +155,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
             context.close(promise: nil)
             return
         }
-        self.session?.logger.notice(
+        self.session?.logger.warning(
             "closing connection",
             metadata: ["lhttp.close_code": "\(code)", "lhttp.reason": "\(reason)"]
         )
@@ -169,7 +169,7 @@ final class WebSocketSessionHandler: ChannelInboundHandler, SessionTransport {
         // Not writable means more than `max_outbound_bytes` are already queued (the high watermark):
         // the client is not keeping up, and queueing more would grow memory without bound.
         guard self.isWritable else {
-            self.session?.logger.notice("closing slow consumer", metadata: ["lhttp.close_code": "\(CloseCode.slowConsumer)"])
+            self.session?.logger.warning("closing slow consumer", metadata: ["lhttp.close_code": "\(CloseCode.slowConsumer)"])
             self.close(code: CloseCode.slowConsumer, reason: "slow consumer")
             return
         }

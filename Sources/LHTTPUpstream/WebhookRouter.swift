@@ -134,7 +134,7 @@ extension WebhookActions {
             do {
                 try session.gateway.publish(publication.payload, to: publication.channels, source: "webhook")
             } catch {
-                session.logger.notice(
+                session.logger.warning(
                     "webhook answer's publication refused",
                     metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"]
                 )
@@ -144,7 +144,7 @@ extension WebhookActions {
             try session.subscribe(self.subscribe)
         } catch {
             // The app asked for more than the caps allow: the client learns it like for its own subscribe.
-            session.logger.notice("webhook answer's subscribe refused", metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"])
+            session.logger.warning("webhook answer's subscribe refused", metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"])
             session.send(error.reply)
         }
         session.unsubscribe(self.unsubscribe)

@@ -243,6 +243,6 @@ struct ExecutableTests {
         #expect(opened["lhttp.conn"] != nil)
         #expect(opened["lhttp.remote"]?.hasPrefix("127.0.0.1:") == true)
         let rejected = try #require(objects.first { $0["msg"] == "message rejected" })
-        #expect(rejected["level"] == "notice" && rejected["lhttp.status"] == "400")
+        #expect(rejected["level"] == "warning" && rejected["lhttp.status"] == "400")
     }
 }

@@ -27,7 +27,7 @@ struct TestServer {
         var configuration = GatewayConfig(listen: ListenAddress(host: "127.0.0.1", port: 0))
         configure(&configuration)
         var logger = Logger(label: "lhttpd.test")
-        logger.logLevel = .warning
+        logger.logLevel = .error  // every rejection is a warning: the tests make many on purpose
         let (filter, upstream) = try UpstreamFilter.make(configuration.upstream, logger: logger)
         let limits = LHTTPLimits(configuration.limits)
         let registry = PrometheusCollectorRegistry()
