@@ -80,7 +80,7 @@ public final class Gateway: Sendable {
         self.openSessions.add(1, ordering: .relaxed)
         for filter in self.filters { filter.onOpen(session) }
         for processor in self.processors.values { processor.onOpen(session) }
-        if self.logger.logLevel <= .debug { session.logger.debug("connection opened", metadata: ["lhttp.remote": "\(remoteAddress)"]) }
+        if self.logger.logLevel <= .debug { session.logger.debug("connection opened") }
         return session
     }
 
@@ -180,7 +180,7 @@ public final class Gateway: Sendable {
             session.logger.debug(
                 "connection closed",
                 metadata: [
-                    "lhttp.remote": "\(session.remoteAddress)", "lhttp.close_code": "\(session.closeCode.map(String.init) ?? "none")",
+                    "lhttp.close_code": "\(session.closeCode.map(String.init) ?? "none")",
                     "lhttp.channels": "\(channels)",
                 ]
             )

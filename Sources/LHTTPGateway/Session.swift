@@ -13,11 +13,12 @@ public final class Session {
     public let eventLoop: any EventLoop
     /// The gateway serving this connection.
     public let gateway: Gateway
-    /// The gateway's logger with `lhttp.conn` metadata (made when asked: a session keeps no logger of its
+    /// The gateway's logger with `lhttp.conn` and `lhttp.remote` metadata (made when asked: a session keeps no logger of its
     /// own, a metadata dictionary per idle connection is memory for nothing).
     public var logger: Logger {
         var logger = self.gateway.logger
         logger[metadataKey: "lhttp.conn"] = "\(self.id)"
+        if !self.remoteAddress.isEmpty { logger[metadataKey: "lhttp.remote"] = "\(self.remoteAddress)" }
         return logger
     }
 

@@ -6,16 +6,22 @@ import NIOPosix
 /// and stopped by PID. It can be killed and started again on the same ports.
 public final class NATSServerProcess: @unchecked Sendable {
     /// Client port (`nats://127.0.0.1:<port>`).
-    public let port: Int
-    /// Monitoring port (`/subsz`, `/connz`).
-    public let monitorPort: Int
-    private let configFile: URL
+    public private(set) var port: Int = 0
+    /// Monitoring port (`/connz`).
+    public private(set) var monitorPort: Int = 0
+    private var configFile = URL(fileURLWithPath: "/dev/null")
+    private let settings: String
     private var process: Process?
 
     /// What went wrong starting or asking the server.
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
-        public init(description: String) { self.description = description }
+        /// The server process ended during start-up (a port taken meanwhile, a config error).
+        public var exitedEarly = false
+        public init(description: String, exitedEarly: Bool = false) {
+            self.description = description
+            self.exitedEarly = exitedEarly
+        }
     }
 
     /// - Parameters:
@@ -24,19 +30,30 @@ public final class NATSServerProcess: @unchecked Sendable {
     ///   - port: the client port (nil: a free one).
     ///   - extraConfig: appended to the server's config file as is.
     public init(port: Int? = nil, maxPayload: Int? = nil, user: String? = nil, password: String? = nil, extraConfig: String = "") async throws {
-        if let port {
-            self.port = port
-        } else {
-            self.port = try await Self.freePort()
+        var extra = ""
+        if let maxPayload { extra += "max_payload: \(maxPayload)\n" }
+        if let user, let password { extra += "authorization { user: \"\(user)\", password: \"\(password)\" }\n" }
+        extra += extraConfig
+        self.settings = extra
+        // Free ports are probed, then released: another test can take one in between. A server that cannot
+        // bind exits at once; then it is tried again on new ports (unless the test asked for a port).
+        var attempt = 0
+        while true {
+            attempt += 1
+            if let port {
+                self.port = port
+            } else {
+                self.port = try await Self.freePort()
+            }
+            self.monitorPort = try await Self.freePort()
+            self.configFile = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-nats-\(self.port).conf")
+            do {
+                try await self.start()
+                return
+            } catch let failure as Failure where failure.exitedEarly && port == nil && attempt < 4 {
+                continue
+            }
         }
-        self.monitorPort = try await Self.freePort()
-        var config = "listen: 127.0.0.1:\(self.port)\nhttp: 127.0.0.1:\(self.monitorPort)\n"
-        if let maxPayload { config += "max_payload: \(maxPayload)\n" }
-        if let user, let password { config += "authorization { user: \"\(user)\", password: \"\(password)\" }\n" }
-        config += extraConfig
-        self.configFile = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-nats-\(self.port).conf")
-        try Data(config.utf8).write(to: self.configFile)
-        try await self.start()
     }
 
     public var url: String { "nats://127.0.0.1:\(self.port)" }
@@ -46,16 +63,25 @@ public final class NATSServerProcess: @unchecked Sendable {
         precondition(self.process == nil, "already running")
         let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else { throw Failure(description: "nats-server is not installed (make test installs it)") }
+        let config = "listen: 127.0.0.1:\(self.port)\nhttp: 127.0.0.1:\(self.monitorPort)\n" + self.settings
+        try Data(config.utf8).write(to: self.configFile)
+        let log = self.configFile.appendingPathExtension("log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["-c", self.configFile.path]
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         self.process = process
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if (try? await self.monitor("/healthz")) != nil { return }
+            guard process.isRunning else {
+                self.process = nil
+                let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                throw Failure(description: "nats-server exited at start on port \(self.port): \(output.suffix(500))", exitedEarly: true)
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         self.stop()
@@ -81,6 +107,7 @@ public final class NATSServerProcess: @unchecked Sendable {
     deinit {
         self.stop()
         try? FileManager.default.removeItem(at: self.configFile)
+        try? FileManager.default.removeItem(at: self.configFile.appendingPathExtension("log"))
     }
 
     /// Subjects currently subscribed by the clients whose name contains `clientName` (from `/connz?subs=1`).
