@@ -4,8 +4,10 @@ CONFIG ?= config/lhttpd.yaml
 SWIFT ?= swift
 # Debian packages the build, run and tests need (installed only when missing).
 APT_PACKAGES ?= ca-certificates pkg-config libcurl4-openssl-dev php-cli default-jdk-headless nats-server
+# What only the tests need on top: a real browser for the demo and the JS SDK, Node for the parser cases.
+TEST_APT_PACKAGES ?= chromium chromium-driver nodejs python3-pip
 
-.PHONY: all build release run test deps check-config clean bench bench-quick asan tsan fuzz fuzz-build
+.PHONY: all build release run test deps test-deps check-config clean bench bench-quick asan tsan fuzz fuzz-build
 # Seconds `make fuzz` runs the LHTTP parser fuzzer (`make test` runs it for 30).
 FUZZ_SECONDS ?= 300
 
@@ -36,8 +38,13 @@ run: release
 check-config: release
 	.build/release/lhttpd --check-config --config $(CONFIG)
 
-## test: the whole suite (unit tests and end-to-end tests over real sockets)
-test: deps
+## test-deps: the browser, chromedriver, Node and Python's selenium (from PyPI), when missing
+test-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(TEST_APT_PACKAGES)"
+	@python3 -c "import selenium" 2>/dev/null || python3 -m pip install -q selenium || python3 -m pip install -q --break-system-packages selenium
+
+## test: the whole suite (unit tests and end-to-end tests over real sockets, a real browser), then fuzzing
+test: test-deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build --disable-xctest
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30

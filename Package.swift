@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "lhttpd", targets: ["lhttpd"]),
         .executable(name: "lhttp-bench", targets: ["lhttp-bench"]),
+        .executable(name: "lhttp", targets: ["lhttp"]),
         .library(name: "LHTTPProtocol", targets: ["LHTTPProtocol"]),
         .library(name: "LHTTPGateway", targets: ["LHTTPGateway"]),
         .library(name: "LHTTPServer", targets: ["LHTTPServer"]),
@@ -121,6 +122,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Terminal client: interactive, and one-shot publish/subscribe for scripts.
+        .executableTarget(
+            name: "lhttp",
+            dependencies: [
+                "LHTTPClient", "LHTTPProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // libFuzzer target for the wire format (`make fuzz`); an entry point only.

@@ -7,9 +7,13 @@ struct SampleConfigTests {
     static let samplePath = packageRoot + "/config/lhttpd.yaml"
     static let docsPath = packageRoot + "/docs/configuration.md"
 
-    @Test("config/lhttpd.yaml loads and equals the defaults")
+    @Test("config/lhttpd.yaml loads and equals the defaults, but for static_dir")
     func sampleEqualsDefaults() throws {
-        #expect(try ConfigLoader.load(path: Self.samplePath, environment: [:]) == GatewayConfig())
+        // Every key at its default, except static_dir: the sample serves the demo and the SDK.
+        var expected = GatewayConfig()
+        expected.staticDir = "public"
+        // static_dir is checked relative to the working directory: `swift test` runs in the package root.
+        #expect(try ConfigLoader.load(path: Self.samplePath, environment: [:]) == expected)
     }
 
     /// Loading already rejects unknown keys; this checks the other direction, so a new key

@@ -28,7 +28,8 @@ struct ExecutableTests {
         private let output = NIOLockedValueBox("")
         private let pipe = Pipe()
 
-        init(_ arguments: [String], binary: URL = ExecutableTests.binary, environment: [String: String] = [:]) throws {
+        /// - Parameter input: written to the child's standard input, which is then closed (nil: no input).
+        init(_ arguments: [String], binary: URL = ExecutableTests.binary, environment: [String: String] = [:], input: String? = nil) throws {
             guard FileManager.default.isExecutableFile(atPath: binary.path) else {
                 throw TestFailure("binary not found at \(binary.path): run `swift build` first")
             }
@@ -46,7 +47,13 @@ struct ExecutableTests {
                 let data = handle.availableData
                 if !data.isEmpty { output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
             }
+            let stdin = Pipe()
+            self.process.standardInput = input == nil ? FileHandle.nullDevice : stdin
             try self.process.run()
+            if let input {
+                stdin.fileHandleForWriting.write(Data(input.utf8))
+                try? stdin.fileHandleForWriting.close()
+            }
         }
 
         var text: String { self.output.withLockedValue { $0 } }

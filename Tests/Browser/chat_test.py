@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""The chat demo and lhttp.js in a real browser (headless Chromium through Selenium) against a real lhttpd.
+
+Starts lhttpd on a free loopback port serving public/, opens the demo in two browsers, chats both ways,
+checks who is listed as present, kills lhttpd and starts it again on the same port, and checks that both
+pages reconnected, re-subscribed and receive again. Then runs the JS parser cases (Tests/JS) in the
+browser. Every process it starts, it stops by PID. Exit 0 when every check passed; one line per check.
+
+usage: chat_test.py --lhttpd .build/debug/lhttpd --root . [--screenshot docs/chat-demo.png]
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+failures = []
+
+
+def check(name, condition, detail=""):
+    print(("ok   " if condition else "FAIL ") + name + ("" if condition else ": " + detail), flush=True)
+    if not condition:
+        failures.append(name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Server:
+    """lhttpd on 127.0.0.1:port with static_dir = public/, started and stopped by PID."""
+
+    def __init__(self, binary, root, port, workdir):
+        self.binary, self.port = binary, port
+        self.config = os.path.join(workdir, "lhttpd.yaml")
+        with open(self.config, "w") as f:
+            f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\n" % (port, os.path.join(root, "public")))
+        self.log = open(os.path.join(workdir, "lhttpd.log"), "ab")
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log, stderr=self.log)
+        if not wait_port(self.port):
+            raise RuntimeError("lhttpd did not listen on %d" % self.port)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,700"):
+        options.add_argument(flag)
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary:
+        options.binary_location = binary
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def text_of(driver, element_id):
+    return driver.find_element(By.ID, element_id).text
+
+
+def wait_for(driver, predicate, timeout=20):
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: predicate(d))
+        return True
+    except Exception:
+        return False
+
+
+def join(driver, url, name, room):
+    driver.get(url)
+    wait_for(driver, lambda d: text_of(d, "status") == "online")
+    driver.find_element(By.ID, "name").send_keys(name)
+    room_input = driver.find_element(By.ID, "roomName")
+    room_input.clear()
+    room_input.send_keys(room)
+    driver.find_element(By.ID, "joinButton").click()
+
+
+def say(driver, text):
+    box = driver.find_element(By.ID, "text")
+    box.send_keys(text)
+    driver.find_element(By.ID, "sendButton").click()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lhttpd", required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--screenshot")
+    args = parser.parse_args()
+    root = os.path.abspath(args.root)
+    workdir = tempfile.mkdtemp(prefix="lhttpd-browser-")
+    port = free_port()
+    server = Server(os.path.abspath(args.lhttpd), root, port, workdir)
+    drivers = []
+    try:
+        server.start()
+        url = "http://127.0.0.1:%d/" % port
+        ann, bob = browser(), browser()
+        drivers += [ann, bob]
+        join(ann, url, "ann", "demo")
+        join(bob, url, "bob", "demo")
+        check("both pages online", wait_for(ann, lambda d: text_of(d, "status") == "online") and wait_for(bob, lambda d: text_of(d, "status") == "online"))
+
+        say(ann, "hello from ann")
+        check("bob sees ann's message", wait_for(bob, lambda d: "hello from ann" in text_of(d, "log")), text_of(bob, "log"))
+        check("ann sees her own message once", wait_for(ann, lambda d: text_of(d, "log").count("hello from ann") == 1), text_of(ann, "log"))
+        say(bob, "hi ann: a colon: and more")
+        check("ann sees bob's reply", wait_for(ann, lambda d: "hi ann: a colon: and more" in text_of(d, "log")), text_of(ann, "log"))
+        check("ann lists bob as present", wait_for(ann, lambda d: "bob" in text_of(d, "people")), text_of(ann, "people"))
+        check("bob lists ann as present", wait_for(bob, lambda d: "ann" in text_of(d, "people")), text_of(bob, "people"))
+        if args.screenshot:
+            ann.save_screenshot(args.screenshot)
+
+        # The server goes away and comes back on the same port: the pages reconnect and re-subscribe.
+        server.stop()
+        check("pages notice the server is gone", wait_for(ann, lambda d: text_of(d, "status") != "online") and wait_for(bob, lambda d: text_of(d, "status") != "online"))
+        server.start()
+        check("pages reconnect", wait_for(ann, lambda d: text_of(d, "status") == "online", 30) and wait_for(bob, lambda d: text_of(d, "status") == "online", 30))
+        say(ann, "after the restart")
+        check("bob receives again (re-subscribed)", wait_for(bob, lambda d: "after the restart" in text_of(d, "log")), text_of(bob, "log"))
+        say(bob, "me too")
+        check("ann receives again (re-subscribed)", wait_for(ann, lambda d: "me too" in text_of(d, "log")), text_of(ann, "log"))
+        sent_while_down = ann.execute_script(
+            "const c = window.chat.client; return c.queue.length;"
+        )
+        check("nothing left queued", sent_while_down == 0, str(sent_while_down))
+
+        # The parser cases of Tests/JS, in this browser.
+        page = os.path.join(workdir, "parser.html")
+        shutil.copy(os.path.join(root, "public", "lhttp.js"), workdir)
+        shutil.copy(os.path.join(root, "Tests", "JS", "parser-cases.js"), workdir)
+        with open(page, "w") as f:
+            f.write('<!doctype html><script src="lhttp.js"></script><script src="parser-cases.js"></script>'
+                    '<script>window.results = runParserCases(LHTTP);</script>')
+        ann.get("file://" + page)
+        results = ann.execute_script("return window.results;") or []
+        for result in results:
+            check("parser (browser): " + result["name"], result["ok"], result.get("detail", ""))
+        check("parser cases ran in the browser", len(results) >= 10, json.dumps(results)[:200])
+    finally:
+        for driver in drivers:
+            try:
+                driver.quit()
+            except Exception:
+                pass
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("%d failed" % len(failures), flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+/*
+ * lhttp.js — the LHTTP/1.0 client for browsers (and Node 22+, which has a global WebSocket).
+ * One file, no dependencies. Served by lhttpd from static_dir (the sample config serves public/).
+ *
+ *   Classic script:  <script src="/lhttp.js"></script>  then  new LHTTP(url)   (window.LHTTP)
+ *   ES module:       import { LHTTP } from "/lhttp.mjs"  (a three-line re-export of this file)
+ *
+ *   const client = new LHTTP("ws://127.0.0.1:8081/ws");
+ *   client.on("message", (m) => console.log(m.command, m.headers.get("publish"), m.body));
+ *   client.subscribe("room");
+ *   client.publish("room", "hello", { command: "chat" });
+ *
+ * Wire format: docs/protocol.md. The parser is faithful to it: a header value keeps every colon after the
+ * first, the body keeps its blank lines and CRLFs, bare LF line ends are accepted, multipart offsets are
+ * byte offsets into the body.
+ */
+(function (root) {
+  "use strict";
+
+  var VERSION = "LHTTP/1.0";
+  var encoder = new TextEncoder();
+  var decoder = new TextDecoder("utf-8", { fatal: false });
+  var strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+  /** Headers: order and spelling kept, names matched case-insensitively (ASCII), repeated names kept. */
+  function Headers(list) {
+    this.list = list || [];
+  }
+  Headers.prototype.get = function (name) {
+    var lower = name.toLowerCase();
+    for (var i = 0; i < this.list.length; i++) if (this.list[i][0].toLowerCase() === lower) return this.list[i][1];
+    return undefined;
+  };
+  Headers.prototype.getAll = function (name) {
+    var lower = name.toLowerCase();
+    return this.list.filter(function (h) { return h[0].toLowerCase() === lower; }).map(function (h) { return h[1]; });
+  };
+  Headers.prototype.has = function (name) { return this.get(name) !== undefined; };
+  /** A plain object (first value per lower-cased name), for code that wants `m.headers.status`-style access. */
+  Headers.prototype.toObject = function () {
+    var out = {};
+    for (var i = 0; i < this.list.length; i++) {
+      var key = this.list[i][0].toLowerCase();
+      if (!(key in out)) out[key] = this.list[i][1];
+    }
+    return out;
+  };
+
+  function ParseError(message) {
+    this.name = "LHTTPParseError";
+    this.message = message;
+  }
+  ParseError.prototype = Object.create(Error.prototype);
+
+  function toBytes(input) {
+    if (typeof input === "string") return encoder.encode(input);
+    if (input instanceof Uint8Array) return input;
+    if (input instanceof ArrayBuffer) return new Uint8Array(input);
+    if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+    throw new ParseError("expected a string or bytes");
+  }
+
+  /** Index of the next LF at or after `from` (or -1). */
+  function nextLF(bytes, from, end) {
+    for (var i = from; i < end; i++) if (bytes[i] === 10) return i;
+    return -1;
+  }
+
+  /** The text of line [start, lf) without a trailing CR; start/headers must be UTF-8. */
+  function lineText(bytes, start, lf) {
+    var end = lf > start && bytes[lf - 1] === 13 ? lf - 1 : lf;
+    try {
+      return strictDecoder.decode(bytes.subarray(start, end));
+    } catch (e) {
+      throw new ParseError("start line or header is not UTF-8");
+    }
+  }
+
+  function trim(text) { return text.replace(/^[ \t]+|[ \t]+$/g, ""); }
+
+  /** Header lines from `start` up to the blank line (or the end). Returns [headers, bodyStart or -1]. */
+  function parseHeaderBlock(bytes, start, end, requireBlank) {
+    var list = [];
+    var pos = start;
+    while (pos < end) {
+      var lf = nextLF(bytes, pos, end);
+      var lineEnd = lf === -1 ? end : lf;
+      var text = lineText(bytes, pos, lineEnd);
+      if (text === "") return [new Headers(list), lf === -1 ? end : lf + 1];
+      var colon = text.indexOf(":");
+      if (colon === -1) throw new ParseError("header line without ':'");
+      var key = trim(text.slice(0, colon));
+      if (key === "") throw new ParseError("empty header name");
+      list.push([key, trim(text.slice(colon + 1))]);
+      if (lf === -1) break;
+      pos = lf + 1;
+    }
+    if (requireBlank) throw new ParseError("part without its blank line");
+    return [new Headers(list), -1];
+  }
+
+  /**
+   * Parses one LHTTP message (a string or bytes). Returns
+   * { command, headers: Headers, body: string, bodyBytes: Uint8Array, parts: [{headers, body, bodyBytes}] }.
+   * Throws LHTTPParseError on malformed input (the same rules as the server).
+   */
+  function parse(input) {
+    var bytes = toBytes(input);
+    var lf = nextLF(bytes, 0, bytes.length);
+    if (lf === -1) throw new ParseError("no line end");
+    var start = trim(lineText(bytes, 0, lf));
+    if (start === "") throw new ParseError("empty start line");
+    var match = /^(\S+)[ \t]+(.*)$/.exec(start);
+    var token = match ? match[1] : start;
+    if (token !== VERSION) throw new ParseError("unsupported version " + JSON.stringify(token.slice(0, 20)));
+    var command = match ? trim(match[2]) : "";
+    if (command === "") throw new ParseError("missing command");
+    if (/[\s\u0000-\u001f\u007f]/.test(command)) throw new ParseError("invalid command");
+    var block = parseHeaderBlock(bytes, lf + 1, bytes.length, false);
+    var bodyBytes = block[1] === -1 ? new Uint8Array(0) : bytes.subarray(block[1]);
+    var message = {
+      command: command,
+      headers: block[0],
+      bodyBytes: bodyBytes,
+      body: decoder.decode(bodyBytes),
+      parts: []
+    };
+    var multipart = message.headers.get("multipart");
+    if (multipart !== undefined) message.parts = parseParts(bodyBytes, multipart);
+    return message;
+  }
+
+  /** Multipart: byte offsets into the body, strictly ascending, each part `headers, blank line, body`. */
+  function parseParts(body, spec) {
+    var offsets = spec.split(/[ \t]+/).filter(function (s) { return s !== ""; }).map(function (s) {
+      if (!/^[0-9]+$/.test(s)) throw new ParseError("invalid multipart offset " + JSON.stringify(s));
+      return parseInt(s, 10);
+    });
+    var parts = [];
+    for (var i = 0; i < offsets.length; i++) {
+      if (i > 0 && offsets[i] <= offsets[i - 1]) throw new ParseError("multipart offsets not ascending");
+      if (offsets[i] >= body.length) throw new ParseError("multipart offset out of range");
+    }
+    for (var j = 0; j < offsets.length; j++) {
+      var end = j + 1 < offsets.length ? offsets[j + 1] : body.length;
+      var block = parseHeaderBlock(body, offsets[j], end, true);
+      var partBody = body.subarray(block[1], end);
+      parts.push({ headers: block[0], bodyBytes: partBody, body: decoder.decode(partBody) });
+    }
+    return parts;
+  }
+
+  /** `LHTTP/1.0 command\r\nkey:value\r\n...\r\n\r\nbody` as a string (bytes bodies are concatenated as bytes). */
+  function serialize(command, headers, body) {
+    if (typeof command !== "string" || command === "" || /[\s\u0000-\u001f\u007f]/.test(command)) {
+      throw new ParseError("invalid command");
+    }
+    var head = VERSION + " " + command + "\r\n";
+    var list = headers instanceof Headers ? headers.list : Array.isArray(headers) ? headers : Object.entries(headers || {});
+    for (var i = 0; i < list.length; i++) {
+      var key = String(list[i][0]);
+      var value = String(list[i][1]);
+      if (/[\r\n:]/.test(key) || key === "") throw new ParseError("invalid header name " + JSON.stringify(key));
+      if (/[\r\n]/.test(value)) throw new ParseError("header values are one line");
+      head += key + ":" + value + "\r\n";
+    }
+    head += "\r\n";
+    if (body === undefined || body === null) return head;
+    if (typeof body === "string") return head + body;
+    var bytes = toBytes(body);
+    var headBytes = encoder.encode(head);
+    var out = new Uint8Array(headBytes.length + bytes.length);
+    out.set(headBytes, 0);
+    out.set(bytes, headBytes.length);
+    return out;
+  }
+
+  function channelList(channels) {
+    var list = Array.isArray(channels) ? channels : String(channels).split(/[ \t]+/);
+    return list.filter(function (c) { return c !== ""; });
+  }
+
+  /**
+   * A connection that stays up: reconnects with exponential backoff and jitter, re-subscribes every
+   * channel after a reconnect, and keeps what is sent while disconnected in a bounded queue.
+   *
+   * options: reconnect (true), minDelay (500 ms), maxDelay (30000 ms), maxQueue (256 messages),
+   *          protocols, WebSocket (a constructor, for Node < 22 or tests).
+   * events:  "open", "message" (parsed message), "error" (an LHTTP error reply: {status, reason, message}),
+   *          "close" ({code, reason, willReconnect}), "reconnecting" ({attempt, delay}), "dropped" (queue full),
+   *          "parseerror" ({error, data}).
+   * The original SDK's style works too: client.onopen / onmessage / onclose / onerror properties, or
+   * on_open / on_message / on_close / on_error.
+   */
+  function LHTTP(url, options) {
+    if (!(this instanceof LHTTP)) return new LHTTP(url, options);
+    options = options || {};
+    this.url = url;
+    this.options = {
+      reconnect: options.reconnect !== false,
+      minDelay: options.minDelay || 500,
+      maxDelay: options.maxDelay || 30000,
+      maxQueue: options.maxQueue === undefined ? 256 : options.maxQueue,
+      protocols: options.protocols,
+      WebSocket: options.WebSocket || root.WebSocket
+    };
+    this.channels = new Set();
+    this.queue = [];
+    this.listeners = {};
+    this.attempt = 0;
+    this.closedByUser = false;
+    this.socket = null;
+    this.timer = null;
+    this.connect();
+  }
+
+  LHTTP.prototype.on = function (event, listener) {
+    (this.listeners[event] = this.listeners[event] || []).push(listener);
+    return this;
+  };
+  LHTTP.prototype.off = function (event, listener) {
+    var list = this.listeners[event] || [];
+    var index = list.indexOf(listener);
+    if (index !== -1) list.splice(index, 1);
+    return this;
+  };
+  LHTTP.prototype.emit = function (event, value) {
+    var list = (this.listeners[event] || []).slice();
+    var prop = this["on" + event] || this["on_" + event];
+    if (typeof prop === "function") list.push(prop);
+    for (var i = 0; i < list.length; i++) {
+      try { list[i].call(this, value); } catch (e) { setTimeout(function () { throw e; }); }
+    }
+  };
+
+  /** Whether the socket is open. */
+  Object.defineProperty(LHTTP.prototype, "connected", {
+    get: function () { return !!this.socket && this.socket.readyState === 1; }
+  });
+
+  LHTTP.prototype.connect = function () {
+    var self = this;
+    var socket;
+    try {
+      socket = this.options.protocols ? new this.options.WebSocket(this.url, this.options.protocols) : new this.options.WebSocket(this.url);
+    } catch (e) {
+      this.scheduleReconnect();
+      return;
+    }
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    socket.onopen = function () {
+      self.attempt = 0;
+      // Re-subscribe first, then what waited while disconnected, in order.
+      if (self.channels.size > 0) socket.send(serialize("subscribe", [["subscribe", Array.from(self.channels).join(" ")]]));
+      var waiting = self.queue;
+      self.queue = [];
+      for (var i = 0; i < waiting.length; i++) socket.send(waiting[i]);
+      self.emit("open");
+    };
+    socket.onmessage = function (event) {
+      var message;
+      try {
+        message = parse(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
+      } catch (e) {
+        self.emit("parseerror", { error: e, data: event.data });
+        return;
+      }
+      if (message.command === "error") {
+        self.emit("error", { status: parseInt(message.headers.get("status"), 10), reason: message.headers.get("reason"), message: message });
+      } else {
+        self.emit("message", message);
+      }
+    };
+    socket.onclose = function (event) {
+      if (self.socket !== socket) return;
+      self.socket = null;
+      var willReconnect = self.options.reconnect && !self.closedByUser;
+      self.emit("close", { code: event.code, reason: event.reason, willReconnect: willReconnect });
+      if (willReconnect) self.scheduleReconnect();
+    };
+    socket.onerror = function () {};
+  };
+
+  /** Exponential backoff from minDelay to maxDelay; each delay drawn from its upper half (jitter). */
+  LHTTP.prototype.scheduleReconnect = function () {
+    if (this.closedByUser || this.timer) return;
+    var ceiling = Math.min(this.options.maxDelay, this.options.minDelay * Math.pow(2, Math.min(this.attempt, 20)));
+    var delay = ceiling / 2 + Math.random() * ceiling / 2;
+    this.attempt += 1;
+    var self = this;
+    this.emit("reconnecting", { attempt: this.attempt, delay: Math.round(delay) });
+    this.timer = setTimeout(function () {
+      self.timer = null;
+      self.connect();
+    }, delay);
+  };
+
+  /** Sends a raw LHTTP message (string or bytes); queued (bounded) while disconnected. Returns false if dropped. */
+  LHTTP.prototype.sendRaw = function (data) {
+    if (this.connected) {
+      this.socket.send(data);
+      return true;
+    }
+    if (this.queue.length >= this.options.maxQueue) {
+      this.emit("dropped", data);
+      return false;
+    }
+    this.queue.push(data);
+    return true;
+  };
+
+  /** Sends `LHTTP/1.0 command` with headers ({key: value} or [[key, value]]) and an optional body. */
+  LHTTP.prototype.send = function (command, headers, body) {
+    return this.sendRaw(serialize(command, headers || {}, body));
+  };
+
+  /** Joins channels (a list or a space-separated string); remembered across reconnects. */
+  LHTTP.prototype.subscribe = function (channels, options) {
+    var list = channelList(channels);
+    if (list.length === 0) return true;
+    list.forEach(function (c) { this.channels.add(c); }, this);
+    // While disconnected, the reconnect's re-subscribe covers it: nothing to queue.
+    if (!this.connected) return true;
+    return this.send((options && options.command) || "subscribe", [["subscribe", list.join(" ")]]);
+  };
+
+  /** Leaves channels. */
+  LHTTP.prototype.unsubscribe = function (channels) {
+    var list = channelList(channels);
+    if (list.length === 0) return true;
+    list.forEach(function (c) { this.channels.delete(c); }, this);
+    if (!this.connected) return true;
+    return this.send("unsubscribe", [["unsubscribe", list.join(" ")]]);
+  };
+
+  /** Publishes `body` to channels: options.command (default "publish"), options.headers (extra headers). */
+  LHTTP.prototype.publish = function (channels, body, options) {
+    options = options || {};
+    var headers = [["publish", channelList(channels).join(" ")]];
+    var extra = options.headers || {};
+    var list = Array.isArray(extra) ? extra : Object.entries(extra);
+    return this.send(options.command || "publish", headers.concat(list), body);
+  };
+
+  /** Closes for good (no reconnect). */
+  LHTTP.prototype.close = function (code, reason) {
+    this.closedByUser = true;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.socket) this.socket.close(code || 1000, reason || "");
+  };
+
+  LHTTP.parse = parse;
+  LHTTP.serialize = serialize;
+  LHTTP.Headers = Headers;
+  LHTTP.ParseError = ParseError;
+  LHTTP.VERSION = VERSION;
+
+  if (typeof module === "object" && module.exports) module.exports = LHTTP;
+  root.LHTTP = LHTTP;
+})(typeof globalThis !== "undefined" ? globalThis : this);
