@@ -30,6 +30,7 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release --product lhttpd
+	$(SWIFT) build -c release --product lhttp
 
 ## run: build in release and start lhttpd on the sample config (Ctrl-C stops it)
 run: release
