@@ -145,11 +145,23 @@ def main():
         if args.screenshot:
             ann.save_screenshot(args.screenshot)
 
+        # The ES module entry gives the same class.
+        esm = ann.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import('/lhttp.mjs').then((m) => done(m.LHTTP === window.LHTTP && m.default === window.LHTTP), (e) => done(String(e)));"
+        )
+        check("lhttp.mjs exports the same LHTTP", esm is True, str(esm))
+
         # The server goes away and comes back on the same port: the pages reconnect and re-subscribe.
         server.stop()
         check("pages notice the server is gone", wait_for(ann, lambda d: text_of(d, "status") != "online") and wait_for(bob, lambda d: text_of(d, "status") != "online"))
+        # Said while disconnected: kept in the SDK's queue, sent after the reconnect's re-subscribe.
+        say(ann, "said while away")
+        queued = ann.execute_script("return window.chat.client.queue.length;")
+        check("a message sent while away is queued", queued >= 1, str(queued))
         server.start()
         check("pages reconnect", wait_for(ann, lambda d: text_of(d, "status") == "online", 30) and wait_for(bob, lambda d: text_of(d, "status") == "online", 30))
+        check("ann's queued message went out after the reconnect", wait_for(ann, lambda d: "said while away" in text_of(d, "log")), text_of(ann, "log"))
         say(ann, "after the restart")
         check("bob receives again (re-subscribed)", wait_for(bob, lambda d: "after the restart" in text_of(d, "log")), text_of(bob, "log"))
         say(bob, "me too")
