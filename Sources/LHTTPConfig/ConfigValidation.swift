@@ -120,6 +120,7 @@ extension GatewayConfig {
             ("max_in_flight", upstream.maxInFlight),
             ("max_queued", upstream.maxQueued),
             ("max_response_bytes", upstream.maxResponseBytes),
+            ("max_in_flight_per_connection", upstream.maxInFlightPerConnection),
         ]
         for (key, value) in upstreamValues where value <= 0 {
             report("upstream.\(key)", "must be greater than 0, is \(value)")

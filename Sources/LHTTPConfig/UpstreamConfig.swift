@@ -10,6 +10,8 @@ public struct UpstreamConfig: Sendable, Equatable {
     public var maxInFlight: Int
     /// Calls waiting; beyond, the client gets status 503.
     public var maxQueued: Int
+    /// Calls of one connection in flight (queued or running); beyond, that client gets status 429.
+    public var maxInFlightPerConnection: Int
     /// Largest backend response read, in bytes.
     public var maxResponseBytes: Int
 
@@ -20,8 +22,10 @@ public struct UpstreamConfig: Sendable, Equatable {
         connectTimeoutMs: Int = 1000,
         maxInFlight: Int = 256,
         maxQueued: Int = 10_000,
-        maxResponseBytes: Int = 1_048_576
+        maxResponseBytes: Int = 1_048_576,
+        maxInFlightPerConnection: Int = 16
     ) {
+        self.maxInFlightPerConnection = maxInFlightPerConnection
         self.allow = allow
         self.timeoutMs = timeoutMs
         self.connectTimeoutMs = connectTimeoutMs
@@ -39,6 +43,7 @@ extension UpstreamConfig: Decodable, ConfigSection {
         case maxInFlight = "max_in_flight"
         case maxQueued = "max_queued"
         case maxResponseBytes = "max_response_bytes"
+        case maxInFlightPerConnection = "max_in_flight_per_connection"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -53,7 +58,8 @@ extension UpstreamConfig: Decodable, ConfigSection {
             connectTimeoutMs: try c.decodeIfPresent(Int.self, forKey: .connectTimeoutMs) ?? d.connectTimeoutMs,
             maxInFlight: try c.decodeIfPresent(Int.self, forKey: .maxInFlight) ?? d.maxInFlight,
             maxQueued: try c.decodeIfPresent(Int.self, forKey: .maxQueued) ?? d.maxQueued,
-            maxResponseBytes: try c.decodeIfPresent(Int.self, forKey: .maxResponseBytes) ?? d.maxResponseBytes
+            maxResponseBytes: try c.decodeIfPresent(Int.self, forKey: .maxResponseBytes) ?? d.maxResponseBytes,
+            maxInFlightPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? d.maxInFlightPerConnection
         )
     }
 }

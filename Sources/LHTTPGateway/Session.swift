@@ -45,6 +45,9 @@ public final class Session {
     var backlog: [ByteBuffer] = []
     /// The close code, once known (sent by us or by the peer); nil when the connection just ended.
     public internal(set) var closeCode: UInt16?
+    /// Backend calls (the `upstream` header) of this connection in flight, kept by the upstream filter to
+    /// bound them per connection.
+    public var callsInFlight = 0
     /// The peer's address (`ip:port`), for logs and webhook events.
     public internal(set) var remoteAddress = ""
 

@@ -20,6 +20,6 @@ extension UpstreamFilter {
     public static func make(_ config: UpstreamConfig, logger: Logger) throws(UpstreamError) -> (UpstreamFilter, CurlHTTPClient) {
         let policy = try UpstreamURLPolicy(allow: config.allow)
         let client = CurlHTTPClient(configuration: CurlHTTPClient.Configuration(config), logger: logger)
-        return (UpstreamFilter(client: client, policy: policy, logger: logger), client)
+        return (UpstreamFilter(client: client, policy: policy, maxInFlightPerConnection: config.maxInFlightPerConnection, logger: logger), client)
     }
 }

@@ -15,10 +15,18 @@ public struct UpstreamFilter: HeaderFilter {
     private let client: CurlHTTPClient
     private let policy: UpstreamURLPolicy
     private let logger: Logger
+    /// Calls of one connection in flight at once (`upstream.max_in_flight_per_connection`); beyond, 429.
+    private let maxInFlightPerConnection: Int
 
-    public init(client: CurlHTTPClient, policy: UpstreamURLPolicy, logger: Logger = Logger(label: "lhttpd.upstream")) {
+    public init(
+        client: CurlHTTPClient,
+        policy: UpstreamURLPolicy,
+        maxInFlightPerConnection: Int = 16,
+        logger: Logger = Logger(label: "lhttpd.upstream")
+    ) {
         self.client = client
         self.policy = policy
+        self.maxInFlightPerConnection = maxInFlightPerConnection
         self.logger = logger
     }
 
@@ -34,9 +42,16 @@ public struct UpstreamFilter: HeaderFilter {
             Self.report(error, url: Self.urlPart(of: value), handle: handle, logger: self.logger)
             return
         }
+        guard session.callsInFlight < self.maxInFlightPerConnection else {
+            metrics.backendCall(kind: "upstream", route: "upstream", result: "429", seconds: nil)
+            Self.report(.tooManyInFlight(limit: self.maxInFlightPerConnection), url: request.url, handle: handle, logger: self.logger)
+            return
+        }
+        session.callsInFlight += 1
         let logger = self.logger
         let started = ContinuousClock.now
         self.client.execute(request, on: session.eventLoop) { result in
+            handle.withSession { $0.callsInFlight -= 1 }
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             switch result {

@@ -186,6 +186,26 @@ struct UpstreamTests {
         }
     }
 
+    @Test func oneConnectionCannotFillTheQueueForEveryone() async throws {
+        try await withBackend({ config, _ in
+            config.upstream.maxInFlightPerConnection = 2
+            config.upstream.timeoutMs = 3000
+        }) { server, backend in
+            let greedy = try await server.client()
+            let hang = LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:\(backend.port)/hang"])
+            for _ in 0..<3 { try await greedy.send(hang) }
+            try await expectError(greedy, status: "429")
+            _ = try await backend.waitForRequests(2)
+            // Another connection still gets its calls through.
+            let polite = try await server.client()
+            try await polite.send(LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:\(backend.port)/ok"], body: "fine"))
+            let requests = try await backend.waitForRequests(3)
+            #expect(requests.contains { $0.uri == "/ok" })
+            try await greedy.close()
+            try await polite.close()
+        }
+    }
+
     @Test func aQueuedCallStartsAsSoonAsASlotFrees() async throws {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }
