@@ -76,12 +76,12 @@ final class FanoutTracker: BenchSink {
         self.publisher = publisher
         publisher.onResponse = { [weak self] status in
             guard let self else { return }
-if !(200..<300).contains(status) { self.errors += 1 }
+            if !(200..<300).contains(status) { self.errors += 1 }
             if self.startNanos > 0 { self.pump() }
         }
         publisher.onClose = { [weak self] in
             guard let self else { return }
-self.errors += 1
+            self.errors += 1
             self.done?.fail(BenchError.connectionClosed("publisher"))
             self.gate.fail(BenchError.connectionClosed("publisher"))
         }
@@ -98,7 +98,7 @@ self.errors += 1
         self.startNanos = BenchClock.nanos()
         self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [weak self] in
             guard let self else { return }
-guard let done = self.done else { return }
+            guard let done = self.done else { return }
             self.timedOut = true
             self.endNanos = BenchClock.nanos()
             self.done = nil

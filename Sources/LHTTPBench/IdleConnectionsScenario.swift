@@ -80,7 +80,7 @@ final class IdleTracker: BenchSink {
         publisher.flush()
         publisher.channel.eventLoop.assumeIsolated().scheduleTask(in: .seconds(10)) { [weak self] in
             guard let self else { return }
-self.probeDone?.succeed(self.delivered)
+            self.probeDone?.succeed(self.delivered)
             self.probeDone = nil
         }
         return promise.futureResult

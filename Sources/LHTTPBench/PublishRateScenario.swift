@@ -66,7 +66,7 @@ final class PublishRateTracker: BenchSink {
         self.done = promise
         self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [weak self] in
             guard let self else { return }
-guard self.done != nil else { return }
+            guard self.done != nil else { return }
             self.timedOut = true
             self.finish()
         }
@@ -76,7 +76,7 @@ guard self.done != nil else { return }
         warmUp.whenFailure { error in promise.fail(error) }
         warmUp.assumeIsolated().whenSuccess { [weak self] in
             guard let self else { return }
-self.startNanos = BenchClock.nanos()
+            self.startNanos = BenchClock.nanos()
             // Warm-up requests still unanswered on the first worker: their answers are not measured ones.
             var warmUpLeft = workers[0].inFlight
             for worker in workers {
@@ -87,7 +87,7 @@ self.startNanos = BenchClock.nanos()
                         warmUpLeft -= 1
                         return
                     }
-if !(200..<300).contains(status) { self.errors += 1 }
+                    if !(200..<300).contains(status) { self.errors += 1 }
                     self.answered += 1
                     if self.answered == self.scenario.requests {
                         self.answeredNanos = BenchClock.nanos()
@@ -97,7 +97,7 @@ if !(200..<300).contains(status) { self.errors += 1 }
                 }
                 worker.onClose = { [weak self] in
                     guard let self else { return }
-if self.done != nil { self.errors += 1 }
+                    if self.done != nil { self.errors += 1 }
                 }
                 self.sendNext(on: worker)
             }

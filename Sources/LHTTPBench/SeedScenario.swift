@@ -69,7 +69,7 @@ final class SeedTracker: BenchSink {
         self.done = promise
         self.eventLoop.assumeIsolated().scheduleTask(in: self.scenario.timeout) { [weak self] in
             guard let self else { return }
-guard let done = self.done else { return }
+            guard let done = self.done else { return }
             self.timedOut = true
             self.endNanos = BenchClock.nanos()
             self.done = nil
