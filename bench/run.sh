@@ -61,7 +61,7 @@ start_server() {  # $1 = lhttp | nchan; sets server_pid and port (and backend_po
     if [ "$1" = lhttp ]; then
         # The upstream scenario's backend (run by lhttp-bench) must be allowed.
         backend_port=$(free_port)
-        printf 'upstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
+        printf 'upstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
             "$backend_port" "$backend_port" > "$work/lhttpd.yaml"
         taskset -c "$SERVER_CPU" "$LHTTPD" --config "$work/lhttpd.yaml" --listen "127.0.0.1:$port" --threads 1 \
             2>>"$work/lhttpd.log" &

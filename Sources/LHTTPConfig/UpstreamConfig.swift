@@ -23,7 +23,7 @@ public struct UpstreamConfig: Sendable, Equatable {
         maxInFlight: Int = 256,
         maxQueued: Int = 10_000,
         maxResponseBytes: Int = 1_048_576,
-        maxInFlightPerConnection: Int = 16
+        maxInFlightPerConnection: Int = 64
     ) {
         self.maxInFlightPerConnection = maxInFlightPerConnection
         self.allow = allow

@@ -21,7 +21,7 @@ public struct UpstreamFilter: HeaderFilter {
     public init(
         client: CurlHTTPClient,
         policy: UpstreamURLPolicy,
-        maxInFlightPerConnection: Int = 16,
+        maxInFlightPerConnection: Int = 64,
         logger: Logger = Logger(label: "lhttpd.upstream")
     ) {
         self.client = client
