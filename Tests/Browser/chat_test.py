@@ -38,32 +38,40 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 class Server:
     """lhttpd on 127.0.0.1:port with static_dir = public/, started and stopped by PID."""
 
-    def __init__(self, binary, root, port, workdir):
-        self.binary, self.port = binary, port
+    def __init__(self, binary, root, workdir):
+        self.binary, self.root = binary, root
         self.config = os.path.join(workdir, "lhttpd.yaml")
-        with open(self.config, "w") as f:
-            f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\n" % (port, os.path.join(root, "public")))
         self.log = open(os.path.join(workdir, "lhttpd.log"), "ab")
         self.process = None
+        self.port = None
 
     def start(self):
-        self.process = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log, stderr=self.log)
-        if not wait_port(self.port):
-            raise RuntimeError("lhttpd did not listen on %d" % self.port)
+        """Starts lhttpd: on a fresh free port the first time, on the same port afterwards. A probed port can
+        be taken by another process meanwhile (lhttpd then exits at once): a new port the first time, a short
+        wait for the same one on a restart."""
+        deadline = time.time() + 10
+        while True:
+            port = self.port or free_port()
+            with open(self.config, "w") as f:
+                f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\n" % (port, os.path.join(self.root, "public")))
+            self.process = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log, stderr=self.log)
+            while time.time() < deadline and self.process.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    self.port = port
+                    return
+                except OSError:
+                    time.sleep(0.05)
+            if self.process.poll() is None:
+                self.stop()
+                raise RuntimeError("lhttpd did not listen on %d" % port)
+            self.process = None
+            if time.time() >= deadline:
+                raise RuntimeError("lhttpd could not bind 127.0.0.1:%d" % port)
+            time.sleep(0.1)
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -123,12 +131,11 @@ def main():
     args = parser.parse_args()
     root = os.path.abspath(args.root)
     workdir = tempfile.mkdtemp(prefix="lhttpd-browser-")
-    port = free_port()
-    server = Server(os.path.abspath(args.lhttpd), root, port, workdir)
+    server = Server(os.path.abspath(args.lhttpd), root, workdir)
     drivers = []
     try:
         server.start()
-        url = "http://127.0.0.1:%d/" % port
+        url = "http://127.0.0.1:%d/" % server.port
         ann, bob = browser(), browser()
         drivers += [ann, bob]
         join(ann, url, "ann", "demo")
