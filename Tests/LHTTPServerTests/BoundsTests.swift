@@ -133,16 +133,17 @@ struct BoundsTests {
     }
 
     @Test func slowLorisIsCutWith408() async throws {
-        try await TestServer.with({ $0.http.requestTimeoutS = 0.4 }) { server in
+        // 1 s: short for a test, long enough for the witness's own requests on a busy machine.
+        try await TestServer.with({ $0.http.requestTimeoutS = 1 }) { server in
             let witness = try await Self.witness(server)
             let loris = try await RawConnection.connect(port: server.port)
-            // One byte every 50 ms: each byte is "activity", but the request never completes in time.
+            // One byte every 100 ms: each byte is "activity", but the request never completes in time.
             let trickle = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".utf8)
             var sent = 0
             for byte in trickle where !loris.isClosed {
                 try? await loris.send([byte])
                 sent += 1
-                try await Task.sleep(for: .milliseconds(50))
+                try await Task.sleep(for: .milliseconds(100))
             }
             try await server.eventually { loris.isClosed }
             #expect(loris.text.hasPrefix("HTTP/1.1 408"))
@@ -160,12 +161,12 @@ struct BoundsTests {
     }
 
     @Test func idleKeepAliveConnectionsAreClosed() async throws {
-        try await TestServer.with({ $0.http.keepaliveTimeoutS = 0.3 }) { server in
+        try await TestServer.with({ $0.http.keepaliveTimeoutS = 1 }) { server in
             let raw = try await RawConnection.connect(port: server.port)
             try await raw.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             try await server.eventually { raw.text.contains("\"status\":\"ok\"") }
             #expect(!raw.isClosed)
-            try await server.eventually(timeout: .seconds(3)) { raw.isClosed }
+            try await server.eventually(timeout: .seconds(6)) { raw.isClosed }
             #expect(raw.text.components(separatedBy: "HTTP/1.1").count == 2, "one response, then a quiet close")
         }
     }

@@ -43,6 +43,8 @@ final class TestBackend: Sendable {
         let box = NIOLockedValueBox<TestBackend?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A busy test process accepts slowly: a deep queue keeps bursts of connects from being dropped.
+            .serverChannelOption(.backlog, value: 1024)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let backend = box.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
