@@ -91,7 +91,7 @@ struct ClientsTests {
             try await server.subscribe(watcher, "room")
             // The CLI subscribes, publishes twice (one raw message), then waits for its own message before quitting.
             let script = "sub room\npub room hello from the terminal\nraw LHTTP/1.0 chat\\r\\npublish:room\\r\\n\\r\\nraw one\nbogus\n"
-            let cli = try ExecutableTests.Child(["ws://127.0.0.1:\(server.port)/ws", "--linger", "3"], binary: Self.lhttp, input: script)
+            let cli = try ExecutableTests.Child(["ws://127.0.0.1:\(server.port)/ws", "--linger", "5"], binary: Self.lhttp, input: script)
             #expect(try await watcher.nextMessage().bodyString == "hello from the terminal")
             let raw = try await watcher.nextMessage()
             #expect(raw.command == "chat" && raw.bodyString == "raw one")
