@@ -150,11 +150,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        // Real servers and processes for the tests (nats-server).
+        // Real servers, processes and raw connections for the tests (nats-server, misbehaving clients).
         .target(
             name: "LHTTPTestSupport",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/LHTTPTestSupport"

@@ -135,11 +135,17 @@ extension ClusterConfig: Decodable, ConfigSection {
     /// Non-empty dot-separated tokens of `[A-Za-z0-9_-]`.
     public static func isPlainTokenList(_ text: String) -> Bool {
         let tokens = text.split(separator: ".", omittingEmptySubsequences: false)
-        return !tokens.isEmpty && tokens.allSatisfy { token in
-            !token.isEmpty && token.utf8.allSatisfy { byte in
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-            }
+        return !tokens.isEmpty && tokens.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy(isTokenByte) }
+    }
+
+    /// `[A-Za-z0-9_-]`: the bytes a subject token may hold as they are (channel names escape the rest).
+    public static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            return true
+        default:
+            return false
         }
     }
 }

@@ -15,6 +15,9 @@ public final class LHTTPMetrics: Sendable {
     public let deliveries: Counter
     /// Publications by where they entered: `websocket`, `http`, `webhook`, `cluster`.
     private let publications: [String: Counter]
+    /// Counters labelled by a status or a close code, looked up by an integer key: `/publish` answers
+    /// and error replies are frequent, and a key string per event would be an allocation each.
+    private let byStatus = NIOLockedValueBox<[Int: Counter]>([:])
     private let labelled = NIOLockedValueBox<[String: Counter]>([:])
     private let timers = NIOLockedValueBox<[String: Timer]>([:])
     private let gauges: [String: Gauge]
@@ -50,22 +53,38 @@ public final class LHTTPMetrics: Sendable {
 
     /// An `LHTTP/1.0 error` reply with `status` was sent.
     public func errorReply(status: Int) {
-        self.counter("lhttp_error_replies_total", [("status", String(status))]).increment()
+        self.counter(family: 0, status) { [("status", String(status))] }.increment()
     }
 
-    /// A plain HTTP request was answered (`route`: publish, healthz, metrics, static, upgrade, other).
-    public func httpRequest(route: String, status: Int) {
-        self.counter("lhttp_http_requests_total", [("route", route), ("status", String(status))]).increment()
+    /// Routes of `lhttp_http_requests_total`.
+    public enum HTTPRoute: Int, Sendable {
+        case publish = 1, healthz, metrics, staticFile, upgrade, other
+
+        var label: String {
+            switch self {
+            case .publish: return "publish"
+            case .healthz: return "healthz"
+            case .metrics: return "metrics"
+            case .staticFile: return "static"
+            case .upgrade: return "upgrade"
+            case .other: return "other"
+            }
+        }
+    }
+
+    /// A plain HTTP request was answered.
+    public func httpRequest(route: HTTPRoute, status: Int) {
+        self.counter(family: route.rawValue, status) { [("route", route.label), ("status", String(status))] }.increment()
     }
 
     /// The server closed a websocket with `code` (1001 shutdown, 4008 slow consumer, 4009 idle, 1009, ...).
     public func closed(code: UInt16) {
-        self.counter("lhttp_closes_total", [("code", String(code))]).increment()
+        self.counter(family: 10, Int(code)) { [("code", String(code))] }.increment()
     }
 
     /// A websocket upgrade was refused with `status` (403 origin, 503 connection cap, 401/403/502/504 hook).
     public func upgradeRefused(status: Int) {
-        self.counter("lhttp_upgrades_refused_total", [("status", String(status))]).increment()
+        self.counter(family: 11, status) { [("status", String(status))] }.increment()
     }
 
     /// An HTTP connection was cut by `http.request_timeout_s`.
@@ -93,6 +112,28 @@ public final class LHTTPMetrics: Sendable {
         self.gauges["lhttp_nats_dropped_messages"]?.record(cluster.droppedMessages)
         self.gauges["lhttp_nats_reconnects"]?.record(max(0, cluster.connections - 1))
         self.gauges["lhttp_nats_channels"]?.record(cluster.channels)
+    }
+
+    /// Families keyed by integers: 0 error replies, 1...6 HTTP requests by route, 10 closes, 11 refused upgrades.
+    private static func familyName(_ family: Int) -> String {
+        switch family {
+        case 0: return "lhttp_error_replies_total"
+        case 10: return "lhttp_closes_total"
+        case 11: return "lhttp_upgrades_refused_total"
+        default: return "lhttp_http_requests_total"
+        }
+    }
+
+    /// The counter of `family` for `value` (a status or a close code, below 65536); `dimensions` is only
+    /// evaluated the first time.
+    private func counter(family: Int, _ value: Int, dimensions: () -> [(String, String)]) -> Counter {
+        let key = family << 16 | (value & 0xFFFF)
+        return self.byStatus.withLockedValue { cache in
+            if let counter = cache[key] { return counter }
+            let counter = Counter(label: Self.familyName(family), dimensions: dimensions(), factory: self.factory)
+            cache[key] = counter
+            return counter
+        }
     }
 
     private func counter(_ name: String, _ dimensions: [(String, String)]) -> Counter {

@@ -450,9 +450,17 @@ public final class NATSClient: Sendable {
     /// Subjects we send are plain tokens: no whitespace, no empty token (the broker never builds a
     /// wildcard: see ``NATSSubject``).
     static func check(_ subject: String) throws(NATSError) {
-        guard !subject.isEmpty, subject.utf8.count <= ClusterConfig.maxSubjectBytes,
-            !subject.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }),
-            !subject.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty)
-        else { throw .invalidSubject(subject) }
+        // One pass, no allocation (it runs for every publication): no whitespace or control byte, no
+        // empty token (leading, trailing or double dot).
+        var count = 0
+        var previous = UInt8(ascii: ".")
+        for byte in subject.utf8 {
+            guard byte > 0x20, byte != 0x7F, !(byte == UInt8(ascii: ".") && previous == UInt8(ascii: ".")) else {
+                throw .invalidSubject(subject)
+            }
+            previous = byte
+            count += 1
+        }
+        guard count > 0, count <= ClusterConfig.maxSubjectBytes, previous != UInt8(ascii: ".") else { throw .invalidSubject(subject) }
     }
 }

@@ -22,7 +22,6 @@ struct NATSOutbox {
     private var drainScheduled = false
     private var droppingSinceOpen = false
     private(set) var droppedMessages = 0
-    private(set) var droppedBytes = 0
     private(set) var publishedMessages = 0
 
     init(limit: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
@@ -39,7 +38,6 @@ struct NATSOutbox {
         for subject in subjects { size += subject.utf8.count + payload.readableBytes + 24 }
         guard self.buffer.readableBytes + size <= self.limit else {
             self.droppedMessages += subjects.count
-            self.droppedBytes += payload.readableBytes * subjects.count
             defer { self.droppingSinceOpen = true }
             return .dropped(first: !self.droppingSinceOpen)
         }

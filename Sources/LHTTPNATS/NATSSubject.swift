@@ -1,3 +1,5 @@
+import LHTTPConfig
+
 /// Maps channel names to NATS subjects that cannot escape their prefix.
 ///
 /// `<prefix>.<encoded>`: every byte of the name outside `[A-Za-z0-9_-]` (so `.`, `*`, `>`, space,
@@ -15,11 +17,9 @@ public enum NATSSubject {
         out.reserveCapacity(name.utf8.count)
         let hex = Array("0123456789ABCDEF".utf8)
         for byte in name.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            if ClusterConfig.isTokenByte(byte) {
                 out.append(byte)
-            default:
+            } else {
                 out.append(UInt8(ascii: "~"))
                 out.append(hex[Int(byte >> 4)])
                 out.append(hex[Int(byte & 0x0F)])

@@ -58,8 +58,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private var flushPending = false
     /// The connection's request clock (nil on connections built without one).
     private var deadline: HTTPDeadlineHandler?
-    /// The current request's route name, for the request counter (`publish`, `healthz`, ...).
-    private var routeName = "other"
+    /// The current request's route, for the request counter.
+    private var metricsRoute = LHTTPMetrics.HTTPRoute.other
 
     init(settings: Settings, gateway: Gateway, fileThreadPool: NIOThreadPool, logger: Logger) {
         self.settings = settings
@@ -111,10 +111,10 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard let (path, query) = QueryString.split(head.uri) else { return }
-        self.routeName = "other"
+        self.metricsRoute = .other
         if let refusal = self.connectRefusal {
             self.connectRefusal = nil
-            self.routeName = "upgrade"
+            self.metricsRoute = .upgrade
             self.gateway.metrics.upgradeRefused(status: refusal.httpStatus)
             self.state = .waiting(head, .failure(refusal), bodyBytes: 0)
             return
@@ -122,7 +122,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         let route: Route
         switch (head.method, path) {
         case (.POST, _) where path == self.settings.publishPath:
-            self.routeName = "publish"
+            self.metricsRoute = .publish
             guard let query else {
                 route = .failure(.badQuery("invalid percent-encoding"))
                 break
@@ -142,14 +142,14 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case (_, _) where path == self.settings.publishPath:
             route = .failure(.methodNotAllowed(allowed: "POST"))
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
-            self.routeName = "healthz"
+            self.metricsRoute = .healthz
             route = .healthz
         case (.GET, _) where path == self.settings.metricsPath && self.settings.metricsRegistry != nil:
-            self.routeName = "metrics"
+            self.metricsRoute = .metrics
             route = self.settings.metricsToken.isAuthorized(head.headers["authorization"]) ? .metrics : .failure(.unauthorized)
         case (.GET, _), (.HEAD, _):
             if let file = self.settings.staticFiles.resolve(path) {
-                self.routeName = "static"
+                self.metricsRoute = .staticFile
                 route = .staticFile(file)
             } else if self.settings.websocketPaths.contains(String(path)) {
                 route = .failure(.upgradeRequired)
@@ -268,7 +268,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         closing: Bool = false,
         context: ChannelHandlerContext
     ) {
-        self.gateway.metrics.httpRequest(route: self.routeName, status: Int(status.code))
+        self.gateway.metrics.httpRequest(route: self.metricsRoute, status: Int(status.code))
         var headers = headers
         headers.add(name: "content-length", value: String(length))
         let keepAlive = head.isKeepAlive && !closing

@@ -23,8 +23,6 @@ final class KeepAliveSweeper {
         self.tick = .nanoseconds(nanos)
     }
 
-    var count: Int { self.handlers.count }
-
     func add(_ handler: WebSocketSessionHandler) {
         self.eventLoop.assertInEventLoop()
         handler.sweepIndex = self.handlers.count

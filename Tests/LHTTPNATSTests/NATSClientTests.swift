@@ -267,12 +267,3 @@ final class SilentServer: ChannelInboundHandler, Sendable {
         }
     }
 }
-
-/// Polls `condition` every 10 ms for up to `timeout`: for effects with nothing to await.
-func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try !condition() {
-        guard ContinuousClock.now < deadline else { throw NATSServerProcess.Failure(description: "condition not met within \(timeout)") }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}

@@ -2,6 +2,7 @@ import Foundation
 import LHTTPClient
 import LHTTPProtocol
 import NIOCore
+import LHTTPTestSupport
 import Testing
 
 /// Every bound of `limits`, `http` and `websocket`, hit over real sockets: the documented outcome, and a

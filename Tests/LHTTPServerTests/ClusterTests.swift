@@ -269,12 +269,3 @@ extension TestServer {
     /// The node's NATS link is up.
     var isClustered: Bool { self.cluster?.health?.isConnected ?? false }
 }
-
-/// Polls `condition` every 10 ms for up to `timeout`: for effects with nothing to await.
-func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try !condition() {
-        guard ContinuousClock.now < deadline else { throw TestFailure("condition not met within \(timeout)") }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}

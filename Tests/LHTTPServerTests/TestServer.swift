@@ -4,6 +4,7 @@ import LHTTPGateway
 import LHTTPNATS
 import LHTTPProtocol
 import LHTTPServer
+import LHTTPTestSupport
 import LHTTPUpstream
 import Logging
 import NIOCore
@@ -126,11 +127,7 @@ struct TestServer {
     /// Polls `condition` every 10 ms for up to `timeout` (for effects with no message to await, e.g. counts
     /// after a client vanished).
     func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw TestFailure("condition not met within \(timeout)") }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        try await LHTTPTestSupport.eventually(timeout: timeout, condition)
     }
 }
 

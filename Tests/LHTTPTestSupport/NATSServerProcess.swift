@@ -141,17 +141,11 @@ public final class NATSServerProcess: @unchecked Sendable {
 
     /// GETs a monitoring path and returns the body (HTTP/1.0: the server closes when done).
     public func monitor(_ path: String) async throws -> String {
-        let received = NIOLockedBuffer()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(2))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
-            }
-            .connect(host: "127.0.0.1", port: self.monitorPort).get()
-        try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"))
-        try await channel.closeFuture.get()
-        let response = received.text
-        guard response.hasPrefix("HTTP/1.") , response.contains(" 200 "), let split = response.range(of: "\r\n\r\n") else {
+        let connection = try await RawConnection.connect(port: self.monitorPort)
+        try await connection.send("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        try await connection.channel.closeFuture.get()
+        let response = connection.text
+        guard response.hasPrefix("HTTP/1."), response.contains(" 200 "), let split = response.range(of: "\r\n\r\n") else {
             throw Failure(description: "monitor \(path): \(response.prefix(200))")
         }
         return String(response[split.upperBound...])
@@ -163,21 +157,5 @@ public final class NATSServerProcess: @unchecked Sendable {
         let port = probe.localAddress?.port ?? 0
         try await probe.close()
         return port
-    }
-
-    private final class NIOLockedBuffer: @unchecked Sendable {
-        private let lock = NSLock()
-        private var data = Data()
-        func append(_ bytes: ByteBuffer) { self.lock.withLock { self.data.append(contentsOf: bytes.readableBytesView) } }
-        var text: String { self.lock.withLock { String(decoding: self.data, as: UTF8.self) } }
-    }
-
-    private final class Collector: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        let received: NIOLockedBuffer
-        init(received: NIOLockedBuffer) { self.received = received }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            self.received.append(Self.unwrapInboundIn(data))
-        }
     }
 }

@@ -4,8 +4,8 @@ import NIOPosix
 
 /// A plain TCP connection for tests that must misbehave on purpose (trickle bytes, never answer pings):
 /// it records everything received and whether the server closed.
-final class RawConnection: Sendable {
-    let channel: any Channel
+public final class RawConnection: Sendable {
+    public let channel: any Channel
     private let state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
 
     private init(channel: any Channel, state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>) {
@@ -13,7 +13,7 @@ final class RawConnection: Sendable {
         self.state = state
     }
 
-    static func connect(port: Int) async throws -> RawConnection {
+    public static func connect(port: Int) async throws -> RawConnection {
         let state = NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>(([], false))
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
@@ -23,20 +23,20 @@ final class RawConnection: Sendable {
         return RawConnection(channel: channel, state: state)
     }
 
-    func send(_ text: String) async throws {
+    public func send(_ text: String) async throws {
         try await self.channel.writeAndFlush(ByteBuffer(string: text))
     }
 
-    func send(_ bytes: [UInt8]) async throws {
+    public func send(_ bytes: [UInt8]) async throws {
         try await self.channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
 
-    var received: [UInt8] { self.state.withLockedValue { $0.bytes } }
-    var text: String { String(decoding: self.received, as: UTF8.self) }
-    var isClosed: Bool { self.state.withLockedValue { $0.closed } }
+    public var received: [UInt8] { self.state.withLockedValue { $0.bytes } }
+    public var text: String { String(decoding: self.received, as: UTF8.self) }
+    public var isClosed: Bool { self.state.withLockedValue { $0.closed } }
 
     /// Upgrades to a websocket on `path` (no extension, no pong ever sent by this client).
-    static func websocket(port: Int, path: String = "/ws", extraHeaders: String = "") async throws -> RawConnection {
+    public static func websocket(port: Int, path: String = "/ws", extraHeaders: String = "") async throws -> RawConnection {
         let connection = try await RawConnection.connect(port: port)
         try await connection.send(
             "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -46,14 +46,14 @@ final class RawConnection: Sendable {
     }
 
     /// Sends one masked text frame (mask key 0: the payload goes as is).
-    func sendTextFrame(_ text: String) async throws {
+    public func sendTextFrame(_ text: String) async throws {
         let payload = Array(text.utf8)
         precondition(payload.count < 126)
         try await self.send([0x81, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload)
     }
 
     /// The status code of the first close frame the server sent, if any (frames after the 101 response).
-    var closeCode: UInt16? {
+    public var closeCode: UInt16? {
         let bytes = self.received
         guard let end = self.text.range(of: "\r\n\r\n")?.upperBound else { return nil }
         var index = self.text.utf8.distance(from: self.text.startIndex, to: end)
@@ -78,7 +78,7 @@ final class RawConnection: Sendable {
     }
 
     /// Opcodes of the frames received after the 101 response.
-    var opcodes: [UInt8] {
+    public var opcodes: [UInt8] {
         let bytes = self.received
         guard let end = self.text.range(of: "\r\n\r\n")?.upperBound else { return [] }
         var index = self.text.utf8.distance(from: self.text.startIndex, to: end)
@@ -92,7 +92,7 @@ final class RawConnection: Sendable {
         return opcodes
     }
 
-    func close() async {
+    public func close() async {
         try? await self.channel.close()
     }
 
