@@ -18,7 +18,7 @@ public final class GatewayServer: Service, Sendable {
     private let logger: Logger
     private let fileThreadPool = NIOThreadPool(numberOfThreads: 1)
     private let metricsRegistry: PrometheusCollectorRegistry?
-    private let state = NIOLockedValueBox<(channel: (any Channel)?, started: Bool)>((nil, false))
+    private let state = NIOLockedValueBox<(channel: (any Channel)?, started: Bool, shutdownDeadline: ContinuousClock.Instant?)>((nil, false, nil))
     /// One keep-alive sweeper per event loop, made on first use on that loop.
     private let sweepers = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<KeepAliveSweeper>]>([:])
 
@@ -44,6 +44,12 @@ public final class GatewayServer: Service, Sendable {
     /// The bound address once ``start()`` returned.
     public var localAddress: SocketAddress? {
         self.state.withLockedValue { $0.channel?.localAddress }
+    }
+
+    /// When the graceful stop that ``run()`` started must be over (`shutdown_timeout_s` after the signal);
+    /// nil before it started.
+    public var shutdownDeadline: ContinuousClock.Instant? {
+        self.state.withLockedValue { $0.shutdownDeadline }
     }
 
     /// Binds the listening socket. - Returns: the bound address (with the real port when port 0 was asked).
@@ -119,6 +125,9 @@ public final class GatewayServer: Service, Sendable {
         }
         try? await gracefulShutdown()
         self.logger.info("lhttpd shutting down: closing every websocket with 1001")
+        // The whole stop (drain, then the calls in flight) gets shutdown_timeout_s from now, the signal.
+        let deadline = ContinuousClock.now + .milliseconds(Int64(self.configuration.shutdownTimeoutS * 1000))
+        self.state.withLockedValue { $0.shutdownDeadline = deadline }
         let timeout = TimeAmount.nanoseconds(Int64(self.configuration.shutdownTimeoutS * 1e9))
         let left = await self.drain(timeout: timeout)
         if left > 0 { self.logger.warning("connections still open after shutdown_timeout_s", metadata: ["lhttp.connections": "\(left)"]) }

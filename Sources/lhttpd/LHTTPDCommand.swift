@@ -123,7 +123,6 @@ struct LHTTPDCommand: AsyncParsableCommand {
                 logger: logger
             )
         )
-        let started = ContinuousClock.now
         var failure: (any Error)?
         do {
             try await services.run()
@@ -132,7 +131,9 @@ struct LHTTPDCommand: AsyncParsableCommand {
         }
         // The websockets are closed (1001); webhook and upstream calls in flight, disconnect hooks
         // included, get what is left of shutdown_timeout_s.
-        let budget = Duration.milliseconds(Int64(configuration.shutdownTimeoutS * 1000)) - (ContinuousClock.now - started)
+        // The budget counts from the signal (not from start-up: a node that ran longer than
+        // shutdown_timeout_s had none left and failed every disconnect hook still queued).
+        let budget = (server.shutdownDeadline ?? .now) - ContinuousClock.now
         for client in [upstream.client, webhooks.client].compactMap({ $0 }) where !(await client.waitUntilIdle(timeout: max(budget, .zero))) {
             logger.warning("calls still in flight after shutdown_timeout_s", metadata: ["lhttp.pending": "\(client.pendingCount)"])
         }

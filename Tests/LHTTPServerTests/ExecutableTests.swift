@@ -202,6 +202,41 @@ struct ExecutableTests {
         await backend.stop()
     }
 
+    /// The stop's budget counts from the signal: a node that ran longer than `shutdown_timeout_s` before it
+    /// still lets its disconnect hooks finish (they used to fail at once with "shutting down").
+    @Test func theShutdownBudgetStartsAtTheSignalNotAtStartUp() async throws {
+        let backend = try await TestBackend.start()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-budget-\(UUID().uuidString).yaml")
+        try Data("""
+            listen: 127.0.0.1:0
+            shutdown_timeout_s: 1.5
+            websocket: {ping_interval_s: 0.5, idle_timeout_s: 2}
+            hooks:
+              disconnect: http://127.0.0.1:\(backend.port)/slow-disconnect
+            """.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let child = try Child(["--config", file.path])
+        let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
+        // A client that never answers pings is closed after idle_timeout_s (2 s): awaiting that proves the
+        // node has run longer than shutdown_timeout_s, without sleeping.
+        let silent = try await RawConnection.websocket(port: port)
+        try await eventually(timeout: .seconds(10)) { silent.closeCode != nil }
+        #expect(silent.closeCode == 4009)
+        _ = try await backend.waitForRequests(1)
+        let client = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")
+        try await client.sendText("LHTTP/9 sync\r\n\r\n")
+        #expect(try await client.nextMessage().headers["status"] == "505")
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(try await client.nextEvent(timeout: .seconds(10)) == .closed(code: 1001, reason: "server shutting down"))
+        #expect(try await child.exitStatus() == 0)
+        // The disconnect hook (answered after 300 ms) finished within the budget.
+        #expect(!child.text.contains("still in flight"), "\(child.text)")
+        #expect(!child.text.contains("webhook call failed"), "\(child.text)")
+        #expect(backend.requests.filter { $0.uri == "/slow-disconnect" }.count == 2)
+        await silent.close()
+        await backend.stop()
+    }
+
     @Test func aSecondSignalExitsAtOnce() async throws {
         // A disconnect hook that never answers would hold the graceful stop for shutdown_timeout_s (60).
         let hanging = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()

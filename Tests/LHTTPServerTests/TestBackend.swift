@@ -4,7 +4,8 @@ import NIOHTTP1
 import NIOPosix
 
 /// A real HTTP backend on 127.0.0.1, port 0, for upstream tests. It records every request and answers
-/// by path: `/hang…` never answers, `/fail…` answers 500, `/big…` 200 with 4 KiB, anything else 200 `ok`.
+/// by path: `/hang…` never answers, `/slow…` answers 200 after 300 ms, `/fail…` answers 500, `/big…` 200 with
+/// 4 KiB, anything else 200 `ok`.
 final class TestBackend: Sendable {
     struct Request: Sendable {
         var method: String
@@ -111,14 +112,26 @@ final class TestBackend: Sendable {
                     return
                 }
                 if head.uri.hasPrefix("/hang") { return }
+                if head.uri.hasPrefix("/slow") {
+                    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                    context.eventLoop.scheduleTask(in: .milliseconds(300)) {
+                        let (handler, context) = bound.value
+                        handler.answer(status: .ok, body: "ok", context: context)
+                    }
+                    return
+                }
                 let status: HTTPResponseStatus = head.uri.hasPrefix("/fail") ? .internalServerError : .ok
                 let body = head.uri.hasPrefix("/big") ? String(repeating: "b", count: 4096) : "ok"
-                var headers = HTTPHeaders()
-                headers.add(name: "content-length", value: String(body.utf8.count))
-                context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-                context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-                context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+                self.answer(status: status, body: body, context: context)
             }
+        }
+
+        private func answer(status: HTTPResponseStatus, body: String, context: ChannelHandlerContext) {
+            var headers = HTTPHeaders()
+            headers.add(name: "content-length", value: String(body.utf8.count))
+            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
 }
