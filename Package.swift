@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LHTTPClient", targets: ["LHTTPClient"]),
         .library(name: "LHTTPUpstream", targets: ["LHTTPUpstream"]),
         .library(name: "LHTTPNATS", targets: ["LHTTPNATS"]),
+        .library(name: "LHTTPApp", targets: ["LHTTPApp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -55,11 +56,12 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
-        // libcurl multi client on its own thread: the upstream header filter, later the webhooks.
+        // libcurl multi client on its own thread: the upstream header and the webhooks.
         .target(
             name: "LHTTPUpstream",
             dependencies: [
                 "CCurl", "LHTTPProtocol", "LHTTPGateway", "LHTTPConfig",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -71,17 +73,19 @@ let package = Package(
             name: "LHTTPNATS",
             dependencies: [
                 "LHTTPGateway", "LHTTPConfig",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Sockets: HTTP/1.1, websocket upgrade, /publish, /healthz, static files.
+        // Sockets: HTTP/1.1, websocket upgrade (RFC 6455 state machine), /publish, /healthz, static files.
         .target(
             name: "LHTTPServer",
             dependencies: [
                 "LHTTPProtocol", "LHTTPGateway", "LHTTPConfig",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -90,6 +94,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        // The composition root: one node (metrics, curl clients, NATS broker, gateway, server) as services,
+        // for the executable and the tests alike.
+        .target(
+            name: "LHTTPApp",
+            dependencies: [
+                "LHTTPConfig", "LHTTPGateway", "LHTTPNATS", "LHTTPProtocol", "LHTTPServer", "LHTTPUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Swift client library: websocket LHTTP client and HTTP publisher (tests, CLI, benchmark).
@@ -141,10 +157,9 @@ let package = Package(
         .executableTarget(
             name: "lhttpd",
             dependencies: [
-                "LHTTPServer", "LHTTPConfig", "LHTTPGateway", "LHTTPUpstream", "LHTTPNATS",
+                "LHTTPApp", "LHTTPConfig", "LHTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -183,8 +198,9 @@ let package = Package(
         .testTarget(
             name: "LHTTPServerTests",
             dependencies: [
-                "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
+                "LHTTPApp", "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
                 "LHTTPNATS", "LHTTPTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

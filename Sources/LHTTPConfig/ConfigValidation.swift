@@ -65,6 +65,7 @@ extension GatewayConfig {
         let seconds: [(String, Double)] = [
             ("websocket.ping_interval_s", websocket.pingIntervalS),
             ("websocket.idle_timeout_s", websocket.idleTimeoutS),
+            ("websocket.close_timeout_s", websocket.closeTimeoutS),
             ("http.request_timeout_s", http.requestTimeoutS),
             ("http.keepalive_timeout_s", http.keepaliveTimeoutS),
             ("shutdown_timeout_s", shutdownTimeoutS),
@@ -121,9 +122,14 @@ extension GatewayConfig {
             ("max_queued", upstream.maxQueued),
             ("max_response_bytes", upstream.maxResponseBytes),
             ("max_in_flight_per_connection", upstream.maxInFlightPerConnection),
+            ("max_queued_bytes_per_connection", upstream.maxQueuedBytesPerConnection),
         ]
         for (key, value) in upstreamValues where value <= 0 {
             report("upstream.\(key)", "must be greater than 0, is \(value)")
+        }
+        if upstream.maxQueuedBytesPerConnection > 0, limits.maxMessageBytes > 0, upstream.maxQueuedBytesPerConnection < limits.maxMessageBytes {
+            report("upstream.max_queued_bytes_per_connection",
+                   "\(upstream.maxQueuedBytesPerConnection) must be at least limits.max_message_bytes (\(limits.maxMessageBytes)), or one waiting message cannot fit")
         }
 
         let limitValues: [(String, Int)] = [
@@ -139,6 +145,9 @@ extension GatewayConfig {
         ]
         for (key, value) in limitValues where value <= 0 {
             report("limits.\(key)", "must be greater than 0, is \(value)")
+        }
+        if limits.socketSendBufferBytes != 0, !(4096...(1 << 30)).contains(limits.socketSendBufferBytes) {
+            report("limits.socket_send_buffer_bytes", "must be 0 (the kernel's choice) or between 4096 and 1073741824, is \(limits.socketSendBufferBytes)")
         }
         // Ordering rules only make sense between positive limits; a non-positive one is reported above.
         if limits.maxHeaderLineBytes > 0, limits.maxMessageBytes > 0,

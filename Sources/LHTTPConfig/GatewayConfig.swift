@@ -177,6 +177,9 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxSubscriptionsPerConnection: Int
     /// Channels with subscribers on this node; a subscribe creating more is refused (error reply 503).
     public var maxChannels: Int
+    /// The kernel send buffer of each client socket (`SO_SNDBUF`), part of a connection's memory next to
+    /// `max_outbound_bytes`; 0 leaves it to the kernel (autotuned, up to several MiB per socket).
+    public var socketSendBufferBytes: Int
 
     /// Creates the section with the documented defaults.
     public init(
@@ -188,8 +191,10 @@ public struct LimitsConfig: Sendable, Equatable {
         maxOutboundBytes: Int = 1_048_576,
         maxConnections: Int = 50_000,
         maxSubscriptionsPerConnection: Int = 128,
-        maxChannels: Int = 1_000_000
+        maxChannels: Int = 1_000_000,
+        socketSendBufferBytes: Int = 262_144
     ) {
+        self.socketSendBufferBytes = socketSendBufferBytes
         self.maxMessageBytes = maxMessageBytes
         self.maxHeaders = maxHeaders
         self.maxHeaderLineBytes = maxHeaderLineBytes
@@ -213,6 +218,7 @@ extension LimitsConfig: Decodable, ConfigSection {
         case maxConnections = "max_connections"
         case maxSubscriptionsPerConnection = "max_subscriptions_per_connection"
         case maxChannels = "max_channels"
+        case socketSendBufferBytes = "socket_send_buffer_bytes"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -233,7 +239,8 @@ extension LimitsConfig: Decodable, ConfigSection {
             maxConnections: try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections,
             maxSubscriptionsPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxSubscriptionsPerConnection)
                 ?? d.maxSubscriptionsPerConnection,
-            maxChannels: try c.decodeIfPresent(Int.self, forKey: .maxChannels) ?? d.maxChannels
+            maxChannels: try c.decodeIfPresent(Int.self, forKey: .maxChannels) ?? d.maxChannels,
+            socketSendBufferBytes: try c.decodeIfPresent(Int.self, forKey: .socketSendBufferBytes) ?? d.socketSendBufferBytes
         )
     }
 }

@@ -10,8 +10,12 @@ public struct UpstreamConfig: Sendable, Equatable {
     public var maxInFlight: Int
     /// Calls waiting; beyond, the client gets status 503.
     public var maxQueued: Int
-    /// Calls of one connection in flight (queued or running); beyond, that client gets status 429.
+    /// Calls of one connection in flight (queued or running); at the cap, reading from that connection
+    /// pauses until one finishes (its messages wait, in order).
     public var maxInFlightPerConnection: Int
+    /// Bytes of one connection's messages waiting while its reading is paused (what was already read);
+    /// beyond, that client gets status 429.
+    public var maxQueuedBytesPerConnection: Int
     /// Largest backend response read, in bytes.
     public var maxResponseBytes: Int
 
@@ -23,8 +27,10 @@ public struct UpstreamConfig: Sendable, Equatable {
         maxInFlight: Int = 256,
         maxQueued: Int = 10_000,
         maxResponseBytes: Int = 1_048_576,
-        maxInFlightPerConnection: Int = 64
+        maxInFlightPerConnection: Int = 64,
+        maxQueuedBytesPerConnection: Int = 4_194_304
     ) {
+        self.maxQueuedBytesPerConnection = maxQueuedBytesPerConnection
         self.maxInFlightPerConnection = maxInFlightPerConnection
         self.allow = allow
         self.timeoutMs = timeoutMs
@@ -44,6 +50,7 @@ extension UpstreamConfig: Decodable, ConfigSection {
         case maxQueued = "max_queued"
         case maxResponseBytes = "max_response_bytes"
         case maxInFlightPerConnection = "max_in_flight_per_connection"
+        case maxQueuedBytesPerConnection = "max_queued_bytes_per_connection"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -59,7 +66,8 @@ extension UpstreamConfig: Decodable, ConfigSection {
             maxInFlight: try c.decodeIfPresent(Int.self, forKey: .maxInFlight) ?? d.maxInFlight,
             maxQueued: try c.decodeIfPresent(Int.self, forKey: .maxQueued) ?? d.maxQueued,
             maxResponseBytes: try c.decodeIfPresent(Int.self, forKey: .maxResponseBytes) ?? d.maxResponseBytes,
-            maxInFlightPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? d.maxInFlightPerConnection
+            maxInFlightPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? d.maxInFlightPerConnection,
+            maxQueuedBytesPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxQueuedBytesPerConnection) ?? d.maxQueuedBytesPerConnection
         )
     }
 }

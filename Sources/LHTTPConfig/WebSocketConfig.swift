@@ -10,14 +10,19 @@ public struct WebSocketConfig: Sendable, Equatable {
     public var pingIntervalS: Double
     /// Seconds without receiving anything (a message, a pong) after which a connection is closed (4009).
     public var idleTimeoutS: Double
+    /// Seconds the closing handshake may take after the server's close frame (or its answer to the
+    /// client's) before the connection is reset (a TCP RST frees what the kernel still holds for it).
+    public var closeTimeoutS: Double
 
     /// Creates the section with the documented defaults.
     public init(
         paths: [String] = ["/", "/ws", "/echo"],
         allowedOrigins: [String] = [],
         pingIntervalS: Double = 30,
-        idleTimeoutS: Double = 75
+        idleTimeoutS: Double = 75,
+        closeTimeoutS: Double = 3
     ) {
+        self.closeTimeoutS = closeTimeoutS
         self.paths = paths
         self.allowedOrigins = allowedOrigins
         self.pingIntervalS = pingIntervalS
@@ -31,6 +36,7 @@ extension WebSocketConfig: Decodable, ConfigSection {
         case allowedOrigins = "allowed_origins"
         case pingIntervalS = "ping_interval_s"
         case idleTimeoutS = "idle_timeout_s"
+        case closeTimeoutS = "close_timeout_s"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -43,7 +49,8 @@ extension WebSocketConfig: Decodable, ConfigSection {
             paths: try c.decodeIfPresent([String].self, forKey: .paths) ?? d.paths,
             allowedOrigins: try c.decodeIfPresent([String].self, forKey: .allowedOrigins) ?? d.allowedOrigins,
             pingIntervalS: try c.decodeIfPresent(Double.self, forKey: .pingIntervalS) ?? d.pingIntervalS,
-            idleTimeoutS: try c.decodeIfPresent(Double.self, forKey: .idleTimeoutS) ?? d.idleTimeoutS
+            idleTimeoutS: try c.decodeIfPresent(Double.self, forKey: .idleTimeoutS) ?? d.idleTimeoutS,
+            closeTimeoutS: try c.decodeIfPresent(Double.self, forKey: .closeTimeoutS) ?? d.closeTimeoutS
         )
     }
 }

@@ -3,211 +3,165 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// The gateway core: runs each message through filters and processors and owns the hub and broker.
+/// The gateway core, shared (read-only) by every connection: the hub and the broker, the message
+/// pipeline, the adapters behind their protocols, and what happens when a connection opens and ends.
 ///
-/// Built once at start-up, then shared (read-only) by every connection.
+/// A connection's handler owns its ``SessionStateMachine`` and executes its actions through the methods
+/// here (subscribe, publish, reply, release). The core names no adapter: routes, hooks and upstream calls
+/// are ``MessageRouter``, ``ConnectHook``, ``UpstreamCaller`` and ``ConnectionObserver`` values given by
+/// the composition root.
 public final class Gateway: Sendable {
     /// The local channel registry.
     public let hub: Hub
     /// Where publications go (``LocalBroker`` unless clustered).
     public let broker: any Broker
-    /// Limits for parsing and channel lists.
-    public let limits: LHTTPLimits
+    public let pipeline: MessagePipeline
+    /// Per-connection bounds of every session.
+    public let sessionConfiguration: SessionStateMachine.Configuration
+    /// `limits.max_channels`.
+    public let maxChannels: Int
+    public let metrics: GatewayMetrics
     public let logger: Logger
-    private let parser: LHTTPParser
-    private let processors: [String: any LHTTPProcessor]
-    private let filters: [any HeaderFilter]
-    private let router: (any MessageRouter)?
+    public let router: (any MessageRouter)?
+    public let upstream: (any UpstreamCaller)?
     /// Asked before a websocket upgrade is accepted (the `connect` webhook).
     public let connectHook: (any ConnectHook)?
-    private let maxQueuedWhileRouting: Int
-    private let openSessions = Atomic<Int>(0)
-    /// Subscription bounds (`limits.max_subscriptions_per_connection`, `limits.max_channels`).
-    public let caps: SubscriptionCaps
-    /// Where counters go (a no-op factory unless the executable or a test gives one).
-    public let metrics: LHTTPMetrics
-
-    /// Websocket connections currently open on this node.
-    public var connectionCount: Int { self.openSessions.load(ordering: .relaxed) }
+    private let processors: [String: any LHTTPProcessor]
+    private let observers: [any ConnectionObserver]
+    private let openConnections = Atomic<Int>(0)
+    private let noConnections = ConditionWaiters()
 
     /// - Parameters:
-    ///   - processors: command → processor.
-    ///   - filters: user filters; they run after the built-in multipart filter and before the built-in
-    ///     pub/sub filter (`beforeMessage`), and in the same order for `afterMessage`.
-    ///   - filtersAfterPubSub: filters that run after the built-in pub/sub filter (the upstream header).
-    ///   - router: sends chosen messages to the app first (the webhook routes).
-    ///   - maxQueuedWhileRouting: a session's messages waiting behind a routed one; beyond, error reply 503.
+    ///   - processors: command → processor (Swift app logic; none in `lhttpd` itself).
+    ///   - router: sends chosen messages to the app first (the webhook routes and the subscribe hook).
+    ///   - upstream: carries out the `upstream` header; without it the header is ignored.
+    ///   - observers: told when a connection ends (the disconnect hook).
     ///   - broker: makes the broker from the hub; defaults to ``LocalBroker``.
     public init(
         limits: LHTTPLimits = .default,
+        session: SessionStateMachine.Configuration = .init(),
+        maxChannels: Int = 1_000_000,
         processors: [String: any LHTTPProcessor] = [:],
-        filters: [any HeaderFilter] = [],
-        filtersAfterPubSub: [any HeaderFilter] = [],
         router: (any MessageRouter)? = nil,
+        upstream: (any UpstreamCaller)? = nil,
         connectHook: (any ConnectHook)? = nil,
-        maxQueuedWhileRouting: Int = 64,
-        caps: SubscriptionCaps = SubscriptionCaps(),
+        observers: [any ConnectionObserver] = [],
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
-        metrics: LHTTPMetrics = LHTTPMetrics(),
+        metrics: GatewayMetrics = GatewayMetrics(),
         logger: Logger = Logger(label: "lhttpd.gateway")
     ) {
-        self.metrics = metrics
         self.hub = hub
         self.broker = makeBroker(hub)
-        self.limits = limits
-        self.logger = logger
-        self.parser = LHTTPParser(limits: limits)
+        self.pipeline = MessagePipeline(limits: limits, processors: processors, router: router, forwardsUpstream: upstream != nil)
+        self.sessionConfiguration = session
+        self.maxChannels = maxChannels
         self.processors = processors
-        self.filters = [MultipartFilter()] + filters + [PubSubFilter()] + filtersAfterPubSub
         self.router = router
+        self.upstream = upstream
         self.connectHook = connectHook
-        self.maxQueuedWhileRouting = maxQueuedWhileRouting
-        self.caps = caps
+        self.observers = observers
+        self.metrics = metrics
+        self.logger = logger
     }
 
-    // MARK: Connection lifecycle (called by the transport, on the connection's loop)
+    /// Parser and channel-list limits.
+    public var limits: LHTTPLimits { self.pipeline.limits }
 
-    /// A connection opened: makes its session and runs every filter's and processor's `onOpen`.
-    public func open(
-        transport: any SessionTransport,
-        eventLoop: any EventLoop,
-        remoteAddress: String = "",
-        id: ConnectionID = .next()
-    ) -> Session {
-        let session = Session(gateway: self, transport: transport, eventLoop: eventLoop, id: id)
-        session.remoteAddress = remoteAddress
-        self.openSessions.add(1, ordering: .relaxed)
-        for filter in self.filters { filter.onOpen(session) }
-        for processor in self.processors.values { processor.onOpen(session) }
-        if self.logger.logLevel <= .debug { session.logger.debug("connection opened") }
-        return session
+    /// Websocket connections currently open on this node.
+    public var connectionCount: Int { self.openConnections.load(ordering: .relaxed) }
+
+    // MARK: Connection lifecycle (on the connection's loop)
+
+    /// A connection opened: its session state machine and its handle in the hub (`sink` receives its
+    /// frames). Runs every processor's `onOpen`.
+    public func open(id: ConnectionID, remoteAddress: String, sink: any FrameSink, eventLoop: any EventLoop) -> (SessionStateMachine, Subscriber) {
+        let session = SessionStateMachine(id: id, remoteAddress: remoteAddress, pipeline: self.pipeline, configuration: self.sessionConfiguration)
+        let subscriber = Subscriber(id: id, sink: sink, slot: self.hub.slot(for: eventLoop))
+        self.openConnections.add(1, ordering: .relaxed)
+        let info = session.info
+        for processor in self.processors.values { processor.onOpen(info) }
+        if self.logger.logLevel <= .debug { self.logger(for: info).debug("connection opened") }
+        return (session, subscriber)
     }
 
-    /// One complete websocket message arrived. Errors become an error reply; the connection stays open.
-    /// While a routed message of this session waits for the app, the message waits behind it.
-    public func receive(_ payload: ByteBuffer, on session: Session) {
-        guard !session.isClosed else { return }
-        self.metrics.messagesReceived.increment()
-        guard !session.isSuspended else {
-            guard session.backlog.count < self.maxQueuedWhileRouting else {
-                session.send(LHTTPMessage.errorReply(status: 503, reason: "too many messages waiting for the app"))
-                return
-            }
-            session.backlog.append(payload)
-            return
-        }
-        self.process(payload, on: session)
-    }
-
-    private func process(_ payload: ByteBuffer, on session: Session) {
-        do {
-            session.message = try self.parser.parse(payload)
-            session.parts = []
-            defer {
-                session.message = nil
-                session.parts = []
-            }
-            for filter in self.filters { try filter.beforeMessage(session) }
-            if let command = session.message?.command, let processor = self.processors[command] {
-                try processor.onMessage(session)
-            }
-            if let router = self.router, let message = session.message, router.routes(message) {
-                self.suspend(session, routing: message, with: router)
-                return
-            }
-            try self.runAfterFilters(session)
-        } catch {
-            self.reject(error, on: session)
-        }
-    }
-
-    private func runAfterFilters(_ session: Session) throws {
-        for filter in self.filters { try filter.afterMessage(session) }
-    }
-
-    /// Hands a routed message to the app; the session's later messages wait until the answer is applied.
-    private func suspend(_ session: Session, routing message: LHTTPMessage, with router: any MessageRouter) {
-        let parts = session.parts
-        session.isSuspended = true
-        router.route(message, parts: parts, session: session) { decision in
-            session.isSuspended = false
-            guard !session.isClosed else {
-                session.backlog.removeAll()
-                return
-            }
-            switch decision {
-            case .proceed(let rewrite, let then):
-                session.message = rewrite ?? message
-                session.parts = parts
-                do {
-                    try self.runAfterFilters(session)
-                    then(session)
-                } catch {
-                    self.reject(error, on: session)
-                }
-                session.message = nil
-                session.parts = []
-            case .stop(let reply):
-                session.send(reply)
-            }
-            while !session.isSuspended, !session.isClosed, !session.backlog.isEmpty {
-                self.process(session.backlog.removeFirst(), on: session)
-            }
-        }
-    }
-
-    private func reject(_ error: any Error, on session: Session) {
-        let gatewayError = GatewayError(error)
-        session.logger.warning(
-            "message rejected",
-            metadata: ["lhttp.status": "\(gatewayError.status)", "lhttp.reason": "\(gatewayError.reason)"]
-        )
-        session.send(gatewayError.reply)
-    }
-
-    /// The connection is gone: releases its subscriptions, then runs every `onClose`. Call exactly once.
-    public func close(_ session: Session) {
-        guard !session.isClosed else { return }
-        let channels = self.logger.logLevel <= .debug ? session.subscriptions.sorted().prefix(16).joined(separator: " ") : ""
-        session.markClosed()
-        for filter in self.filters { filter.onClose(session) }
-        for processor in self.processors.values { processor.onClose(session) }
-        // Counted as gone only now: a graceful stop that waits for zero connections then waits for the
-        // calls in flight must find the disconnect hook's call already queued.
-        self.openSessions.subtract(1, ordering: .relaxed)
+    /// The connection is gone: releases its subscriptions, then runs every processor's `onClose` and
+    /// tells the observers. Call exactly once (``SessionAction/release(_:)`` comes exactly once).
+    public func release(_ summary: ConnectionSummary, subscriber: Subscriber) {
+        let channels = summary.connection.subscriptions
+        let emptied = self.hub.remove(subscriber, from: channels)
+        if !emptied.isEmpty { self.broker.interest(added: [], removed: emptied) }
+        for processor in self.processors.values { processor.onClose(summary.connection, code: summary.code) }
+        for observer in self.observers { observer.connectionClosed(summary.connection, code: summary.code, on: subscriber.eventLoop) }
         if self.logger.logLevel <= .debug {
-            session.logger.debug(
+            self.logger(for: summary.connection).debug(
                 "connection closed",
-                metadata: [
-                    "lhttp.close_code": "\(session.closeCode.map(String.init) ?? "none")",
-                    "lhttp.channels": "\(channels)",
-                ]
+                metadata: ["lhttp.close_code": "\(summary.code)", "lhttp.channels": "\(channels.sorted().prefix(16).joined(separator: " "))"]
             )
         }
+        // Counted as gone only now: a graceful stop that waits for zero connections then waits for the
+        // calls in flight must find the disconnect hook's call already queued.
+        if self.openConnections.subtract(1, ordering: .relaxed).newValue == 0 { self.noConnections.signal() }
     }
 
-    // MARK: Publishing
+    /// Waits (up to `timeout` on `clock`) until no websocket is open. - Returns: whether none is.
+    public func waitUntilNoConnections<C: Clock>(timeout: C.Duration, clock: C) async -> Bool {
+        await self.noConnections.wait(timeout: timeout, clock: clock) { [self] in self.connectionCount == 0 }
+    }
+
+    // MARK: Executing a session's actions
+
+    /// Joins `channels` (fresh ones: the session checked). - Returns: the refusal when the node's
+    /// channel cap would be exceeded; nothing changed then.
+    public func subscribe(_ subscriber: Subscriber, to channels: [String]) -> GatewayError? {
+        guard let created = self.hub.add(subscriber, to: channels, maxChannels: self.maxChannels) else {
+            return .channelLimit(limit: self.maxChannels)
+        }
+        if !created.isEmpty { self.broker.interest(added: created, removed: []) }
+        return nil
+    }
+
+    /// Leaves `channels` (ones the connection is in).
+    public func unsubscribe(_ subscriber: Subscriber, from channels: [String]) {
+        let emptied = self.hub.remove(subscriber, from: channels)
+        if !emptied.isEmpty { self.broker.interest(added: [], removed: emptied) }
+    }
 
     /// Publishes a serialized LHTTP message to `channels` through the broker.
-    /// - Parameter source: where it entered, for metrics (`websocket`, `http`, `webhook`).
     /// - Returns: local deliveries.
     /// - Throws: when the broker refuses it (too large for the cluster); nothing was delivered then.
     @discardableResult
-    public func publish(_ payload: ByteBuffer, to channels: [String], source: String = "websocket") throws(GatewayError) -> Int {
+    public func publish(_ payload: ByteBuffer, to channels: [String], source: PublicationSource) throws(GatewayError) -> Int {
         let deliveries = try self.broker.publish(payload, to: channels)
         self.metrics.published(from: source, deliveries: deliveries)
         return deliveries
     }
-}
 
-/// How many channels a connection and a node may hold.
-public struct SubscriptionCaps: Sendable, Equatable {
-    public var maxSubscriptionsPerConnection: Int
-    public var maxChannels: Int
+    /// The error reply for `error`, counted and logged (one warning line per rejected message): the one
+    /// place an error becomes what a client receives.
+    public func reply(to connection: ConnectionInfo, with error: GatewayError) -> ByteBuffer {
+        self.metrics.errorReply(status: error.status)
+        self.logger(for: connection).warning(
+            "message rejected",
+            metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"]
+        )
+        return error.reply.serialized()
+    }
 
-    public init(maxSubscriptionsPerConnection: Int = 128, maxChannels: Int = 1_000_000) {
-        self.maxSubscriptionsPerConnection = maxSubscriptionsPerConnection
-        self.maxChannels = maxChannels
+    /// The gateway's logger with `lhttp.conn` and `lhttp.remote` (made when asked: a connection keeps
+    /// no logger of its own, a metadata dictionary per idle connection is memory for nothing).
+    public func logger(for connection: ConnectionInfo) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "lhttp.conn"] = "\(connection.id)"
+        if !connection.remoteAddress.isEmpty { logger[metadataKey: "lhttp.remote"] = "\(connection.remoteAddress)" }
+        return logger
+    }
+
+    // MARK: Observing
+
+    /// Sets every gauge read when `/metrics` is scraped (the core's and the broker's).
+    public func recordGauges() {
+        self.metrics.recordGauges(connections: self.connectionCount, stats: self.hub.stats)
+        self.broker.recordGauges()
     }
 }

@@ -28,7 +28,8 @@ public final class NATSBroker: Broker {
     private let allocator = ByteBufferAllocator()
     private let state: NIOLoopBoundBox<LoopState>
     private let logger: Logger
-    private let metrics: LHTTPMetrics?
+    private let metrics: GatewayMetrics?
+    private let gauges: NATSGauges?
 
     /// On the client's event loop.
     private struct LoopState {
@@ -44,10 +45,16 @@ public final class NATSBroker: Broker {
     static let maxOrigins = 4096
 
     /// - Throws: when `configuration.nats` does not parse.
-    /// - Parameter metrics: counts deliveries of publications from other nodes (source `cluster`).
-    public init(hub: Hub, configuration: ClusterConfig, eventLoop: any EventLoop, metrics: LHTTPMetrics? = nil, logger: Logger) throws(ConfigError) {
+    /// - Parameter metrics: counts deliveries of publications from other nodes (source `cluster`); the
+    ///   link's gauges go to the same factory.
+    public convenience init(hub: Hub, configuration: ClusterConfig, eventLoop: any EventLoop, metrics: GatewayMetrics? = nil, logger: Logger) throws(ConfigError) {
+        self.init(hub: hub, configuration: configuration, servers: try configuration.servers(), eventLoop: eventLoop, metrics: metrics, logger: logger)
+    }
+
+    /// - Parameter servers: `configuration.nats`, parsed.
+    public init(hub: Hub, configuration: ClusterConfig, servers: [NATSServerURL], eventLoop: any EventLoop, metrics: GatewayMetrics? = nil, logger: Logger) {
         self.metrics = metrics
-        let servers = try configuration.servers()
+        self.gauges = metrics.map { NATSGauges(factory: $0.labelled.factory) }
         let nonce = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         self.nodeID = configuration.nodeID.isEmpty ? "node-\(nonce)" : configuration.nodeID
         self.origin = "\(self.nodeID)#\(nonce)"
@@ -87,10 +94,7 @@ public final class NATSBroker: Broker {
         let envelope = NATSEnvelope.encode(origin: self.origin, sequence: sequence, channels: channels, message: payload, allocator: self.allocator)
         let maxPayload = self.client.maxPayload
         guard envelope.readableBytes <= maxPayload else {
-            throw .rejected(
-                status: 413,
-                reason: "message too large for the cluster: \(envelope.readableBytes) bytes with its envelope, NATS max_payload is \(maxPayload)"
-            )
+            throw .publicationTooLarge(size: envelope.readableBytes, limit: maxPayload)
         }
         let local = self.hub.deliver(payload, to: channels)
         do {
@@ -109,18 +113,27 @@ public final class NATSBroker: Broker {
         }
     }
 
-    public var health: BrokerHealth? {
+    /// `"cluster": {state, server, node_id, channels, reconnects, dropped, pending_bytes}` in `/healthz`;
+    /// the node is "degraded" while the link is down.
+    public var health: HealthReport? {
         let status = self.client.currentStatus
-        return BrokerHealth(
-            isConnected: status.state == .connected,
-            state: status.state.rawValue,
-            server: status.server ?? "",
-            nodeID: self.nodeID,
-            channels: self.interestCount.load(ordering: .relaxed),
-            connections: status.connections,
-            droppedMessages: status.droppedMessages,
-            pendingBytes: status.pendingBytes
+        return HealthReport(
+            name: "cluster",
+            isDegraded: status.state != .connected,
+            fields: [
+                .init("state", .string(status.state.rawValue)),
+                .init("server", .string(status.server ?? "")),
+                .init("node_id", .string(self.nodeID)),
+                .init("channels", .int(self.interestCount.load(ordering: .relaxed))),
+                .init("reconnects", .int(max(0, status.connections - 1))),
+                .init("dropped", .int(status.droppedMessages)),
+                .init("pending_bytes", .int(status.pendingBytes)),
+            ]
         )
+    }
+
+    public func recordGauges() {
+        self.gauges?.record(self.client.currentStatus, channels: self.interestCount.load(ordering: .relaxed))
     }
 
     /// Makes the NATS subscription of `channel` match the hub: one while it has local subscribers.
@@ -157,6 +170,6 @@ public final class NATSBroker: Broker {
         }
         self.state.value.lastSeen[envelope.origin] = envelope.sequence
         let deliveries = self.hub.deliver(envelope.message, to: envelope.channels)
-        self.metrics?.published(from: "cluster", deliveries: deliveries)
+        self.metrics?.published(from: .cluster, deliveries: deliveries)
     }
 }

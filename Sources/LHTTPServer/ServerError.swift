@@ -1,3 +1,4 @@
+import LHTTPGateway
 import LHTTPProtocol
 
 /// What the server refuses or fails at. The one error type of `LHTTPServer`; ``httpStatus`` is
@@ -27,8 +28,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case tooManyConnections(limit: Int)
     /// The request did not arrive whole within `http.request_timeout_s` (slow-loris).
     case requestTimeout
-    /// The broker refused the publication (too large for the cluster's NATS `max_payload`).
-    case publishRefused(status: Int, reason: String)
+    /// The gateway refused the publication (too large for the cluster link's `max_payload`).
+    case publishRefused(GatewayError)
     /// The connect hook refused (401/403) or failed (502/504): the upgrade is answered with its status.
     case connectRefused(status: Int, reason: String)
 
@@ -44,7 +45,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .upgradeRequired: return 426
         case .bindFailed: return 500
         case .connectRefused(let status, _): return status
-        case .publishRefused(let status, _): return status
+        case .publishRefused(let error): return error.status
         case .originNotAllowed: return 403
         case .tooManyConnections: return 503
         case .requestTimeout: return 408
@@ -63,7 +64,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .upgradeRequired: return "this path serves websocket upgrades only"
         case .bindFailed(let why): return "cannot listen: \(why)"
         case .connectRefused(_, let reason): return reason
-        case .publishRefused(_, let reason): return reason
+        case .publishRefused(let error): return error.reason
         case .originNotAllowed(let origin): return "origin \(origin.prefix(200)) is not allowed (websocket.allowed_origins)"
         case .tooManyConnections(let limit): return "this node has its maximum of \(limit) connections; retry later or elsewhere"
         case .requestTimeout: return "request not received within http.request_timeout_s"

@@ -13,13 +13,3 @@ extension CurlHTTPClient.Configuration {
         )
     }
 }
-
-extension UpstreamFilter {
-    /// The filter and its client for an `upstream:` section. The caller owns the client: call
-    /// `shutdown()` on it when the server has stopped.
-    public static func make(_ config: UpstreamConfig, logger: Logger) throws(UpstreamError) -> (UpstreamFilter, CurlHTTPClient) {
-        let policy = try UpstreamURLPolicy(allow: config.allow)
-        let client = CurlHTTPClient(configuration: CurlHTTPClient.Configuration(config), logger: logger)
-        return (UpstreamFilter(client: client, policy: policy, maxInFlightPerConnection: config.maxInFlightPerConnection, logger: logger), client)
-    }
-}

@@ -7,8 +7,6 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidRequest(String)
     /// `max_in_flight` calls are running and `max_queued` are waiting.
     case queueFull
-    /// This connection already has `upstream.max_in_flight_per_connection` calls in flight.
-    case tooManyInFlight(limit: Int)
     /// The call did not finish within `timeout_ms` (or connect within `connect_timeout_ms`).
     case timeout
     /// The backend refused the connection: the request provably never reached it (safe to retry).
@@ -30,7 +28,6 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .disallowed: return 403
         case .invalidRequest: return 400
         case .queueFull, .shutdown: return 503
-        case .tooManyInFlight: return 429
         case .timeout: return 504
         case .connectionRefused, .unreachable, .responseTooLarge, .backendError, .transport: return 502
         }
@@ -41,7 +38,6 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .disallowed(let why): return "upstream URL not allowed: \(why)"
         case .invalidRequest(let why): return "invalid upstream request: \(why)"
         case .queueFull: return "upstream queue full"
-        case .tooManyInFlight(let limit): return "this connection already has \(limit) upstream calls in flight"
         case .timeout: return "upstream timed out"
         case .connectionRefused(let why): return "upstream refused the connection: \(why)"
         case .unreachable(let why): return "upstream unreachable: \(why)"

@@ -1,4 +1,5 @@
 import Foundation
+import LHTTPGateway
 import LHTTPProtocol
 import NIOCore
 
@@ -13,9 +14,23 @@ public struct WebhookActions: Sendable {
     public var unsubscribe: [String] = []
     /// Replaces the connection's meta (sent with its later events) when present.
     public var meta: [String: String]?
-    public var close: (code: UInt16, reason: String)?
+    /// A code that may be sent (checked when the answer was read: 1005, 1006, 1015 and unassigned codes
+    /// make the answer invalid).
+    public var close: (code: CloseCode, reason: String)?
 
     public init() {}
+
+    /// The answer as the gateway carries it out, in the contract's order.
+    public var appActions: [AppAction] {
+        var actions: [AppAction] = []
+        if let reply = self.reply { actions.append(.reply(reply)) }
+        for publication in self.publish { actions.append(.publish(publication.payload, channels: publication.channels)) }
+        if !self.subscribe.isEmpty { actions.append(.subscribe(self.subscribe)) }
+        if !self.unsubscribe.isEmpty { actions.append(.unsubscribe(self.unsubscribe)) }
+        if let meta = self.meta { actions.append(.setMeta(meta)) }
+        if let close = self.close { actions.append(.close(close.code, reason: close.reason)) }
+        return actions
+    }
 
     public var isEmpty: Bool {
         self.reply == nil && self.publish.isEmpty && self.subscribe.isEmpty && self.unsubscribe.isEmpty
@@ -101,9 +116,9 @@ public struct WebhookAnswerParser: Sendable {
         actions.unsubscribe = try answer.unsubscribe?.channels(self.limits) ?? []
         actions.meta = answer.meta?.mapValues(\.text)
         if let close = answer.close {
-            let code = close.code ?? 1000
-            guard (1000...4999).contains(code) else { throw AnswerError.badCloseCode(code) }
-            actions.close = (UInt16(code), close.reason ?? "")
+            let number = close.code ?? 1000
+            guard let code = UInt16(exactly: number).flatMap(CloseCode.init(sending:)) else { throw AnswerError.badCloseCode(number) }
+            actions.close = (code, close.reason ?? "")
         }
         return actions
     }
@@ -116,7 +131,7 @@ enum AnswerError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .publishWithoutChannels: return "a publish entry has no channels"
-        case .badCloseCode(let code): return "close code \(code) is not in 1000...4999"
+        case .badCloseCode(let code): return "close code \(code) may not be sent (1000-1003, 1007-1014, 3000-4999)"
         }
     }
 }

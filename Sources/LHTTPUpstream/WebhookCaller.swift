@@ -14,10 +14,10 @@ public final class WebhookCaller: Sendable {
     private let signer: WebhookSigner?
     private let parser: WebhookAnswerParser
     private let logger: Logger
-    private let metrics: LHTTPMetrics?
+    private let metrics: BackendMetrics?
 
     /// - Parameter secret: `webhook.secret`; empty sends no signature.
-    public init(client: CurlHTTPClient, secret: String, limits: LHTTPLimits, metrics: LHTTPMetrics? = nil, logger: Logger) {
+    public init(client: CurlHTTPClient, secret: String, limits: LHTTPLimits, metrics: BackendMetrics? = nil, logger: Logger) {
         self.client = client
         self.metrics = metrics
         self.signer = secret.isEmpty ? nil : WebhookSigner(secret: secret)
@@ -63,11 +63,7 @@ public final class WebhookCaller: Sendable {
             if let metrics = self.metrics {
                 var resultLabel = "ok"
                 if case .failed(let status, _) = outcome { resultLabel = String(status) }
-                let elapsed = ContinuousClock.now - started
-                metrics.backendCall(
-                    kind: "webhook", route: event.message?.command ?? event.kind.rawValue, result: resultLabel,
-                    seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                )
+                metrics.backendCall(kind: "webhook", route: event.message?.command ?? event.kind.rawValue, result: resultLabel, started: started)
             }
             if case .failed(let status, let reason) = outcome {
                 self.logger.warning(

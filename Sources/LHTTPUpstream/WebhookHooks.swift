@@ -5,7 +5,7 @@ import Logging
 import NIOCore
 
 /// The `connect` hook: asked during the websocket upgrade. 2xx accepts (the answer's actions run on the
-/// new session: meta, reply, subscribe, ...); 401/403 answer the upgrade with that status; any failure
+/// new connection: meta, reply, subscribe, ...); 401/403 answer the upgrade with that status; any failure
 /// refuses it too (fail closed) with 502 or 504.
 public struct ConnectWebhook: ConnectHook {
     private let url: String
@@ -26,7 +26,7 @@ public struct ConnectWebhook: ConnectHook {
         self.caller.call(url: self.url, event: event, on: eventLoop) { outcome in
             switch outcome {
             case .accepted(let actions):
-                completion(.accept(then: { session in actions.apply(to: session) }))
+                completion(.accept(actions: actions.appActions))
             case .refused(let status, _):
                 completion(.refuse(status: status, reason: "connection refused by the app"))
             case .failed(let status, let reason):
@@ -38,7 +38,7 @@ public struct ConnectWebhook: ConnectHook {
 
 /// The `disconnect` hook: told when a connection ends (its close code, 1006 when it just vanished, and
 /// its meta). Fire-and-forget: never blocks anything; retried like every call when the connection is refused.
-public struct DisconnectWebhook: HeaderFilter {
+public struct DisconnectWebhook: ConnectionObserver {
     private let url: String
     private let caller: WebhookCaller
 
@@ -47,14 +47,14 @@ public struct DisconnectWebhook: HeaderFilter {
         self.caller = caller
     }
 
-    public func onClose(_ session: Session) {
+    public func connectionClosed(_ connection: ConnectionInfo, code: CloseCode, on eventLoop: any EventLoop) {
         let event = WebhookEvent(
             kind: .disconnect,
             id: WebhookEventID.next(),
-            connection: .init(id: session.id.description, remote: session.remoteAddress, meta: session.attributes),
-            code: Int(session.closeCode ?? 1006)
+            connection: .init(id: connection.id.description, remote: connection.remoteAddress, meta: connection.meta),
+            code: Int(code.rawValue)
         )
-        self.caller.call(url: self.url, event: event, on: session.eventLoop) { _ in }
+        self.caller.call(url: self.url, event: event, on: eventLoop) { _ in }
     }
 }
 
@@ -62,15 +62,15 @@ public struct DisconnectWebhook: HeaderFilter {
 public struct Webhooks: Sendable {
     public var router: WebhookRouter?
     public var connectHook: ConnectWebhook?
-    public var filters: [any HeaderFilter]
-    /// The client of every webhook call; call `shutdown()` on it when the server has stopped.
+    public var observers: [any ConnectionObserver]
+    /// The client of every webhook call; shut it down when the server has stopped.
     public var client: CurlHTTPClient?
 
     /// Nothing configured: no client, no thread.
-    public static let none = Webhooks(router: nil, connectHook: nil, filters: [], client: nil)
+    public static let none = Webhooks(router: nil, connectHook: nil, observers: [], client: nil)
 
     /// - Parameter metrics: counts calls by route and result, with their latency.
-    public static func make(_ config: GatewayConfig, limits: LHTTPLimits, metrics: LHTTPMetrics? = nil, logger: Logger) -> Webhooks {
+    public static func make(_ config: GatewayConfig, limits: LHTTPLimits, metrics: BackendMetrics? = nil, logger: Logger) -> Webhooks {
         let hooks = config.hooks
         guard !config.routes.isEmpty || !hooks.connect.isEmpty || !hooks.subscribe.isEmpty || !hooks.disconnect.isEmpty else {
             return .none
@@ -87,11 +87,11 @@ public struct Webhooks: Sendable {
         )
         let caller = WebhookCaller(client: client, secret: config.webhook.secret, limits: limits, metrics: metrics, logger: logger)
         let router = config.routes.isEmpty && hooks.subscribe.isEmpty
-            ? nil : WebhookRouter(routes: config.routes, subscribeHook: hooks.subscribe, caller: caller, limits: limits)
+            ? nil : WebhookRouter(routes: config.routes, subscribeHook: hooks.subscribe, caller: caller)
         return Webhooks(
             router: router,
             connectHook: hooks.connect.isEmpty ? nil : ConnectWebhook(url: hooks.connect, caller: caller),
-            filters: hooks.disconnect.isEmpty ? [] : [DisconnectWebhook(url: hooks.disconnect, caller: caller)],
+            observers: hooks.disconnect.isEmpty ? [] : [DisconnectWebhook(url: hooks.disconnect, caller: caller)],
             client: client
         )
     }

@@ -1,15 +1,11 @@
 import ArgumentParser
 import Foundation
+import LHTTPApp
 import LHTTPConfig
-import LHTTPGateway
-import LHTTPNATS
-import LHTTPProtocol
 import LHTTPServer
-import LHTTPUpstream
 import Logging
 import NIOCore
 import NIOPosix
-import Prometheus
 import ServiceLifecycle
 
 /// `lhttpd`: the websocket gateway. Wiring and argument parsing only.
@@ -33,18 +29,16 @@ struct LHTTPDCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
-        var configuration: GatewayConfig
+        let plan: ApplicationPlan
         do {
-            configuration = try ConfigLoader.load(path: self.config)
+            var configuration = try ConfigLoader.load(path: self.config)
             if let listen = self.listen {
                 configuration.listen = try ListenAddress(parsing: listen)
             }
-            if let threads = self.threads {
-                configuration.threads = threads
-                if let problem = configuration.validate().first(where: { $0.keyPath == "threads" }) {
-                    throw ConfigError(problem)
-                }
-            }
+            if let threads = self.threads { configuration.threads = threads }
+            // Every check start-up runs (libcurl's parse of upstream.allow, the cluster URLs), so
+            // --check-config cannot approve a config that start-up refuses.
+            plan = try ApplicationPlan(configuration)
         } catch {
             printError("lhttpd: invalid configuration:\n\(error)")
             throw ExitCode(1)
@@ -53,7 +47,7 @@ struct LHTTPDCommand: AsyncParsableCommand {
             print("\(self.config): configuration OK")
             return
         }
-
+        let configuration = plan.configuration
         let level = Logger.Level(rawValue: configuration.log.level.rawValue) ?? .info
         let format = configuration.log.format
         LoggingSystem.bootstrap { label in
@@ -72,53 +66,12 @@ struct LHTTPDCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(
             numberOfThreads: configuration.threads > 0 ? configuration.threads : System.coreCount
         )
-        let upstream: (filter: UpstreamFilter, client: CurlHTTPClient)
-        do {
-            upstream = try UpstreamFilter.make(configuration.upstream, logger: logger)
-        } catch {
-            printError("lhttpd: invalid configuration:\nupstream.allow: \(error)")
-            throw ExitCode(1)
-        }
-        defer { upstream.client.shutdown() }
-        let limits = LHTTPLimits(configuration.limits)
-        // Metrics: one Prometheus registry, served on metrics.path.
-        let registry = PrometheusCollectorRegistry()
-        let metrics = LHTTPMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let webhooks = Webhooks.make(configuration, limits: limits, metrics: metrics, logger: logger)
-        defer { webhooks.client?.shutdown() }
-        // Clustered when `cluster.nats` lists a server; the NATS link comes up in the background.
-        let hub = Hub()
-        let cluster: NATSBroker?
-        do {
-            cluster = configuration.cluster.isEnabled
-                ? try NATSBroker(hub: hub, configuration: configuration.cluster, eventLoop: group.next(), metrics: metrics, logger: logger)
-                : nil
-        } catch {
-            printError("lhttpd: invalid configuration:\n\(error)")
-            throw ExitCode(1)
-        }
-        cluster?.start()
-        let gateway = Gateway(
-            limits: limits,
-            filters: webhooks.filters,
-            filtersAfterPubSub: [upstream.filter],
-            router: webhooks.router,
-            connectHook: webhooks.connectHook,
-            maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
-            caps: SubscriptionCaps(configuration.limits),
-            hub: hub,
-            broker: { hub -> any Broker in
-                if let cluster { return cluster }
-                return LocalBroker(hub: hub)
-            },
-            metrics: metrics,
-            logger: logger
-        )
-        let server = GatewayServer(configuration: configuration, gateway: gateway, eventLoopGroup: group, metricsRegistry: registry, logger: logger)
-        // Services stop in reverse order: the second-signal guard arms first, then the server drains.
+        let application = Application(plan: plan, eventLoopGroup: group, logger: logger)
+        // Services stop in reverse order: the second-signal guard arms first, then the server drains,
+        // then the curl clients finish their calls, then the cluster link closes.
         let services = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server), .init(service: SecondSignalExit(logger: logger))],
+                services: (application.services + [SecondSignalExit(logger: logger)]).map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -129,16 +82,8 @@ struct LHTTPDCommand: AsyncParsableCommand {
         } catch {
             failure = error
         }
-        // The websockets are closed (1001); webhook and upstream calls in flight, disconnect hooks
-        // included, get what is left of shutdown_timeout_s.
-        // The budget counts from the signal (not from start-up: a node that ran longer than
-        // shutdown_timeout_s had none left and failed every disconnect hook still queued).
-        let budget = (server.shutdownDeadline ?? .now) - ContinuousClock.now
-        for client in [upstream.client, webhooks.client].compactMap({ $0 }) where !(await client.waitUntilIdle(timeout: max(budget, .zero))) {
-            logger.warning("calls still in flight after shutdown_timeout_s", metadata: ["lhttp.pending": "\(client.pendingCount)"])
-        }
-        await cluster?.shutdown()
         logger.info("lhttpd stopped")
+        try? await group.shutdownGracefully()
         if let failure { throw failure }
     }
 }

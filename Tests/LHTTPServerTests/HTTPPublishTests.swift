@@ -103,7 +103,10 @@ struct HTTPPublishTests {
     }
 
     @Test func failuresAreNeverOK() async throws {
-        try await TestServer.with({ $0.limits.maxMessageBytes = 1024 }) { server in
+        try await TestServer.with({
+            $0.limits.maxMessageBytes = 1024
+            $0.limits.maxHeaderLineBytes = 512  // a valid config: lines fit in a message
+        }) { server in
             let publisher = try await server.publisher()
             func post(_ path: String, _ body: String) async throws -> HTTPResponse {
                 try await publisher.request(path: path, body: ByteBuffer(string: body))

@@ -4,7 +4,8 @@ import NIOHTTP1
 import NIOPosix
 
 /// A real HTTP backend on 127.0.0.1, port 0, for upstream tests. It records every request and answers
-/// by path: `/hang…` never answers, `/slow…` answers 200 after 300 ms, `/fail…` answers 500, `/big…` 200 with
+/// by path: `/hang…` never answers, `/hold…` answers 200 when the test calls ``releaseHeld()``,
+/// `/slow…` answers 200 after 300 ms, `/fail…` answers 500, `/big…` 200 with
 /// 4 KiB, anything else 200 `ok`.
 final class TestBackend: Sendable {
     struct Request: Sendable {
@@ -27,6 +28,8 @@ final class TestBackend: Sendable {
 
     private let channel: any Channel
     private let state: NIOLockedValueBox<(requests: [Request], connections: Int)>
+    /// Answers of `/hold` requests, waiting for ``releaseHeld()``.
+    private let held = NIOLockedValueBox<[@Sendable () -> Void]>([])
     fileprivate let script: @Sendable (Request) -> Answer?
 
     var port: Int { self.channel.localAddress?.port ?? 0 }
@@ -73,6 +76,21 @@ final class TestBackend: Sendable {
         return self.requests
     }
 
+    /// Answers every `/hold` request that arrived so far. - Returns: how many.
+    @discardableResult
+    func releaseHeld() -> Int {
+        let answers = self.held.withLockedValue { held in
+            defer { held.removeAll() }
+            return held
+        }
+        for answer in answers { answer() }
+        return answers.count
+    }
+
+    fileprivate func hold(_ answer: @escaping @Sendable () -> Void) {
+        self.held.withLockedValue { $0.append(answer) }
+    }
+
     func stop() async {
         try? await self.channel.close()
     }
@@ -112,6 +130,17 @@ final class TestBackend: Sendable {
                     return
                 }
                 if head.uri.hasPrefix("/hang") { return }
+                if head.uri.hasPrefix("/hold") {
+                    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                    let loop = context.eventLoop
+                    self.backend.hold {
+                        loop.execute {
+                            let (handler, context) = bound.value
+                            handler.answer(status: .ok, body: "ok", context: context)
+                        }
+                    }
+                    return
+                }
                 if head.uri.hasPrefix("/slow") {
                     let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                     context.eventLoop.scheduleTask(in: .milliseconds(300)) {

@@ -1,3 +1,4 @@
+import LHTTPApp
 import LHTTPClient
 import LHTTPConfig
 import LHTTPGateway
@@ -9,17 +10,23 @@ import LHTTPUpstream
 import Logging
 import NIOCore
 import NIOPosix
-import Prometheus
+import ServiceLifecycle
 
-/// A real lhttpd server on 127.0.0.1, port 0, for one test.
+/// A real lhttpd node on 127.0.0.1, port 0, for one test: the executable's own wiring (``Application``)
+/// run as a ServiceGroup, and stopped the way a signal stops it (a graceful shutdown: drain, calls in
+/// flight, cluster link).
 struct TestServer {
-    let server: GatewayServer
-    let gateway: Gateway
-    let upstream: CurlHTTPClient
-    let webhookClient: CurlHTTPClient?
-    /// The NATS broker when `cluster.nats` is configured.
-    let cluster: NATSBroker?
+    let application: Application
     let port: Int
+    private let run: Task<Void, any Error>
+    private let group: ServiceGroup
+
+    var server: GatewayServer { self.application.server }
+    var gateway: Gateway { self.application.gateway }
+    var upstream: CurlHTTPClient { self.application.upstreamClient }
+    var webhookClient: CurlHTTPClient? { self.application.webhookClient }
+    /// The NATS broker when `cluster.nats` is configured.
+    var cluster: NATSBroker? { self.application.cluster }
 
     static func start(
         _ configure: (inout GatewayConfig) -> Void = { _ in },
@@ -29,46 +36,19 @@ struct TestServer {
         configure(&configuration)
         var logger = Logger(label: "lhttpd.test")
         logger.logLevel = .error  // every rejection is a warning: the tests make many on purpose
-        let (filter, upstream) = try UpstreamFilter.make(configuration.upstream, logger: logger)
-        let limits = LHTTPLimits(configuration.limits)
-        let registry = PrometheusCollectorRegistry()
-        let metrics = LHTTPMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let webhooks = Webhooks.make(configuration, limits: limits, metrics: metrics, logger: logger)
-        let hub = Hub()
-        let cluster = configuration.cluster.isEnabled
-            ? try NATSBroker(
-                hub: hub, configuration: configuration.cluster, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), metrics: metrics, logger: logger
-            )
-            : nil
-        cluster?.start()
-        let gateway = Gateway(
-            limits: limits,
-            processors: processors,
-            filters: webhooks.filters,
-            filtersAfterPubSub: [filter],
-            router: webhooks.router,
-            connectHook: webhooks.connectHook,
-            maxQueuedWhileRouting: configuration.webhook.maxQueuedPerConnection,
-            caps: SubscriptionCaps(configuration.limits),
-            hub: hub,
-            broker: { hub -> any Broker in
-                if let cluster { return cluster }
-                return LocalBroker(hub: hub)
-            },
-            metrics: metrics,
-            logger: logger
+        let application = try Application(
+            configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger, processors: processors
         )
-        let server = GatewayServer(
-            configuration: configuration,
-            gateway: gateway,
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            metricsRegistry: registry,
-            logger: logger
-        )
-        let address = try await server.start()
-        return TestServer(
-            server: server, gateway: gateway, upstream: upstream, webhookClient: webhooks.client, cluster: cluster, port: address.port ?? 0
-        )
+        let group = ServiceGroup(services: application.services, logger: logger)
+        let run = Task { try await group.run() }
+        do {
+            let address = try await application.server.waitUntilListening()
+            return TestServer(application: application, port: address.port ?? 0, run: run, group: group)
+        } catch {
+            await group.triggerGracefulShutdown()
+            _ = try? await run.value
+            throw error
+        }
     }
 
     /// Runs `body` with a fresh server and stops the server afterwards, also when `body` throws.
@@ -89,15 +69,10 @@ struct TestServer {
         }
     }
 
+    /// A graceful shutdown, as SIGTERM does it; returns when every service has stopped.
     func stop() async throws {
-        try await self.server.stop()
-        await self.cluster?.shutdown()
-        let upstream = self.upstream
-        let webhookClient = self.webhookClient
-        await Task.detached {
-            upstream.shutdown()
-            webhookClient?.shutdown()
-        }.value
+        await self.group.triggerGracefulShutdown()
+        try await self.run.value
     }
 
     func client(path: String = "/") async throws -> LHTTPWebSocketClient {

@@ -1,4 +1,5 @@
 import Foundation
+import LHTTPGateway
 import LHTTPProtocol
 import LHTTPUpstream
 import NIOCore
@@ -120,7 +121,7 @@ struct WebhookTests {
         #expect(actions.subscribe == ["a", "b"])
         #expect(actions.unsubscribe == ["c", "d"])
         #expect(actions.meta == ["user": "42", "name": "ann", "admin": "false"])
-        #expect(actions.close?.code == 4000)
+        #expect(actions.close?.code == CloseCode(rawValue: 4000))
         #expect(actions.close?.reason == "bye")
     }
 

@@ -6,16 +6,27 @@ import NIOPosix
 /// it records everything received and whether the server closed.
 public final class RawConnection: Sendable {
     public let channel: any Channel
-    private let state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
+    private let state: NIOLockedValueBox<Record>
 
-    private init(channel: any Channel, state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>) {
+    struct Record {
+        var bytes: [UInt8] = []
+        var closed = false
+        /// The first error the connection saw (a reset shows up as `ECONNRESET`).
+        var error: String?
+    }
+
+    private init(channel: any Channel, state: NIOLockedValueBox<Record>) {
         self.channel = channel
         self.state = state
     }
 
-    public static func connect(port: Int) async throws -> RawConnection {
-        let state = NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>(([], false))
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// - Parameter reading: false makes a client that never reads (until ``startReading()``): the server's
+    /// writes pile up in the kernel buffers, as with a client that stopped reading.
+    public static func connect(port: Int, reading: Bool = true, receiveBuffer: Int? = nil) async throws -> RawConnection {
+        let state = NIOLockedValueBox<Record>(Record())
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).channelOption(.autoRead, value: reading)
+        if let receiveBuffer { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer)) }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Recorder(state: state)) }
             }
@@ -34,10 +45,25 @@ public final class RawConnection: Sendable {
     public var received: [UInt8] { self.state.withLockedValue { $0.bytes } }
     public var text: String { String(decoding: self.received, as: UTF8.self) }
     public var isClosed: Bool { self.state.withLockedValue { $0.closed } }
+    /// The first error seen, if any.
+    public var error: String? { self.state.withLockedValue { $0.error } }
+
+    /// Reads from now on (a client made with `reading: false`).
+    public func startReading() async throws {
+        try await self.channel.setOption(.autoRead, value: true).get()
+        self.channel.read()
+    }
+
+    /// The frames the server sent after its 101 response.
+    public var frames: [RawFrames.ServerFrame] {
+        let bytes = self.received
+        guard let end = self.text.range(of: "\r\n\r\n")?.upperBound else { return [] }
+        return RawFrames.serverFrames(Array(bytes[self.text.utf8.distance(from: self.text.startIndex, to: end)...]))
+    }
 
     /// Upgrades to a websocket on `path` (no extension, no pong ever sent by this client).
-    public static func websocket(port: Int, path: String = "/ws", extraHeaders: String = "") async throws -> RawConnection {
-        let connection = try await RawConnection.connect(port: port)
+    public static func websocket(port: Int, path: String = "/ws", extraHeaders: String = "", reading: Bool = true, receiveBuffer: Int? = nil) async throws -> RawConnection {
+        let connection = try await RawConnection.connect(port: port, reading: reading, receiveBuffer: receiveBuffer)
         try await connection.send(
             "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n"
@@ -98,8 +124,8 @@ public final class RawConnection: Sendable {
 
     private final class Recorder: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
-        let state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
-        init(state: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>) { self.state = state }
+        let state: NIOLockedValueBox<Record>
+        init(state: NIOLockedValueBox<Record>) { self.state = state }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let bytes = Self.unwrapInboundIn(data)
@@ -109,6 +135,11 @@ public final class RawConnection: Sendable {
         func channelInactive(context: ChannelHandlerContext) {
             self.state.withLockedValue { $0.closed = true }
             context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            self.state.withLockedValue { if $0.error == nil { $0.error = "\(error)" } }
+            context.close(promise: nil)
         }
     }
 }

@@ -1,0 +1,40 @@
+import LHTTPConfig
+import LHTTPNATS
+import LHTTPProtocol
+import LHTTPUpstream
+
+/// Everything start-up checks about a configuration, done once, without starting anything: the config's
+/// own validation, the `upstream.allow` prefixes through libcurl's URL parser (the one that makes the
+/// requests), and the cluster's server URLs. `lhttpd --check-config` runs exactly this, so it cannot
+/// approve a config that start-up then refuses.
+public struct ApplicationPlan: Sendable {
+    public let configuration: GatewayConfig
+    public let limits: LHTTPLimits
+    let upstreamPolicy: UpstreamURLPolicy
+    /// `cluster.nats`, parsed (empty: one node).
+    let clusterServers: [NATSServerURL]
+
+    /// - Throws: every problem found, not the first.
+    public init(_ configuration: GatewayConfig) throws(ConfigError) {
+        var problems = configuration.validate()
+        var policy: UpstreamURLPolicy?
+        var servers: [NATSServerURL] = []
+        do {
+            policy = try UpstreamURLPolicy(allow: configuration.upstream.allow)
+        } catch {
+            problems.append(ConfigProblem(keyPath: "upstream.allow", message: "\(error)"))
+        }
+        if configuration.cluster.isEnabled {
+            do {
+                servers = try configuration.cluster.servers()
+            } catch {
+                problems += error.problems
+            }
+        }
+        guard problems.isEmpty, let policy else { throw ConfigError(problems: problems) }
+        self.configuration = configuration
+        self.limits = LHTTPLimits(configuration.limits)
+        self.upstreamPolicy = policy
+        self.clusterServers = servers
+    }
+}

@@ -1,0 +1,24 @@
+import LHTTPProtocol
+import NIOCore
+
+/// Carries out the `upstream` header: forwards a message to a backend (the libcurl adapter implements it).
+public protocol UpstreamCaller: Sendable {
+    /// Starts the call. `completion` runs exactly once, on `eventLoop`, never before `call` returned: nil
+    /// when the backend took the message, else the error the sender gets.
+    func call(_ call: UpstreamCall, on eventLoop: any EventLoop, completion: @escaping @Sendable (GatewayError?) -> Void)
+}
+
+/// One `upstream:METHOD URL` header of a message, to carry out.
+public struct UpstreamCall: Sendable, Equatable {
+    /// The header's value (`POST http://host/path`), checked by the adapter against `upstream.allow`.
+    public var target: String
+    /// The message as processed (its serialized form is the request body of POST, PUT and PATCH).
+    public var message: LHTTPMessage
+    public var connection: ConnectionID
+
+    public init(target: String, message: LHTTPMessage, connection: ConnectionID) {
+        self.target = target
+        self.message = message
+        self.connection = connection
+    }
+}

@@ -1,0 +1,79 @@
+import LHTTPProtocol
+import NIOCore
+
+/// What the core makes of one message before anything takes effect: parse it, cut its multipart parts,
+/// run its command's processor, read its channel lists (once), and decide whether it goes to the app.
+///
+/// Shared, read-only, by every connection. A bad message fails here as a whole: nothing of it is applied.
+public struct MessagePipeline: Sendable {
+    public let limits: LHTTPLimits
+    private let parser: LHTTPParser
+    private let processors: [String: any LHTTPProcessor]
+    private let router: (any MessageRouter)?
+    /// Whether an `upstream` header is carried out (an upstream adapter is configured).
+    private let forwardsUpstream: Bool
+
+    public init(limits: LHTTPLimits, processors: [String: any LHTTPProcessor], router: (any MessageRouter)?, forwardsUpstream: Bool) {
+        self.limits = limits
+        self.parser = LHTTPParser(limits: limits)
+        self.processors = processors
+        self.router = router
+        self.forwardsUpstream = forwardsUpstream
+    }
+
+    /// The `upstream` header (`upstream:METHOD URL`).
+    public static let upstreamHeader = "upstream"
+
+    /// Plans `payload`. `connection` is asked only when a processor or the router needs it.
+    func plan(_ payload: ByteBuffer, connection: () -> ConnectionInfo) throws(GatewayError) -> PlannedMessage {
+        do {
+            var message = try self.parser.parse(payload)
+            let parts = try message.multipartParts(limits: self.limits)
+            var replies: [LHTTPMessage] = []
+            if let processor = self.processors[message.command] {
+                replies = try processor.onMessage(&message, parts: parts, connection: connection())
+            }
+            // Every list is checked before any takes effect, so a bad list changes nothing.
+            let subscribe = try message.channels(LHTTPChannelList.subscribeHeader, limits: self.limits)
+            let publish = try message.channels(LHTTPChannelList.publishHeader, limits: self.limits)
+            let unsubscribe = try message.channels(LHTTPChannelList.unsubscribeHeader, limits: self.limits)
+            let routed = self.router?.routes(command: message.command, subscribing: subscribe) ?? false
+            return PlannedMessage(
+                message: message, parts: parts, replies: replies,
+                subscribe: subscribe, publish: publish, unsubscribe: unsubscribe,
+                upstream: self.forwardsUpstream ? message.headers[Self.upstreamHeader] : nil,
+                isRouted: routed
+            )
+        } catch let error as LHTTPProtocolError {
+            throw .protocolError(error)
+        } catch {
+            throw GatewayError(error)
+        }
+    }
+}
+
+/// One message, parsed and processed, with what it asks for.
+struct PlannedMessage: Sendable {
+    var message: LHTTPMessage
+    var parts: [LHTTPPart]
+    /// The processor's replies, sent before the message's effects.
+    var replies: [LHTTPMessage]
+    var subscribe: [String]
+    var publish: [String]
+    var unsubscribe: [String]
+    /// The `upstream` header's value when upstream calls are carried out.
+    var upstream: String?
+    /// Goes to the app first.
+    var isRouted: Bool
+
+    /// The message with its `subscribe` headers replaced by one naming `channels` (none: removed), as
+    /// the subscribe hook allowed them: the published copy and the upstream body show what was applied.
+    mutating func narrowSubscriptions(to channels: [String]) {
+        guard channels != self.subscribe else { return }
+        self.subscribe = channels
+        self.message.headers.remove(name: LHTTPChannelList.subscribeHeader)
+        if !channels.isEmpty {
+            self.message.headers.add(name: LHTTPChannelList.subscribeHeader, value: channels.joined(separator: " "))
+        }
+    }
+}

@@ -1,0 +1,350 @@
+import LHTTPProtocol
+import NIOCore
+
+/// The LHTTP side of one connection: what its messages ask for, in order, and what the app and the
+/// backends answered. A plain struct, confined to the connection's event loop: events in, actions out.
+///
+/// The handler reports an event (``opened(actions:)``, ``messageReceived(_:)``, ``routeAnswered(_:)``,
+/// ``upstreamCompleted(_:)``, ``finish(code:)``), executes the action it gets, and calls ``next(_:)``
+/// until ``SessionAction/none``. Everything a message does is a step in one queue, so its effects happen
+/// in the documented order (replies, subscribe, publish, unsubscribe, upstream, then the app's answer:
+/// reply, publish, subscribe, unsubscribe, meta, close), a refusal of the message's own effects drops the
+/// rest of that message, and a message never overtakes an earlier one:
+/// - while a routed message waits for the app, later messages wait behind it (at most
+///   `maxBacklog`; beyond, 503);
+/// - while the connection's upstream calls are at `maxUpstreamInFlight`, the next upstream message waits
+///   too and reading stops (back-pressure: the client's burst is delivered in order). What was already
+///   read when reading stopped (at most a few reads' worth) waits behind it, up to `maxBacklogBytes`;
+///   beyond, 429.
+public struct SessionStateMachine {
+    /// Per-connection bounds, from the config.
+    public struct Configuration: Sendable {
+        /// `limits.max_subscriptions_per_connection`.
+        public var maxSubscriptions: Int
+        /// `webhook.max_queued_per_connection`: messages waiting behind a blocked one.
+        public var maxBacklog: Int
+        /// `upstream.max_in_flight_per_connection`.
+        public var maxUpstreamInFlight: Int
+        /// `upstream.max_queued_bytes_per_connection`: bytes of messages waiting while reading is paused.
+        public var maxBacklogBytes: Int
+
+        public init(maxSubscriptions: Int = 128, maxBacklog: Int = 64, maxUpstreamInFlight: Int = 64, maxBacklogBytes: Int = 4 << 20) {
+            self.maxSubscriptions = maxSubscriptions
+            self.maxBacklog = maxBacklog
+            self.maxUpstreamInFlight = maxUpstreamInFlight
+            self.maxBacklogBytes = maxBacklogBytes
+        }
+    }
+
+    /// What stops the step queue.
+    private enum Blocker: Equatable {
+        /// A routed message waits for the app's answer.
+        case route
+        /// An upstream step waits for one of the connection's calls to finish.
+        case upstreamSlot
+    }
+
+    /// What to do when the hub or the broker refuses a step.
+    enum Refusal: Equatable {
+        /// The message's own effects: an error reply, and the rest of the message is dropped.
+        case abortMessage
+        /// An app's subscribe: an error reply, the rest goes on.
+        case reply
+        /// An app's publication: logged only.
+        case log
+    }
+
+    /// One unit of work. A message becomes a run of steps ending with ``endOfMessage``.
+    enum Step: Equatable {
+        case send(ByteBuffer)
+        case error(GatewayError)
+        case subscribe([String], Refusal)
+        case publish(ByteBuffer, [String], PublicationSource, Refusal)
+        case unsubscribe([String])
+        case upstream(UpstreamCall)
+        case route(RouteRequest, PlannedMessageBox)
+        case setMeta([String: String])
+        case close(CloseCode, String)
+        case endOfMessage
+    }
+
+    public let id: ConnectionID
+    public let remoteAddress: String
+    /// The app's values for this connection (a webhook answer's `meta`).
+    public private(set) var meta: [String: String] = [:]
+    /// The channels this connection is in.
+    public private(set) var subscriptions: Set<String> = []
+    /// Whether ``finish(code:)`` happened.
+    public private(set) var isFinished = false
+
+    private let configuration: Configuration
+    private let pipeline: MessagePipeline
+    private var steps = CircularBuffer<Step>(initialCapacity: 4)
+    /// Actions that go out before any step (an upstream call's failure).
+    private var urgent: [SessionAction] = []
+    private var blocker: Blocker?
+    /// The subscribe or publish step whose outcome ``next(_:)`` reports.
+    private var awaiting: Step?
+    private var backlog = CircularBuffer<ByteBuffer>(initialCapacity: 0)
+    private var backlogBytes = 0
+    private var upstreamInFlight = 0
+    private var readingPaused = false
+
+    public init(id: ConnectionID, remoteAddress: String = "", pipeline: MessagePipeline, configuration: Configuration) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.pipeline = pipeline
+        self.configuration = configuration
+    }
+
+    /// The connection as hooks and the app see it now.
+    public var info: ConnectionInfo {
+        ConnectionInfo(id: self.id, remoteAddress: self.remoteAddress, meta: self.meta, subscriptions: self.subscriptions)
+    }
+
+    /// Upstream calls started and not completed.
+    public var upstreamCallsInFlight: Int { self.upstreamInFlight }
+
+    // MARK: Events
+
+    /// The connection opened; `actions` are what the connect hook's answer asked for.
+    public mutating func opened(actions: [AppAction]) -> SessionAction {
+        self.enqueue(actions)
+        return self.next()
+    }
+
+    /// One complete websocket message arrived.
+    public mutating func messageReceived(_ payload: ByteBuffer) -> SessionAction {
+        guard !self.isFinished else { return .none }
+        guard self.blocker == nil, self.steps.isEmpty, self.backlog.isEmpty else {
+            // Paused, only what was already read arrives: bounded in bytes. Otherwise (a route) in count.
+            if self.readingPaused {
+                guard self.backlogBytes + payload.readableBytes <= self.configuration.maxBacklogBytes else {
+                    return .sendError(.upstreamBusy(limit: self.configuration.maxUpstreamInFlight))
+                }
+            } else {
+                guard self.backlog.count < self.configuration.maxBacklog else {
+                    return .sendError(.tooManyWaiting(limit: self.configuration.maxBacklog))
+                }
+            }
+            self.backlogBytes += payload.readableBytes
+            self.backlog.append(payload)
+            return .none
+        }
+        self.plan(payload)
+        return self.next()
+    }
+
+    /// The app answered the routed message.
+    public mutating func routeAnswered(_ answer: RouteAnswer) -> SessionAction {
+        guard !self.isFinished, self.blocker == .route, case .route(_, let box)? = self.steps.first else { return .none }
+        self.steps.removeFirst()
+        self.blocker = nil
+        var planned = box.value
+        var run: [Step] = []
+        switch answer {
+        case .proceed(let allowed, let actions):
+            if let allowed { planned.narrowSubscriptions(to: allowed) }
+            run = self.effects(of: planned)
+            run.removeLast()  // the answer's actions belong to the same message
+            run += actions.map(Self.step(for:))
+            run.append(.endOfMessage)
+        case .stop(let error):
+            run = [.error(error), .endOfMessage]
+        }
+        for step in run.reversed() { self.steps.prepend(step) }
+        return self.next()
+    }
+
+    /// An upstream call finished: nil when the backend took it, else the error for the sender.
+    public mutating func upstreamCompleted(_ error: GatewayError?) -> SessionAction {
+        self.upstreamInFlight -= 1
+        guard !self.isFinished else { return .none }
+        if let error { self.urgent.append(.sendError(error)) }
+        if self.blocker == .upstreamSlot { self.blocker = nil }
+        return self.next()
+    }
+
+    /// The connection is over (`code`: sent, received, or 1006). Later events do nothing.
+    public mutating func finish(code: CloseCode) -> SessionAction {
+        guard !self.isFinished else { return .none }
+        let summary = ConnectionSummary(connection: self.info, code: code)
+        self.isFinished = true
+        self.steps.removeAll()
+        self.backlog.removeAll()
+        self.backlogBytes = 0
+        self.urgent.removeAll()
+        self.blocker = nil
+        self.awaiting = nil
+        self.subscriptions.removeAll()
+        return .release(summary)
+    }
+
+    // MARK: Driving
+
+    /// The next action, after reporting the outcome of the previous one (``StepOutcome/done`` unless a
+    /// subscribe or publish was refused).
+    public mutating func next(_ outcome: StepOutcome = .done) -> SessionAction {
+        if let awaited = self.awaiting {
+            self.awaiting = nil
+            if case .refused(let error) = outcome {
+                if case .subscribe(let channels, _) = awaited { self.subscriptions.subtract(channels) }
+                if let action = self.refused(awaited, error) { return action }
+            }
+        }
+        while true {
+            if !self.urgent.isEmpty { return self.urgent.removeFirst() }
+            guard !self.isFinished else { return .none }
+            if self.blocker != nil { return .none }
+            if let step = self.steps.popFirst() {
+                if let action = self.action(for: step) { return action }
+                continue
+            }
+            if let payload = self.backlog.popFirst() {
+                self.backlogBytes -= payload.readableBytes
+                self.plan(payload)
+                continue
+            }
+            if self.readingPaused {
+                self.readingPaused = false
+                return .resumeReading
+            }
+            return .none
+        }
+    }
+
+    /// Turns a step into an action, or nil when the step needed none (done in place, or nothing to do).
+    private mutating func action(for step: Step) -> SessionAction? {
+        switch step {
+        case .send(let bytes):
+            return .send(bytes)
+        case .error(let error):
+            return .sendError(error)
+        case .subscribe(let channels, let refusal):
+            var fresh: [String] = []
+            for channel in channels where !self.subscriptions.contains(channel) && !fresh.contains(channel) {
+                fresh.append(channel)
+            }
+            guard !fresh.isEmpty else { return nil }
+            guard self.subscriptions.count + fresh.count <= self.configuration.maxSubscriptions else {
+                return self.refused(step, .subscriptionLimit(limit: self.configuration.maxSubscriptions))
+            }
+            self.subscriptions.formUnion(fresh)
+            self.awaiting = .subscribe(fresh, refusal)
+            return .subscribe(fresh)
+        case .publish(let payload, let channels, let source, _):
+            self.awaiting = step
+            return .publish(payload, channels: channels, source: source)
+        case .unsubscribe(let channels):
+            let present = channels.filter { self.subscriptions.remove($0) != nil }
+            return present.isEmpty ? nil : .unsubscribe(present)
+        case .upstream(let call):
+            guard self.upstreamInFlight < self.configuration.maxUpstreamInFlight else {
+                self.steps.prepend(step)
+                self.blocker = .upstreamSlot
+                guard !self.readingPaused else { return SessionAction.none }
+                self.readingPaused = true
+                return .pauseReading
+            }
+            self.upstreamInFlight += 1
+            return .callUpstream(call)
+        case .route(let request, _):
+            self.steps.prepend(step)
+            self.blocker = .route
+            return .route(request)
+        case .setMeta(let meta):
+            self.meta = meta
+            return nil
+        case .close(let code, let reason):
+            return .close(code, reason: reason)
+        case .endOfMessage:
+            return nil
+        }
+    }
+
+    /// Applies the refusal policy of `step`. - Returns: the action it leads to, or nil to go on.
+    private mutating func refused(_ step: Step, _ error: GatewayError) -> SessionAction? {
+        let policy: Refusal
+        switch step {
+        case .subscribe(_, let refusal):
+            policy = refusal
+        case .publish(_, _, _, let refusal):
+            policy = refusal
+        default:
+            return nil
+        }
+        switch policy {
+        case .abortMessage:
+            while let dropped = self.steps.popFirst(), dropped != .endOfMessage {}
+            return .sendError(error)
+        case .reply:
+            return .sendError(error)
+        case .log:
+            return .warn("app answer's publication refused", error)
+        }
+    }
+
+    // MARK: Planning
+
+    /// Turns a message into steps (or one error step when it is refused as a whole).
+    private mutating func plan(_ payload: ByteBuffer) {
+        let planned: PlannedMessage
+        do {
+            planned = try self.pipeline.plan(payload, connection: { self.info })
+        } catch {
+            self.steps.append(.error(error))
+            return
+        }
+        for reply in planned.replies { self.steps.append(.send(reply.serialized())) }
+        guard planned.isRouted else {
+            for step in self.effects(of: planned) { self.steps.append(step) }
+            return
+        }
+        let request = RouteRequest(message: planned.message, parts: planned.parts, subscribe: planned.subscribe, connection: self.info)
+        self.steps.append(.route(request, PlannedMessageBox(planned)))
+    }
+
+    /// The message's own effects, in order, closed by ``Step/endOfMessage``.
+    private func effects(of planned: PlannedMessage) -> [Step] {
+        var run: [Step] = []
+        if !planned.subscribe.isEmpty { run.append(.subscribe(planned.subscribe, .abortMessage)) }
+        if !planned.publish.isEmpty {
+            run.append(.publish(planned.message.serialized(), planned.publish, .websocket, .abortMessage))
+        }
+        if !planned.unsubscribe.isEmpty { run.append(.unsubscribe(planned.unsubscribe)) }
+        if let target = planned.upstream {
+            run.append(.upstream(UpstreamCall(target: target, message: planned.message, connection: self.id)))
+        }
+        run.append(.endOfMessage)
+        return run
+    }
+
+    private mutating func enqueue(_ actions: [AppAction]) {
+        guard !actions.isEmpty else { return }
+        for action in actions { self.steps.append(Self.step(for: action)) }
+        self.steps.append(.endOfMessage)
+    }
+
+    /// The one mapping from what the app asked for to steps.
+    static func step(for action: AppAction) -> Step {
+        switch action {
+        case .reply(let bytes): return .send(bytes)
+        case .publish(let payload, let channels): return .publish(payload, channels, .webhook, .log)
+        case .subscribe(let channels): return .subscribe(channels, .reply)
+        case .unsubscribe(let channels): return .unsubscribe(channels)
+        case .setMeta(let meta): return .setMeta(meta)
+        case .close(let code, let reason): return .close(code, reason)
+        case .error(let error): return .error(error)
+        }
+    }
+}
+
+/// A planned message parked in a route step (a class, so the step enum stays small and `Equatable` by
+/// identity).
+final class PlannedMessageBox: Equatable, Sendable {
+    let value: PlannedMessage
+
+    init(_ value: PlannedMessage) { self.value = value }
+
+    static func == (lhs: PlannedMessageBox, rhs: PlannedMessageBox) -> Bool { lhs === rhs }
+}

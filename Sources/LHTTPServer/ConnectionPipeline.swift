@@ -1,0 +1,169 @@
+import LHTTPConfig
+import LHTTPGateway
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Prometheus
+
+/// Builds each accepted connection's pipeline: the HTTP/1.1 server pipeline with its request clock and
+/// router, and NIO's websocket upgrader on the configured paths (origin check and connection cap, then the
+/// connect hook, before the upgrade is answered).
+struct ConnectionPipeline: Sendable {
+    let configuration: GatewayConfig
+    let gateway: Gateway
+    let metrics: ServerMetrics
+    let metricsRegistry: PrometheusCollectorRegistry?
+    let fileThreadPool: NIOThreadPool
+    let logger: Logger
+    /// The keep-alive sweeper of a loop (called on that loop).
+    let sweeper: @Sendable (any EventLoop) -> KeepAliveSweeper
+
+    func configure(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let configuration = self.configuration
+        let gateway = self.gateway
+        let limits = configuration.limits
+        let websocketPaths = Set(configuration.websocket.paths)
+        let allowedOrigins = OriginPolicy(allowed: configuration.websocket.allowedOrigins)
+        // What the connect hook accepted, from `shouldUpgrade` to `upgradePipelineHandler` (the HTTP router
+        // is already gone by then).
+        let accepted = NIOLoopBoundBox<AcceptedConnect?>(nil, eventLoop: channel.eventLoop)
+        let handlerSettings = WebSocketConnectionHandler.Settings(
+            maxMessageBytes: limits.maxMessageBytes,
+            closeTimeout: .nanoseconds(Int64(configuration.websocket.closeTimeoutS * 1e9))
+        )
+        let sweeper = self.sweeper
+        let metrics = self.metrics
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: limits.maxMessageBytes,
+            automaticErrorHandling: false,
+            shouldUpgrade: { channel, head in
+                let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+                let path = parts.first.map(String.init) ?? head.uri
+                guard websocketPaths.contains(path) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                if let refusal = Self.refusal(head: head, origins: allowedOrigins, maxConnections: limits.maxConnections, gateway: gateway) {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self).connectRefusal = refusal
+                        return nil
+                    }
+                }
+                guard let hook = gateway.connectHook else { return channel.eventLoop.makeSucceededFuture(HTTPHeaders()) }
+                return Self.askConnectHook(
+                    hook, channel: channel, head: head, path: path,
+                    query: parts.count > 1 ? String(parts[1]) : "", accepted: accepted
+                )
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    let accepted = accepted.value
+                    try channel.pipeline.syncOperations.addHandler(
+                        WebSocketConnectionHandler(
+                            gateway: gateway,
+                            settings: handlerSettings,
+                            metrics: metrics,
+                            id: accepted?.id ?? .next(),
+                            connectActions: accepted?.actions ?? [],
+                            sweeper: sweeper(channel.eventLoop)
+                        )
+                    )
+                }
+            }
+        )
+        let settings = self.routerSettings()
+        let pool = self.fileThreadPool
+        let logger = self.logger
+        let http = configuration.http
+        return channel.eventLoop.makeCompletedFuture {
+            let router = HTTPRequestRouter(settings: settings, gateway: gateway, metrics: metrics, fileThreadPool: pool, logger: logger)
+            let boundRouter = NIOLoopBound(router, eventLoop: channel.eventLoop)
+            let deadline = HTTPDeadlineHandler(
+                requestTimeout: .nanoseconds(Int64(http.requestTimeoutS * 1e9)),
+                keepaliveTimeout: .nanoseconds(Int64(http.keepaliveTimeoutS * 1e9)),
+                logger: logger,
+                onTimeout: { metrics.httpRequestTimedOut() }
+            )
+            let boundDeadline = NIOLoopBound(deadline, eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(deadline)
+            // Outbound header validation is off: every response header is written by HTTPRequestRouter
+            // from constants and numbers, never from request input (it cost 8% of a publish).
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withServerUpgrade: (
+                    upgraders: [upgrader],
+                    completionHandler: { context in
+                        context.pipeline.syncOperations.removeHandler(boundRouter.value, promise: nil)
+                        context.pipeline.syncOperations.removeHandler(boundDeadline.value, promise: nil)
+                    }
+                ),
+                withErrorHandling: true,
+                withOutboundHeaderValidation: false
+            )
+            try channel.pipeline.syncOperations.addHandler(router)
+        }
+    }
+
+    private func routerSettings() -> HTTPRequestRouter.Settings {
+        let configuration = self.configuration
+        return HTTPRequestRouter.Settings(
+            publishPath: configuration.publish.path,
+            websocketPaths: Set(configuration.websocket.paths),
+            publish: PublishEndpoint(token: configuration.publish.token, limits: self.gateway.limits),
+            staticFiles: StaticFiles(root: configuration.staticDir),
+            maxBodyBytes: min(configuration.limits.maxMessageBytes, configuration.http.maxBodyBytes),
+            maxRequestBodyBytes: configuration.http.maxBodyBytes,
+            metricsPath: configuration.metrics.path,
+            metricsToken: BearerToken(configuration.metrics.token),
+            metricsRegistry: self.metricsRegistry
+        )
+    }
+
+    /// Why an upgrade is refused before the connect hook is asked: a browser origin not allowed, or the
+    /// node's connection cap reached. Each refusal is answered by the HTTP router (403, 503) and logged there.
+    private static func refusal(head: HTTPRequestHead, origins: OriginPolicy, maxConnections: Int, gateway: Gateway) -> ServerError? {
+        if let origin = head.headers.first(name: "origin"), !origins.allows(origin: origin, host: head.headers.first(name: "host")) {
+            return .originNotAllowed(origin)
+        }
+        if gateway.connectionCount >= maxConnections {
+            return .tooManyConnections(limit: maxConnections)
+        }
+        return nil
+    }
+
+    /// Runs the connect hook during the upgrade: on acceptance the upgrade proceeds (the connection gets the
+    /// hook's id and actions); on refusal or failure the request is answered with the hook's status.
+    private static func askConnectHook(
+        _ hook: any ConnectHook,
+        channel: any Channel,
+        head: HTTPRequestHead,
+        path: String,
+        query: String,
+        accepted: NIOLoopBoundBox<AcceptedConnect?>
+    ) -> EventLoopFuture<HTTPHeaders?> {
+        var headers: [String: String] = [:]
+        for name in ["cookie", "authorization", "origin", "user-agent"] {
+            let values = head.headers[name]
+            if !values.isEmpty { headers[name] = values.joined(separator: "; ") }
+        }
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+        let request = ConnectRequest(id: .next(), remoteAddress: remote, path: path, query: query, headers: headers)
+        let promise = channel.eventLoop.makePromise(of: ConnectDecision.self)
+        hook.connect(request, on: channel.eventLoop) { promise.succeed($0) }
+        return promise.futureResult.flatMapThrowing { decision in
+            let router = try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self)
+            switch decision {
+            case .accept(let actions):
+                accepted.value = AcceptedConnect(id: request.id, actions: actions)
+                return HTTPHeaders()
+            case .refuse(let status, let reason):
+                router.connectRefusal = .connectRefused(status: status, reason: reason)
+                return nil
+            }
+        }
+    }
+}
+
+/// A connection the connect hook accepted: its id, and what the hook asked for on it.
+struct AcceptedConnect {
+    var id: ConnectionID
+    var actions: [AppAction]
+}

@@ -1,0 +1,300 @@
+import LHTTPGateway
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import NIOPosix
+
+/// Routes plain HTTP requests: `POST /publish`, `GET /healthz`, static files.
+///
+/// Websocket upgrades never reach it (NIO's upgrade handler sits in front). The request body is
+/// buffered only for publish, and only up to `limits.max_message_bytes`.
+final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    struct Settings: Sendable {
+        var publishPath: String
+        var websocketPaths: Set<String>
+        var publish: PublishEndpoint
+        var staticFiles: StaticFiles
+        /// Largest publish body (`limits.max_message_bytes`, within `http.max_body_bytes`).
+        var maxBodyBytes: Int
+        /// Largest body of any other request (`http.max_body_bytes`).
+        var maxRequestBodyBytes: Int
+        /// `GET` path of the Prometheus text (empty: off), its token, and the registry it prints.
+        var metricsPath: String
+        var metricsToken: BearerToken
+        var metricsRegistry: PrometheusCollectorRegistry?
+    }
+
+    private enum State {
+        case idle
+        /// Collecting a publish body.
+        case publishing(HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer)
+        /// Waiting for the request end to answer (body counted, not kept).
+        case waiting(HTTPRequestHead, Route, bodyBytes: Int)
+        /// A response that closes the connection was sent; everything else is dropped.
+        case closing
+    }
+
+    private enum Route {
+        case healthz
+        case metrics
+        case staticFile(String)
+        case failure(ServerError)
+    }
+
+    private let settings: Settings
+    private let gateway: Gateway
+    private let metrics: ServerMetrics
+    private let fileThreadPool: NIOThreadPool
+    private let logger: Logger
+    private var state = State.idle
+    /// Set by the connect hook during `shouldUpgrade` when it refused: the upgrade request, delivered
+    /// here as plain HTTP, is answered with this.
+    var connectRefusal: ServerError?
+    /// Between `channelRead` and `channelReadComplete`: responses wait for one flush at the end.
+    private var inRead = false
+    private var flushPending = false
+    /// The connection's request clock (nil on connections built without one).
+    private var deadline: HTTPDeadlineHandler?
+    /// The current request's route, for the request counter.
+    private var metricsRoute = ServerMetrics.HTTPRoute.other
+
+    init(settings: Settings, gateway: Gateway, metrics: ServerMetrics, fileThreadPool: NIOThreadPool, logger: Logger) {
+        self.settings = settings
+        self.gateway = gateway
+        self.metrics = metrics
+        self.fileThreadPool = fileThreadPool
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.deadline = try? context.pipeline.syncOperations.handler(type: HTTPDeadlineHandler.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.deadline = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.inRead = true
+        switch (Self.unwrapInboundIn(data), self.state) {
+        case (.head(let head), .idle):
+            self.begin(head, context: context)
+        case (.body(var chunk), .publishing(let head, let query, var body)):
+            guard body.readableBytes + chunk.readableBytes <= self.settings.maxBodyBytes else {
+                self.fail(.bodyTooLarge(limit: self.settings.maxBodyBytes), head: head, closing: true, context: context)
+                return
+            }
+            self.state = .idle  // drop the reference so the append does not copy
+            body.writeBuffer(&chunk)
+            self.state = .publishing(head, query: query, body: body)
+        case (.body(let chunk), .waiting(let head, let route, let bodyBytes)):
+            let total = bodyBytes + chunk.readableBytes
+            guard total <= self.settings.maxRequestBodyBytes else {
+                self.fail(.bodyTooLarge(limit: self.settings.maxRequestBodyBytes), head: head, closing: true, context: context)
+                return
+            }
+            self.state = .waiting(head, route, bodyBytes: total)
+        case (.end, .publishing(let head, let query, let body)):
+            self.state = .idle
+            self.deadline?.requestComplete()
+            self.publish(head: head, query: query, body: body, context: context)
+        case (.end, .waiting(let head, let route, _)):
+            self.state = .idle
+            self.deadline?.requestComplete()
+            self.answer(route, head: head, context: context)
+        case (.body, _), (.end, _), (.head, _):
+            break
+        }
+    }
+
+    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let (path, query) = QueryString.split(head.uri) else { return }
+        self.metricsRoute = .other
+        if let refusal = self.connectRefusal {
+            self.connectRefusal = nil
+            self.metricsRoute = .upgrade
+            self.metrics.upgradeRefused(status: refusal.httpStatus)
+            self.state = .waiting(head, .failure(refusal), bodyBytes: 0)
+            return
+        }
+        let route: Route
+        switch (head.method, path) {
+        case (.POST, _) where path == self.settings.publishPath:
+            self.metricsRoute = .publish
+            guard let query else {
+                route = .failure(.badQuery("invalid percent-encoding"))
+                break
+            }
+            guard self.settings.publish.isAuthorized(head.headers["authorization"]) else {
+                route = .failure(.unauthorized)
+                break
+            }
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init),
+                length > self.settings.maxBodyBytes
+            {
+                self.fail(.bodyTooLarge(limit: self.settings.maxBodyBytes), head: head, closing: true, context: context)
+                return
+            }
+            self.state = .publishing(head, query: query, body: context.channel.allocator.buffer(capacity: 0))
+            return
+        case (_, _) where path == self.settings.publishPath:
+            route = .failure(.methodNotAllowed(allowed: "POST"))
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            self.metricsRoute = .healthz
+            route = .healthz
+        case (.GET, _) where path == self.settings.metricsPath && self.settings.metricsRegistry != nil:
+            self.metricsRoute = .metrics
+            route = self.settings.metricsToken.isAuthorized(head.headers["authorization"]) ? .metrics : .failure(.unauthorized)
+        case (.GET, _), (.HEAD, _):
+            if let file = self.settings.staticFiles.resolve(path) {
+                self.metricsRoute = .staticFile
+                route = .staticFile(file)
+            } else if self.settings.websocketPaths.contains(String(path)) {
+                route = .failure(.upgradeRequired)
+            } else {
+                route = .failure(.notFound)
+            }
+        default:
+            route = .failure(.notFound)
+        }
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > self.settings.maxRequestBodyBytes {
+            self.fail(.bodyTooLarge(limit: self.settings.maxRequestBodyBytes), head: head, closing: true, context: context)
+            return
+        }
+        self.state = .waiting(head, route, bodyBytes: 0)
+    }
+
+    private func answer(_ route: Route, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        switch route {
+        case .healthz:
+            let stats = self.gateway.hub.stats
+            let health = Health(
+                connections: self.gateway.connectionCount,
+                channels: stats.channels,
+                subscriptions: stats.subscriptions,
+                sections: self.gateway.broker.health.map { [$0] } ?? []
+            )
+            self.respond(.ok, json: health, head: head, context: context)
+        case .metrics:
+            self.gateway.recordGauges()
+            let text = self.settings.metricsRegistry?.emitToBuffer() ?? []
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            self.respond(.ok, headers: headers, body: ByteBuffer(bytes: text), length: text.count, head: head, context: context)
+        case .staticFile(let path):
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            self.settings.staticFiles.read(path, pool: self.fileThreadPool, eventLoop: context.eventLoop).whenComplete { result in
+                let (router, context) = loopBound.value
+                switch result {
+                case .success(.some(let body)):
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-type", value: StaticFiles.contentType(for: path))
+                    router.respond(.ok, headers: headers, body: head.method == .HEAD ? nil : body, length: body.readableBytes, head: head, context: context)
+                case .success(.none), .failure:
+                    if router.settings.websocketPaths.contains(String(QueryString.split(head.uri)?.path ?? "")) {
+                        router.fail(.upgradeRequired, head: head, closing: false, context: context)
+                    } else {
+                        router.fail(.notFound, head: head, closing: false, context: context)
+                    }
+                }
+            }
+        case .failure(let error):
+            self.fail(error, head: head, closing: false, context: context)
+        }
+    }
+
+    private func publish(head: HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer, context: ChannelHandlerContext) {
+        do throws(ServerError) {
+            let (payload, channels) = try self.settings.publish.publication(body: body, query: query)
+            let deliveries: Int
+            do {
+                deliveries = try self.gateway.publish(payload, to: channels, source: .http)
+            } catch {
+                throw ServerError.publishRefused(error)
+            }
+            self.respond(.ok, json: PublishResult(channels: channels, deliveries: deliveries), head: head, context: context)
+        } catch {
+            self.fail(error, head: head, closing: false, context: context)
+        }
+    }
+
+    // MARK: Responses
+
+    /// Answers with the error's status and a JSON body, and logs it (one line per rejected request).
+    private func fail(_ error: ServerError, head: HTTPRequestHead, closing: Bool, context: ChannelHandlerContext) {
+        self.logger.warning(
+            "request rejected",
+            metadata: [
+                "http.method": "\(head.method)", "http.path": "\(head.uri.prefix(200))",
+                "http.status": "\(error.httpStatus)", "lhttp.reason": "\(error)",
+            ]
+        )
+        var headers = HTTPHeaders()
+        if case .unauthorized = error { headers.add(name: "www-authenticate", value: "Bearer") }
+        if case .methodNotAllowed(let allowed) = error { headers.add(name: "allow", value: allowed) }
+        if case .upgradeRequired = error { headers.add(name: "upgrade", value: "websocket") }
+        let body = Failure(error)
+        self.respond(HTTPResponseStatus(statusCode: error.httpStatus), json: body, headers: headers, head: head, closing: closing, context: context)
+    }
+
+    private func respond(
+        _ status: HTTPResponseStatus,
+        json: some JSONBody,
+        headers: HTTPHeaders = HTTPHeaders(),
+        head: HTTPRequestHead,
+        closing: Bool = false,
+        context: ChannelHandlerContext
+    ) {
+        var headers = headers
+        headers.add(name: "content-type", value: "application/json")
+        var body = context.channel.allocator.buffer(capacity: 128)
+        json.write(to: &body)
+        body.writeStaticString("\n")
+        self.respond(status, headers: headers, body: head.method == .HEAD ? nil : body, length: body.readableBytes, head: head, closing: closing, context: context)
+    }
+
+    private func respond(
+        _ status: HTTPResponseStatus,
+        headers: HTTPHeaders,
+        body: ByteBuffer?,
+        length: Int,
+        head: HTTPRequestHead,
+        closing: Bool = false,
+        context: ChannelHandlerContext
+    ) {
+        self.metrics.httpRequest(route: self.metricsRoute, status: Int(status.code))
+        var headers = headers
+        headers.add(name: "content-length", value: String(length))
+        let keepAlive = head.isKeepAlive && !closing
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        if closing { self.state = .closing }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        if let body { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        guard keepAlive else {
+            let channel = context.channel
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        context.write(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        self.deadline?.responseComplete()
+        // Pipelined requests arrive in one read: answer them all, flush once when the read is done.
+        if self.inRead {
+            self.flushPending = true
+        } else {
+            context.flush()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.inRead = false
+        if self.flushPending {
+            self.flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+}

@@ -1,0 +1,116 @@
+import LHTTPGateway
+import NIOCore
+import NIOHTTP1
+
+/// The small JSON bodies of the HTTP routes, written straight into a `ByteBuffer`.
+///
+/// Written by hand because `POST /publish` answers on the hot path: Foundation's `JSONEncoder` costs
+/// several microseconds and allocations per response (measured with `perf`), for three fixed shapes.
+protocol JSONBody {
+    func write(to buffer: inout ByteBuffer)
+}
+
+/// `{"channels":[...],"deliveries":N}`
+struct PublishResult: JSONBody {
+    var channels: [String]
+    var deliveries: Int
+
+    func write(to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"channels\":[")
+        for (index, channel) in self.channels.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            buffer.writeJSONString(channel)
+        }
+        buffer.writeStaticString("],\"deliveries\":")
+        buffer.writeString(String(self.deliveries))
+        buffer.writeStaticString("}")
+    }
+}
+
+/// `{"status":"ok","connections":N,"channels":N,"subscriptions":N}`, plus one object per reported
+/// section (`"cluster":{...}` on a clustered node); the status is `"degraded"` while a section says so
+/// (the node still serves its own clients, so the HTTP status stays 200).
+struct Health: JSONBody {
+    var connections: Int
+    var channels: Int
+    var subscriptions: Int
+    var sections: [HealthReport]
+
+    func write(to buffer: inout ByteBuffer) {
+        let status = self.sections.contains(where: \.isDegraded) ? "degraded" : "ok"
+        buffer.writeString(
+            "{\"status\":\"\(status)\",\"connections\":\(self.connections),\"channels\":\(self.channels),\"subscriptions\":\(self.subscriptions)"
+        )
+        for section in self.sections {
+            buffer.writeStaticString(",")
+            buffer.writeJSONString(section.name)
+            buffer.writeStaticString(":{")
+            for (index, field) in section.fields.enumerated() {
+                if index > 0 { buffer.writeStaticString(",") }
+                buffer.writeJSONString(field.name)
+                buffer.writeStaticString(":")
+                switch field.value {
+                case .string(let text): buffer.writeJSONString(text)
+                case .int(let number): buffer.writeString(String(number))
+                }
+            }
+            buffer.writeStaticString("}")
+        }
+        buffer.writeStaticString("}")
+    }
+}
+
+/// `{"status":N,"error":"..."}`
+struct Failure: JSONBody {
+    var status: Int
+    var error: String
+
+    init(_ error: ServerError) {
+        self.status = error.httpStatus
+        self.error = error.description
+    }
+
+    /// A whole `connection: close` HTTP/1.1 response for `error`, as bytes, for a handler below the HTTP
+    /// encoder (the request timeout).
+    static func rawResponse(for error: ServerError, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var body = allocator.buffer(capacity: 128)
+        Failure(error).write(to: &body)
+        body.writeStaticString("\n")
+        let status = HTTPResponseStatus(statusCode: error.httpStatus)
+        var response = allocator.buffer(capacity: 160 + body.readableBytes)
+        response.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\n")
+        response.writeString("content-length: \(body.readableBytes)\r\nconnection: close\r\n\r\n")
+        response.writeBuffer(&body)
+        return response
+    }
+
+    func write(to buffer: inout ByteBuffer) {
+        buffer.writeString("{\"status\":\(self.status),\"error\":")
+        buffer.writeJSONString(self.error)
+        buffer.writeStaticString("}")
+    }
+}
+
+extension ByteBuffer {
+    /// Writes `text` as a JSON string literal (RFC 8259 escaping).
+    mutating func writeJSONString(_ text: String) {
+        self.writeStaticString("\"")
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): self.writeStaticString("\\\"")
+            case UInt8(ascii: "\\"): self.writeStaticString("\\\\")
+            case UInt8(ascii: "\n"): self.writeStaticString("\\n")
+            case UInt8(ascii: "\r"): self.writeStaticString("\\r")
+            case UInt8(ascii: "\t"): self.writeStaticString("\\t")
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                self.writeStaticString("\\u00")
+                self.writeInteger(hex[Int(byte >> 4)])
+                self.writeInteger(hex[Int(byte & 0xF)])
+            default:
+                self.writeInteger(byte)
+            }
+        }
+        self.writeStaticString("\"")
+    }
+}

@@ -1,0 +1,324 @@
+import LHTTPGateway
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// The one handler of an upgraded connection: feeds its ``ConnectionStateMachine`` the events of the
+/// channel and executes the actions it returns. No decision is made here.
+///
+/// Outbound frames are pre-encoded (``WebSocketFrameBytes``) and written through the context of NIO's
+/// `WebSocketFrameEncoder`, i.e. below it, so a publish's one buffer goes to every socket untouched. It is
+/// duplex only to hold back `read()` while the session has reading paused (back-pressure).
+final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+
+    struct Settings {
+        var maxMessageBytes: Int
+        /// How long a close handshake may take before the connection is reset.
+        var closeTimeout: TimeAmount
+    }
+
+    private let gateway: Gateway
+    private let metrics: ServerMetrics?
+    private let settings: Settings
+    /// The id chosen during the upgrade (the connect hook saw it), and what the hook asked for.
+    private let id: ConnectionID
+    private let connectActions: [AppAction]
+    private var machine: ConnectionStateMachine?
+    private var subscriber: Subscriber?
+    private var context: ChannelHandlerContext?
+    private var writeContext: ChannelHandlerContext?
+    private var flushPending = false
+    /// A `read()` held back while reading is paused.
+    private var readPending = false
+    private var closeTimer: Scheduled<Void>?
+    /// Set while actions are being executed: an adapter completing inline is deferred to the next tick.
+    private var isDriving = false
+    /// Keep-alive bookkeeping, read by the loop's ``KeepAliveSweeper``.
+    private let sweeper: KeepAliveSweeper?
+    var sweepIndex = -1
+
+    init(
+        gateway: Gateway,
+        settings: Settings,
+        metrics: ServerMetrics? = nil,
+        id: ConnectionID = .next(),
+        connectActions: [AppAction] = [],
+        sweeper: KeepAliveSweeper? = nil
+    ) {
+        self.gateway = gateway
+        self.metrics = metrics
+        self.settings = settings
+        self.id = id
+        self.connectActions = connectActions
+        self.sweeper = sweeper
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // Writing from the encoder's own context sends bytes from just below it.
+        self.writeContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+        let (session, subscriber) = self.gateway.open(id: self.id, remoteAddress: remote, sink: self, eventLoop: context.eventLoop)
+        self.subscriber = subscriber
+        self.machine = ConnectionStateMachine(session: session, maxMessageBytes: self.settings.maxMessageBytes, now: context.eventLoop.now)
+        self.machine?.writabilityChanged(isWritable: context.channel.isWritable)
+        self.sweeper?.add(self)
+        self.run { $0.opened(actions: self.connectActions) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.ended()
+        self.context = nil
+        self.writeContext = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.ended()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        let now = context.eventLoop.now
+        self.run { $0.frameReceived(frame, now: now) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let count = self.machine?.takeReceivedCount(), count > 0 { self.gateway.metrics.messagesReceived.increment(by: count) }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.machine?.writabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let action = self.machine?.decodingFailed(error) else {
+            self.gateway.logger(for: self.connectionInfo).debug("connection error", metadata: ["lhttp.error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        self.run { _ in action }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard self.machine?.isReadingPaused != true else {
+            self.readPending = true
+            return
+        }
+        context.read()
+    }
+
+    /// The channel is gone: the session ends (1006 unless a close code was sent or received).
+    private func ended() {
+        self.closeTimer?.cancel()
+        self.closeTimer = nil
+        guard self.machine?.session.isFinished == false else { return }
+        self.run { $0.channelInactive() }
+    }
+
+    // MARK: Events from the keep-alive sweeper, the drain and the adapters
+
+    /// The loop's keep-alive sweep.
+    func keepAliveTick(now: NIODeadline, _ keepAlive: ConnectionStateMachine.KeepAlive) {
+        self.run { $0.keepAliveTick(now: now, keepAlive) }
+    }
+
+    /// Closes the connection with `code` (the graceful stop's 1001).
+    func close(code: CloseCode, reason: String) {
+        self.run { $0.closeRequested(code, reason: reason) }
+    }
+
+    private func routeAnswered(_ answer: RouteAnswer) {
+        self.run { $0.routeAnswered(answer) }
+    }
+
+    private func upstreamCompleted(_ error: GatewayError?) {
+        self.run { $0.upstreamCompleted(error) }
+    }
+
+    // MARK: Executing actions
+
+    /// Feeds the machine one event and executes what follows, until it has nothing more to do.
+    private func run(_ event: (inout ConnectionStateMachine) -> ConnectionAction) {
+        guard self.machine != nil else { return }
+        // In place: a local copy of the machine would make every later mutation copy its buffers.
+        var action = event(&self.machine!)
+        let wasDriving = self.isDriving
+        self.isDriving = true
+        defer { self.isDriving = wasDriving }
+        while action != .none {
+            let outcome = self.execute(action)
+            guard self.machine != nil else { return }
+            action = self.machine!.next(outcome)
+        }
+    }
+
+    /// Executes one action. - Returns: the outcome the machine asked for (a refused subscribe or publish).
+    private func execute(_ action: ConnectionAction) -> StepOutcome {
+        switch action {
+        case .none:
+            return .done
+        case .session(let sessionAction):
+            return self.execute(sessionAction)
+        case .writeControl(let frame):
+            self.writePending()
+            self.writeContext?.writeAndFlush(NIOAny(frame), promise: nil)
+        case .sendClose(let code, let reason):
+            self.sendClose(code, reason: reason)
+        case .answerClose(let code):
+            self.writePending()
+            guard let writeContext = self.writeContext, let channel = self.context?.channel else { return .done }
+            writeContext.writeAndFlush(NIOAny(WebSocketFrameBytes.close(code: code.rawValue, reason: ""))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            self.armCloseTimer()
+        case .closeChannel:
+            self.context?.close(promise: nil)
+        case .reset:
+            self.reset()
+        }
+        return .done
+    }
+
+    private func execute(_ action: SessionAction) -> StepOutcome {
+        guard let subscriber = self.subscriber else { return .done }
+        switch action {
+        case .none, .close:
+            break  // `close` is turned into `sendClose` by the connection machine
+        case .send(let bytes):
+            self.enqueueFrame(WebSocketFrameBytes.message(bytes))
+        case .sendError(let error):
+            self.enqueueFrame(WebSocketFrameBytes.message(self.gateway.reply(to: self.connectionInfo, with: error)))
+        case .subscribe(let channels):
+            if let refusal = self.gateway.subscribe(subscriber, to: channels) { return .refused(refusal) }
+        case .unsubscribe(let channels):
+            self.gateway.unsubscribe(subscriber, from: channels)
+        case .publish(let payload, let channels, let source):
+            do {
+                try self.gateway.publish(payload, to: channels, source: source)
+            } catch {
+                return .refused(error)
+            }
+        case .callUpstream(let call):
+            let loop = subscriber.eventLoop
+            let handler = NIOLoopBound(self, eventLoop: loop)
+            self.gateway.upstream?.call(call, on: loop) { error in handler.value.deferIfDriving { $0.upstreamCompleted(error) } }
+        case .route(let request):
+            let loop = subscriber.eventLoop
+            let handler = NIOLoopBound(self, eventLoop: loop)
+            self.gateway.router?.route(request, on: loop) { answer in handler.value.deferIfDriving { $0.routeAnswered(answer) } }
+        case .warn(let what, let error):
+            self.gateway.logger(for: self.connectionInfo).warning(
+                "\(what)", metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"]
+            )
+        case .pauseReading:
+            break  // `read()` checks the machine
+        case .resumeReading:
+            if self.readPending {
+                self.readPending = false
+                self.context?.read()
+            }
+        case .release(let summary):
+            self.gateway.release(summary, subscriber: subscriber)
+            self.subscriber = nil
+            self.sweeper?.remove(self)
+        }
+        return .done
+    }
+
+    /// Runs `body` now, or on the next tick when called from inside the action loop (an adapter that
+    /// completed inline): events never nest.
+    private func deferIfDriving(_ body: @escaping (WebSocketConnectionHandler) -> Void) {
+        guard self.isDriving, let loop = self.context?.eventLoop else { return body(self) }
+        let bound = NIOLoopBound((self, body), eventLoop: loop)
+        loop.execute { bound.value.1(bound.value.0) }
+    }
+
+    /// Sends the close frame after what is pending, half-closes our side once it is out (so it is not lost
+    /// to a reset while the peer is still sending), and arms the close timer.
+    private func sendClose(_ code: CloseCode, reason: String) {
+        self.gateway.metrics.closed(code: code)
+        if code != .normal, code != .goingAway {
+            let message = code == .slowConsumer ? "closing slow consumer" : code == .idleTimeout ? "closing idle connection" : "closing connection"
+            self.gateway.logger(for: self.connectionInfo).warning("\(message)", metadata: ["lhttp.close_code": "\(code)", "lhttp.reason": "\(reason)"])
+        }
+        self.writePending()
+        guard let writeContext = self.writeContext, let channel = self.context?.channel else { return }
+        writeContext.writeAndFlush(NIOAny(WebSocketFrameBytes.close(code: code.rawValue, reason: reason))).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+        }
+        self.armCloseTimer()
+    }
+
+    private func armCloseTimer() {
+        guard self.closeTimer == nil, let loop = self.context?.eventLoop else { return }
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        self.closeTimer = loop.scheduleTask(in: self.settings.closeTimeout) {
+            handler.value.closeTimer = nil
+            handler.value.reset()
+        }
+    }
+
+    /// Closes with a TCP reset: what the kernel still holds for this socket is freed at once.
+    private func reset() {
+        guard let channel = self.context?.channel, channel.isActive else { return }
+        self.metrics?.websocketReset()
+        if let provider = channel as? any SocketOptionProvider {
+            provider.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: FrameSink
+
+    func enqueueFrame(_ frame: ByteBuffer) {
+        guard let writeContext = self.writeContext, self.machine != nil else { return }
+        switch self.machine!.outboundFrame(frame, allocator: writeContext.channel.allocator) {
+        case .drop:
+            return
+        case .slowConsumer:
+            self.run { $0.closeRequested(.slowConsumer, reason: "slow consumer") }
+            return
+        case .handoff(.none):
+            break
+        case .handoff(.one(let buffer)):
+            writeContext.write(NIOAny(buffer), promise: nil)
+        case .handoff(.two(let first, let second)):
+            writeContext.write(NIOAny(first), promise: nil)
+            writeContext.write(NIOAny(second), promise: nil)
+        }
+        if !self.flushPending {
+            self.flushPending = true
+            self.subscriber?.requestFlush()
+        }
+    }
+
+    func flushFrames() {
+        self.flushPending = false
+        guard let writeContext = self.writeContext else { return }
+        // One pipeline pass for the pending bytes and the flush.
+        if let pending = self.machine?.takeOutbound() {
+            writeContext.writeAndFlush(NIOAny(pending), promise: nil)
+        } else {
+            writeContext.flush()
+        }
+    }
+
+    /// The connection for logs and error replies (only read, never kept).
+    private var connectionInfo: ConnectionInfo {
+        self.machine?.session.info ?? ConnectionInfo(id: self.id)
+    }
+
+    /// Hands what the outbound buffer holds to the channel (before a control frame or a close).
+    private func writePending() {
+        guard let pending = self.machine?.takeOutbound() else { return }
+        self.writeContext?.write(NIOAny(pending), promise: nil)
+    }
+}

@@ -1,0 +1,120 @@
+import LHTTPGateway
+import LHTTPProtocol
+import NIOCore
+
+/// One connection driven the way the server's handler drives it — its session state machine's actions
+/// executed through the gateway — with an in-memory frame sink instead of a socket (the socket path has
+/// its own tests, end to end and on `EmbeddedChannel`). Use on one `EmbeddedEventLoop`.
+final class TestConnection: FrameSink {
+    let gateway: Gateway
+    private(set) var machine: SessionStateMachine!
+    private(set) var subscriber: Subscriber!
+    /// Frames written since the last flush, and every flushed frame.
+    private(set) var written: [ByteBuffer] = []
+    private(set) var flushed: [ByteBuffer] = []
+    private(set) var flushCount = 0
+    private var flushPending = false
+    /// What the session asked for that the test plays the part of.
+    private(set) var closedWith: (code: CloseCode, reason: String)?
+    private(set) var upstreamCalls: [UpstreamCall] = []
+    private(set) var routed: [RouteRequest] = []
+    private(set) var isReadingPaused = false
+    private(set) var released: ConnectionSummary?
+
+    init(_ gateway: Gateway, on loop: any EventLoop, connectActions: [AppAction] = []) {
+        self.gateway = gateway
+        let (machine, subscriber) = gateway.open(id: .next(), remoteAddress: "127.0.0.1:1", sink: self, eventLoop: loop)
+        self.machine = machine
+        self.subscriber = subscriber
+        self.drive(self.machine.opened(actions: connectActions))
+    }
+
+    func receive(_ text: String) {
+        self.drive(self.machine.messageReceived(ByteBuffer(string: text)))
+    }
+
+    func receive(_ bytes: ByteBuffer) {
+        self.drive(self.machine.messageReceived(bytes))
+    }
+
+    func answer(_ answer: RouteAnswer) {
+        self.drive(self.machine.routeAnswered(answer))
+    }
+
+    func completeUpstream(_ error: GatewayError? = nil) {
+        self.drive(self.machine.upstreamCompleted(error))
+    }
+
+    func close(code: CloseCode = .normal) {
+        self.drive(self.machine.finish(code: code))
+    }
+
+    private func drive(_ first: SessionAction) {
+        var action = first
+        while action != .none {
+            action = self.machine.next(self.execute(action))
+        }
+    }
+
+    private func execute(_ action: SessionAction) -> StepOutcome {
+        switch action {
+        case .none, .warn:
+            break
+        case .send(let bytes):
+            self.enqueueFrame(WebSocketFrameBytes.message(bytes))
+        case .sendError(let error):
+            self.enqueueFrame(WebSocketFrameBytes.message(self.gateway.reply(to: self.machine.info, with: error)))
+        case .subscribe(let channels):
+            if let refusal = self.gateway.subscribe(self.subscriber, to: channels) { return .refused(refusal) }
+        case .unsubscribe(let channels):
+            self.gateway.unsubscribe(self.subscriber, from: channels)
+        case .publish(let payload, let channels, let source):
+            do {
+                try self.gateway.publish(payload, to: channels, source: source)
+            } catch {
+                return .refused(error)
+            }
+        case .callUpstream(let call):
+            self.upstreamCalls.append(call)
+        case .route(let request):
+            self.routed.append(request)
+        case .close(let code, let reason):
+            self.closedWith = (code, reason)
+            self.drive(self.machine.finish(code: code))
+        case .pauseReading:
+            self.isReadingPaused = true
+        case .resumeReading:
+            self.isReadingPaused = false
+        case .release(let summary):
+            self.released = summary
+            self.gateway.release(summary, subscriber: self.subscriber)
+        }
+        return .done
+    }
+
+    func enqueueFrame(_ frame: ByteBuffer) {
+        self.written.append(frame)
+        if !self.flushPending {
+            self.flushPending = true
+            self.subscriber.requestFlush()
+        }
+    }
+
+    func flushFrames() {
+        self.flushPending = false
+        self.flushCount += 1
+        self.flushed.append(contentsOf: self.written)
+        self.written.removeAll()
+    }
+
+    /// The LHTTP messages of the flushed frames (frames are short: 2- or 4-byte headers here).
+    func messages() throws -> [LHTTPMessage] {
+        try self.flushed.map { frame in
+            var frame = frame
+            _ = frame.readInteger(as: UInt8.self)
+            let length = frame.readInteger(as: UInt8.self)!
+            if length == 126 { _ = frame.readInteger(as: UInt16.self) }
+            return try LHTTPParser().parse(frame)
+        }
+    }
+}
