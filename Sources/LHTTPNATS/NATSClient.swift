@@ -16,8 +16,8 @@ public final class NATSClient: Sendable {
     public let eventLoop: any EventLoop
     private let logger: Logger
     private let maxPendingBytes: Int
-    private let shared: NIOLockedValueBox<NATSClientShared>
-    /// Internal so tests can drive the link on an `EmbeddedEventLoop`.
+    /// Internal (as is `driver`) so tests can play publishers and the loop in a chosen order.
+    let shared: NIOLockedValueBox<NATSClientShared>
     let driver: NIOLoopBoundBox<NATSLinkDriver>
 
     public convenience init(configuration: Configuration, eventLoop: any EventLoop, logger: Logger) {

@@ -152,6 +152,25 @@ struct NATSLinkDriverTests {
         try Self.finish(client, loop)
     }
 
+    @Test func aDrainThatFindsTheLinkGoneDoesNotStallTheNextLink() throws {
+        let loop = EmbeddedEventLoop()
+        let network = FakeNetwork()
+        let client = try Self.client(loop, network, servers: ["nats://127.0.0.1:4001"])
+        client.start { _, _, _ in }
+        try Self.handshake(network.channel(0))
+        // A publisher on another thread queues and schedules a drain; the link drops before the drain runs.
+        let admitted = client.shared.withLockedValue { $0.admit(ByteBuffer(string: "kept"), to: ["s.a"]) }
+        #expect(admitted == .appended(.scheduleDrain))
+        network.channel(0).close(promise: nil)
+        client.driver.value.drain()
+        #expect(client.currentStatus.pendingBytes > 0, "kept for the next link")
+        loop.advanceTime(by: .milliseconds(100))
+        #expect(try Self.handshake(network.channel(1)) == "PUB s.a 4\r\nkept\r\n")
+        try client.publish(ByteBuffer(string: "next"), to: "s.a")
+        #expect(try Self.written(network.channel(1)) == "PUB s.a 4\r\nnext\r\n")
+        try Self.finish(client, loop)
+    }
+
     @Test func closingDuringAPendingReconnectCancelsIt() throws {
         let loop = EmbeddedEventLoop()
         let network = FakeNetwork()
