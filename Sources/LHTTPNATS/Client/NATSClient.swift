@@ -20,6 +20,8 @@ public final class NATSClient: Sendable {
     let shared: NIOLockedValueBox<NATSClientShared>
     let driver: NIOLoopBoundBox<NATSLinkDriver>
 
+    /// A client that connects nothing until ``start(onMessage:)``. `logger` gets the link's events
+    /// (connected, lost, retrying, refused operations).
     public convenience init(configuration: Configuration, eventLoop: any EventLoop, logger: Logger) {
         self.init(
             configuration: configuration, eventLoop: eventLoop, logger: logger,
