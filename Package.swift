@@ -183,6 +183,7 @@ let package = Package(
                 "LHTTPNATS", "LHTTPTestSupport", "LHTTPConfig", "LHTTPGateway",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]

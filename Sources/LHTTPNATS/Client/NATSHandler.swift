@@ -3,12 +3,14 @@ import NIOCore
 
 /// The thin handler of one TCP connection to NATS: parses server ops, runs them through
 /// ``NATSConnectionStateMachine`` and does what it returns. Lives on the client's event loop and reports
-/// to the client's ``NATSClient`` directly (same loop).
+/// to the ``NATSLinkDriver`` directly (same loop), tagged with its connection attempt.
 final class NATSHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let client: NATSClient
+    private let driver: NATSLinkDriver
+    /// The link state machine's number for this connection.
+    let attempt: Int
     private let connectJSON: String
     private var parser = NATSParser()
     private var machine = NATSConnectionStateMachine()
@@ -17,13 +19,16 @@ final class NATSHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private(set) var failure: NATSError?
 
-    init(client: NATSClient, connectJSON: String) {
-        self.client = client
+    init(driver: NATSLinkDriver, attempt: Int, connectJSON: String) {
+        self.driver = driver
+        self.attempt = attempt
         self.connectJSON = connectJSON
     }
 
-    var isReady: Bool { self.machine.state == .ready }
     var outstandingPings: Int { self.machine.outstandingPings }
+    var allocator: ByteBufferAllocator { self.context?.channel.allocator ?? ByteBufferAllocator() }
+    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    var closeFuture: EventLoopFuture<Void>? { self.context?.channel.closeFuture }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -51,7 +56,7 @@ final class NATSHandler: ChannelInboundHandler {
             NATSClientOp.ping(into: &buffer)
             context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
         case .becomeReady(let maxPayload):
-            self.client.linkReady(self, maxPayload: maxPayload)
+            self.driver.handshakeCompleted(self, maxPayload: maxPayload)
         case .answerPing:
             var buffer = context.channel.allocator.buffer(capacity: 6)
             NATSClientOp.pong(into: &buffer)
@@ -59,9 +64,9 @@ final class NATSHandler: ChannelInboundHandler {
         case .completePing:
             if !self.pingWaiters.isEmpty { self.pingWaiters.removeFirst()?.succeed(()) }
         case .deliver(let subject, let sid, let payload):
-            self.client.received(subject: subject, sid: sid, payload: payload)
+            self.driver.received(subject: subject, sid: sid, payload: payload)
         case .report(let error):
-            self.client.serverRefused(error)
+            self.driver.serverRefused(error)
         case .fail(let error):
             self.machine.closed()
             self.failure = error
@@ -82,14 +87,20 @@ final class NATSHandler: ChannelInboundHandler {
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
     }
 
-    /// Closes the connection, recording why.
-    func close(because error: NATSError) {
+    /// Writes and flushes `buffer`; dropped when the connection is already gone (the next link re-sends the
+    /// subscriptions from the sid table; publications are at most once).
+    func write(_ buffer: ByteBuffer) {
+        self.context?.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Closes the connection, recording why (nil: a deliberate close, not a failure).
+    func close(because error: NATSError?) {
         if self.failure == nil { self.failure = error }
         self.context?.close(promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.client.writabilityChanged(self, isWritable: context.channel.isWritable)
+        self.driver.writabilityChanged(self, isWritable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
@@ -97,7 +108,7 @@ final class NATSHandler: ChannelInboundHandler {
         self.machine.closed()
         for waiter in self.pingWaiters { waiter?.fail(NATSError.notConnected) }
         self.pingWaiters.removeAll()
-        self.client.linkClosed(self)
+        self.driver.linkClosed(self)
         context.fireChannelInactive()
     }
 

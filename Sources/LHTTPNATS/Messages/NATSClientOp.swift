@@ -1,23 +1,25 @@
+import Foundation
+import LHTTPConfig
 import NIOCore
-
-/// One message from the NATS server.
-public enum NATSServerOp: Sendable, Equatable {
-    /// `INFO {json}`: the raw JSON.
-    case info(String)
-    /// `MSG <subject> <sid> [reply-to] <#bytes>` and its payload.
-    case message(subject: String, sid: UInt64, replyTo: String?, payload: ByteBuffer)
-    case ping
-    case pong
-    case ok
-    /// `-ERR '<message>'`.
-    case error(String)
-}
 
 /// Client → server frames, written straight into a buffer.
 public enum NATSClientOp {
     /// `CONNECT {json}`.
     static func connect(_ json: String, into buffer: inout ByteBuffer) {
         buffer.writeString("CONNECT \(json)\r\n")
+    }
+
+    /// The JSON of our CONNECT to `server`: its credentials (user and password, or token) come from its URL.
+    static func connectJSON(for server: NATSServerURL, name: String, echo: Bool) -> String {
+        var fields: [String: Any] = [
+            "verbose": false, "pedantic": false, "lang": "swift", "version": "1.0", "protocol": 1,
+            "name": name, "echo": echo, "headers": false,
+        ]
+        if let user = server.user { fields["user"] = user }
+        if let password = server.password { fields["pass"] = password }
+        if let token = server.token { fields["auth_token"] = token }
+        let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// `PUB <subject> <#bytes>` and the payload.
