@@ -10,6 +10,8 @@ public struct UpstreamConfig: Sendable, Equatable {
     public var maxInFlight: Int
     /// Calls waiting; beyond, the client gets status 503.
     public var maxQueued: Int
+    /// Bytes of the calls waiting (URL, headers and body of each); beyond, the client gets status 503.
+    public var maxQueuedBytes: Int
     /// Calls of one connection in flight (queued or running); beyond, that client gets status 429.
     public var maxInFlightPerConnection: Int
     /// Largest backend response read, in bytes.
@@ -23,7 +25,8 @@ public struct UpstreamConfig: Sendable, Equatable {
         maxInFlight: Int = 256,
         maxQueued: Int = 10_000,
         maxResponseBytes: Int = 1_048_576,
-        maxInFlightPerConnection: Int = 64
+        maxInFlightPerConnection: Int = 64,
+        maxQueuedBytes: Int = 16_777_216
     ) {
         self.maxInFlightPerConnection = maxInFlightPerConnection
         self.allow = allow
@@ -31,6 +34,7 @@ public struct UpstreamConfig: Sendable, Equatable {
         self.connectTimeoutMs = connectTimeoutMs
         self.maxInFlight = maxInFlight
         self.maxQueued = maxQueued
+        self.maxQueuedBytes = maxQueuedBytes
         self.maxResponseBytes = maxResponseBytes
     }
 }
@@ -42,6 +46,7 @@ extension UpstreamConfig: Decodable, ConfigSection {
         case connectTimeoutMs = "connect_timeout_ms"
         case maxInFlight = "max_in_flight"
         case maxQueued = "max_queued"
+        case maxQueuedBytes = "max_queued_bytes"
         case maxResponseBytes = "max_response_bytes"
         case maxInFlightPerConnection = "max_in_flight_per_connection"
     }
@@ -59,7 +64,8 @@ extension UpstreamConfig: Decodable, ConfigSection {
             maxInFlight: try c.decodeIfPresent(Int.self, forKey: .maxInFlight) ?? d.maxInFlight,
             maxQueued: try c.decodeIfPresent(Int.self, forKey: .maxQueued) ?? d.maxQueued,
             maxResponseBytes: try c.decodeIfPresent(Int.self, forKey: .maxResponseBytes) ?? d.maxResponseBytes,
-            maxInFlightPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? d.maxInFlightPerConnection
+            maxInFlightPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? d.maxInFlightPerConnection,
+            maxQueuedBytes: try c.decodeIfPresent(Int.self, forKey: .maxQueuedBytes) ?? d.maxQueuedBytes
         )
     }
 }
