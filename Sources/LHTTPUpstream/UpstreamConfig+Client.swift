@@ -7,6 +7,7 @@ extension CurlHTTPClient.Configuration {
         self.init(
             maxInFlight: config.maxInFlight,
             maxQueued: config.maxQueued,
+            maxQueuedBytes: config.maxQueuedBytes,
             maxResponseBytes: config.maxResponseBytes,
             timeoutMilliseconds: config.timeoutMs,
             connectTimeoutMilliseconds: config.connectTimeoutMs
@@ -16,7 +17,7 @@ extension CurlHTTPClient.Configuration {
 
 extension UpstreamFilter {
     /// The filter and its client for an `upstream:` section. The caller owns the client: call
-    /// `shutdown()` on it when the server has stopped.
+    /// `await shutdown()` on it when the server has stopped.
     public static func make(_ config: UpstreamConfig, logger: Logger) throws(UpstreamError) -> (UpstreamFilter, CurlHTTPClient) {
         let policy = try UpstreamURLPolicy(allow: config.allow)
         let client = CurlHTTPClient(configuration: CurlHTTPClient.Configuration(config), logger: logger)

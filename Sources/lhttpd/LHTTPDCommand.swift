@@ -79,13 +79,16 @@ struct LHTTPDCommand: AsyncParsableCommand {
             printError("lhttpd: invalid configuration:\nupstream.allow: \(error)")
             throw ExitCode(1)
         }
-        defer { upstream.client.shutdown() }
         let limits = LHTTPLimits(configuration.limits)
         // Metrics: one Prometheus registry, served on metrics.path.
         let registry = PrometheusCollectorRegistry()
         let metrics = LHTTPMetrics(factory: PrometheusMetricsFactory(registry: registry))
         let webhooks = Webhooks.make(configuration, limits: limits, metrics: metrics, logger: logger)
-        defer { webhooks.client?.shutdown() }
+        // Both clients stop on every way out from here (their threads would keep them otherwise).
+        func stopClients() async {
+            await upstream.client.shutdown()
+            await webhooks.client?.shutdown()
+        }
         // Clustered when `cluster.nats` lists a server; the NATS link comes up in the background.
         let hub = Hub()
         let cluster: NATSBroker?
@@ -95,6 +98,7 @@ struct LHTTPDCommand: AsyncParsableCommand {
                 : nil
         } catch {
             printError("lhttpd: invalid configuration:\n\(error)")
+            await stopClients()
             throw ExitCode(1)
         }
         cluster?.start()
@@ -133,11 +137,13 @@ struct LHTTPDCommand: AsyncParsableCommand {
         // included, get what is left of shutdown_timeout_s.
         // The budget counts from the signal (not from start-up: a node that ran longer than
         // shutdown_timeout_s had none left and failed every disconnect hook still queued).
-        let budget = (server.shutdownDeadline ?? .now) - ContinuousClock.now
-        for client in [upstream.client, webhooks.client].compactMap({ $0 }) where !(await client.waitUntilIdle(timeout: max(budget, .zero))) {
+        let deadline = server.shutdownDeadline ?? .now
+        for client in [upstream.client, webhooks.client].compactMap({ $0 })
+        where !(await client.waitUntilIdle(until: deadline, clock: ContinuousClock())) {
             logger.warning("calls still in flight after shutdown_timeout_s", metadata: ["lhttp.pending": "\(client.pendingCount)"])
         }
         await cluster?.shutdown()
+        await stopClients()
         logger.info("lhttpd stopped")
         if let failure { throw failure }
     }

@@ -92,12 +92,8 @@ struct TestServer {
     func stop() async throws {
         try await self.server.stop()
         await self.cluster?.shutdown()
-        let upstream = self.upstream
-        let webhookClient = self.webhookClient
-        await Task.detached {
-            upstream.shutdown()
-            webhookClient?.shutdown()
-        }.value
+        await self.upstream.shutdown()
+        await self.webhookClient?.shutdown()
     }
 
     func client(path: String = "/") async throws -> LHTTPWebSocketClient {
