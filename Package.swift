@@ -196,6 +196,18 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
+        // The libcurl client against real backends on 127.0.0.1: shutdown, idle waiters, queue bounds.
+        .testTarget(
+            name: "LHTTPUpstreamTests",
+            dependencies: [
+                "LHTTPUpstream", "LHTTPConfig", "LHTTPProtocol", "LHTTPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "LHTTPServerTests",
             dependencies: [

@@ -14,10 +14,15 @@ struct CurlClientService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         // Cancelled (the group failed): stop at once. Shut down gracefully: wait for the calls in flight.
-        if !Task.isCancelled, !(await self.client.waitUntilIdle(timeout: self.budget.remaining)) {
+        if !Task.isCancelled, !(await Self.waitUntilIdle(self.client, on: self.budget.clock, within: self.budget.remaining)) {
             self.logger.warning("calls still in flight after shutdown_timeout_s", metadata: ["lhttp.pending": "\(self.client.pendingCount)"])
         }
-        let client = self.client
-        await Task.detached { client.shutdown() }.value
+        await self.client.shutdown()
+    }
+
+    /// Opens the budget's clock to compute a deadline on it.
+    private static func waitUntilIdle<C: Clock>(_ client: CurlHTTPClient, on clock: C, within remaining: Duration) async -> Bool
+    where C.Duration == Duration {
+        await client.waitUntilIdle(until: clock.now.advanced(by: remaining), clock: clock)
     }
 }

@@ -45,9 +45,17 @@ public struct UpstreamScenario: Sendable {
         // Through lhttpd, then directly with libcurl.
         try await eventLoop.flatSubmit { tracker.value.runThroughGateway(websocket) }.get()
         let client = CurlHTTPClient(configuration: .init(maxInFlight: max(self.inFlight, 1)))
-        defer { client.shutdown() }
-        try await eventLoop.flatSubmit { tracker.value.runDirect(client) }.get()
-        return try await eventLoop.submit { tracker.value.result() }.get()
+        // Read the result before shutting the client down: calls it aborts must not count as errors.
+        let result: BenchResult
+        do {
+            try await eventLoop.flatSubmit { tracker.value.runDirect(client) }.get()
+            result = try await eventLoop.submit { tracker.value.result() }.get()
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
+        return result
     }
 }
 

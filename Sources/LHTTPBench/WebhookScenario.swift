@@ -46,9 +46,17 @@ public struct WebhookScenario: Sendable {
         let all = websockets
         try await eventLoop.flatSubmit { tracker.value.runThroughGateway(all) }.get()
         let client = CurlHTTPClient(configuration: .init(maxInFlight: max(self.inFlight, 1)))
-        defer { client.shutdown() }
-        try await eventLoop.flatSubmit { tracker.value.runDirect(client, url: "http://127.0.0.1:\(self.backendPort)/direct") }.get()
-        return try await eventLoop.submit { tracker.value.result() }.get()
+        // Read the result before shutting the client down: calls it aborts must not count as errors.
+        let result: BenchResult
+        do {
+            try await eventLoop.flatSubmit { tracker.value.runDirect(client, url: "http://127.0.0.1:\(self.backendPort)/direct") }.get()
+            result = try await eventLoop.submit { tracker.value.result() }.get()
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
+        return result
     }
 }
 

@@ -111,6 +111,7 @@ extension GatewayConfig {
             ("timeout_ms", webhook.timeoutMs),
             ("max_in_flight", webhook.maxInFlight),
             ("max_queued_per_connection", webhook.maxQueuedPerConnection),
+            ("max_queued_bytes", webhook.maxQueuedBytes),
         ]
         for (key, value) in webhookValues where value <= 0 {
             report("webhook.\(key)", "must be greater than 0, is \(value)")
@@ -120,6 +121,7 @@ extension GatewayConfig {
             ("connect_timeout_ms", upstream.connectTimeoutMs),
             ("max_in_flight", upstream.maxInFlight),
             ("max_queued", upstream.maxQueued),
+            ("max_queued_bytes", upstream.maxQueuedBytes),
             ("max_response_bytes", upstream.maxResponseBytes),
             ("max_in_flight_per_connection", upstream.maxInFlightPerConnection),
             ("max_queued_bytes_per_connection", upstream.maxQueuedBytesPerConnection),

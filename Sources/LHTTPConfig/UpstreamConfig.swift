@@ -10,6 +10,8 @@ public struct UpstreamConfig: Sendable, Equatable {
     public var maxInFlight: Int
     /// Calls waiting; beyond, the client gets status 503.
     public var maxQueued: Int
+    /// Bytes of the calls waiting (URL, headers and body of each); beyond, the client gets status 503.
+    public var maxQueuedBytes: Int
     /// Calls of one connection in flight (queued or running); at the cap, reading from that connection
     /// pauses until one finishes (its messages wait, in order).
     public var maxInFlightPerConnection: Int
@@ -28,6 +30,7 @@ public struct UpstreamConfig: Sendable, Equatable {
         maxQueued: Int = 10_000,
         maxResponseBytes: Int = 1_048_576,
         maxInFlightPerConnection: Int = 64,
+        maxQueuedBytes: Int = 16_777_216,
         maxQueuedBytesPerConnection: Int = 4_194_304
     ) {
         self.maxQueuedBytesPerConnection = maxQueuedBytesPerConnection
@@ -37,6 +40,7 @@ public struct UpstreamConfig: Sendable, Equatable {
         self.connectTimeoutMs = connectTimeoutMs
         self.maxInFlight = maxInFlight
         self.maxQueued = maxQueued
+        self.maxQueuedBytes = maxQueuedBytes
         self.maxResponseBytes = maxResponseBytes
     }
 }
@@ -48,6 +52,7 @@ extension UpstreamConfig: Decodable, ConfigSection {
         case connectTimeoutMs = "connect_timeout_ms"
         case maxInFlight = "max_in_flight"
         case maxQueued = "max_queued"
+        case maxQueuedBytes = "max_queued_bytes"
         case maxResponseBytes = "max_response_bytes"
         case maxInFlightPerConnection = "max_in_flight_per_connection"
         case maxQueuedBytesPerConnection = "max_queued_bytes_per_connection"
@@ -67,6 +72,7 @@ extension UpstreamConfig: Decodable, ConfigSection {
             maxQueued: try c.decodeIfPresent(Int.self, forKey: .maxQueued) ?? d.maxQueued,
             maxResponseBytes: try c.decodeIfPresent(Int.self, forKey: .maxResponseBytes) ?? d.maxResponseBytes,
             maxInFlightPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerConnection) ?? d.maxInFlightPerConnection,
+            maxQueuedBytes: try c.decodeIfPresent(Int.self, forKey: .maxQueuedBytes) ?? d.maxQueuedBytes,
             maxQueuedBytesPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxQueuedBytesPerConnection) ?? d.maxQueuedBytesPerConnection
         )
     }

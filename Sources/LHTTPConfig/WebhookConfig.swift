@@ -8,12 +8,22 @@ public struct WebhookConfig: Sendable, Equatable {
     public var maxInFlight: Int
     /// Events of one connection waiting behind its call in flight; beyond, an error reply 503.
     public var maxQueuedPerConnection: Int
+    /// Bytes of the webhook calls waiting across the node (URL, headers and body of each); beyond, the call
+    /// fails with error reply 503.
+    public var maxQueuedBytes: Int
 
-    public init(secret: String = "", timeoutMs: Int = 3000, maxInFlight: Int = 64, maxQueuedPerConnection: Int = 64) {
+    public init(
+        secret: String = "",
+        timeoutMs: Int = 3000,
+        maxInFlight: Int = 64,
+        maxQueuedPerConnection: Int = 64,
+        maxQueuedBytes: Int = 16_777_216
+    ) {
         self.secret = secret
         self.timeoutMs = timeoutMs
         self.maxInFlight = maxInFlight
         self.maxQueuedPerConnection = maxQueuedPerConnection
+        self.maxQueuedBytes = maxQueuedBytes
     }
 }
 
@@ -23,6 +33,7 @@ extension WebhookConfig: Decodable, ConfigSection {
         case timeoutMs = "timeout_ms"
         case maxInFlight = "max_in_flight"
         case maxQueuedPerConnection = "max_queued_per_connection"
+        case maxQueuedBytes = "max_queued_bytes"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -34,7 +45,8 @@ extension WebhookConfig: Decodable, ConfigSection {
             secret: try c.decodeIfPresent(String.self, forKey: .secret) ?? d.secret,
             timeoutMs: try c.decodeIfPresent(Int.self, forKey: .timeoutMs) ?? d.timeoutMs,
             maxInFlight: try c.decodeIfPresent(Int.self, forKey: .maxInFlight) ?? d.maxInFlight,
-            maxQueuedPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxQueuedPerConnection) ?? d.maxQueuedPerConnection
+            maxQueuedPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxQueuedPerConnection) ?? d.maxQueuedPerConnection,
+            maxQueuedBytes: try c.decodeIfPresent(Int.self, forKey: .maxQueuedBytes) ?? d.maxQueuedBytes
         )
     }
 }

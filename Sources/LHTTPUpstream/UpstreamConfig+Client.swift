@@ -7,6 +7,7 @@ extension CurlHTTPClient.Configuration {
         self.init(
             maxInFlight: config.maxInFlight,
             maxQueued: config.maxQueued,
+            maxQueuedBytes: config.maxQueuedBytes,
             maxResponseBytes: config.maxResponseBytes,
             timeoutMilliseconds: config.timeoutMs,
             connectTimeoutMilliseconds: config.connectTimeoutMs

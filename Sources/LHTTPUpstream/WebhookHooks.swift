@@ -79,6 +79,7 @@ public struct Webhooks: Sendable {
             configuration: .init(
                 maxInFlight: config.webhook.maxInFlight,
                 maxQueued: config.webhook.maxInFlight * 64,
+                maxQueuedBytes: config.webhook.maxQueuedBytes,
                 maxResponseBytes: config.limits.maxMessageBytes,
                 timeoutMilliseconds: config.webhook.timeoutMs,
                 connectTimeoutMilliseconds: min(1000, config.webhook.timeoutMs)

@@ -139,6 +139,23 @@ struct UpstreamConfigTests {
         #expect(bad.validate().map(\.keyPath) == ["upstream.allow[0]", "upstream.allow[1]", "upstream.timeout_ms"])
         #expect(throws: ConfigError.self) { try ConfigLoader.load(yaml: "upstream:\n  alow: []\n") }
     }
+
+    @Test("max_queued_bytes of upstream and webhook decode, default to 16 MiB and must be positive")
+    func queuedBytes() throws {
+        let config = try ConfigLoader.load(yaml: """
+            upstream:
+              max_queued_bytes: 4096
+            webhook:
+              max_queued_bytes: 8192
+            """)
+        #expect(config.upstream.maxQueuedBytes == 4096)
+        #expect(config.webhook.maxQueuedBytes == 8192)
+        #expect(GatewayConfig().upstream.maxQueuedBytes == 16_777_216)
+        #expect(GatewayConfig().webhook.maxQueuedBytes == 16_777_216)
+        let found = problems("upstream:\n  max_queued_bytes: 0\nwebhook:\n  max_queued_bytes: -1\n")
+        #expect(found.map(\.keyPath).sorted() == ["upstream.max_queued_bytes", "webhook.max_queued_bytes"])
+        #expect(found.allSatisfy { $0.message.contains("greater than 0") })
+    }
 }
 
 @Suite("Webhook sections")

@@ -239,7 +239,6 @@ struct UpstreamTests {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }
         let client = CurlHTTPClient(configuration: .init(maxInFlight: 1))
-        defer { client.shutdown() }
         let url = "http://127.0.0.1:\(backend.port)/chain"
         let started = ContinuousClock.now
         // Two at a time with one slot: the second always waits for the first to finish.
@@ -249,6 +248,7 @@ struct UpstreamTests {
             #expect(try await first.status == 200)
             #expect(try await second.status == 200)
         }
+        await client.shutdown()
         // Without prompt admission each waiting call would sleep out the 1 s poll timeout: 20 s at least.
         // (A generous bound: the whole suite, a browser included, runs alongside.)
         #expect(ContinuousClock.now - started < .seconds(15))

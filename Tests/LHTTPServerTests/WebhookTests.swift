@@ -178,13 +178,13 @@ struct WebhookTests {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }
         let client = CurlHTTPClient()
-        defer { client.shutdown() }
         let caller = WebhookCaller(client: client, secret: "s3cret", limits: .default, logger: .init(label: "test"))
         let event = WebhookEvent(kind: .message, id: "e1", connection: connection, message: LHTTPMessage(command: "chat", body: "hi"))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let outcome: WebhookOutcome = await withCheckedContinuation { continuation in
             caller.call(url: "http://127.0.0.1:\(backend.port)/chat.php", event: event, on: loop) { continuation.resume(returning: $0) }
         }
+        await client.shutdown()
         let request = try #require(backend.requests.first)
         #expect(request.method == "POST")
         #expect(request.header("content-type") == "application/json")
@@ -205,7 +205,6 @@ struct WebhookTests {
         let port = probe.localAddress?.port ?? 1
         try await probe.close()
         let client = CurlHTTPClient()
-        defer { client.shutdown() }
         let caller = WebhookCaller(client: client, secret: "", limits: .default, logger: .init(label: "test"))
         let started = ContinuousClock.now
         let outcome: WebhookOutcome = await withCheckedContinuation { continuation in
@@ -214,6 +213,7 @@ struct WebhookTests {
                 on: MultiThreadedEventLoopGroup.singleton.next()
             ) { continuation.resume(returning: $0) }
         }
+        await client.shutdown()
         guard case .failed(502, _) = outcome else {
             Issue.record("expected 502, got \(outcome)")
             return
