@@ -27,7 +27,12 @@ struct ClusterTests {
         }
         try await TestServer.with(node("a")) { a in
             try await TestServer.with(node("b")) { b in
-                try await eventually { a.isClustered && b.isClustered }
+                do {
+                    try await eventually { a.isClustered && b.isClustered }
+                } catch {
+                    let status = { (node: TestServer) in node.cluster.map { "\($0.client.currentStatus)" } ?? "none" }
+                    throw TestFailure("nodes not clustered: a \(status(a)), b \(status(b)), nats at \(nats.url)")
+                }
                 try await body(a, b)
             }
         }

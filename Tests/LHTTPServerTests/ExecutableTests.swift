@@ -106,6 +106,21 @@ struct ExecutableTests {
         #expect(child.text.contains("max_message_bytes"))
     }
 
+    /// `--check-config` runs every check start-up runs: an allow-list entry that libcurl's URL parser
+    /// refuses (it is what makes the requests) fails the check as it fails start-up.
+    @Test func checkConfigRunsTheChecksStartUpRuns() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-allow-\(UUID().uuidString).yaml")
+        try Data("listen: 127.0.0.1:0\nupstream:\n  allow: [\"http://127.0.0.1:9/a%2e/\"]\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let check = try Child(["--check-config", "--config", file.path])
+        #expect(try await check.exitStatus() == 1)
+        #expect(check.text.contains("upstream.allow"), "\(check.text)")
+        #expect(!check.text.contains("configuration OK"))
+        let start = try Child(["--config", file.path])
+        #expect(try await start.exitStatus() == 1)
+        #expect(start.text.contains("upstream.allow"), "\(start.text)")
+    }
+
     @Test func servesPubSubAndStopsGracefullyOnSIGTERM() async throws {
         let child = try Child(["--config", "config/lhttpd.yaml", "--listen", "127.0.0.1:0"])
         let portText = try await child.await(#"lhttp\.port=(\d+)"#)

@@ -1,11 +1,67 @@
+import Foundation
 import LHTTPClient
 import LHTTPProtocol
+import LHTTPTestSupport
 import NIOCore
 import NIOPosix
 import Testing
 
 @Suite("Slow consumers")
 struct SlowConsumerTests {
+    /// States of the server's own TCP sockets on `port` (local port = `port`), listener excluded, from
+    /// `/proc/net/tcp`: "01" established, "04" FIN-WAIT-1, "07" close, ... (see include/net/tcp_states.h).
+    static func serverSockets(port: Int) throws -> [String] {
+        // Read to the end: procfs reports a size of 0, and a one-shot read can stop after the first page.
+        guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { throw TestFailure("no /proc/net/tcp") }
+        defer { try? file.close() }
+        let table = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
+        let hexPort = String(format: ":%04X", port)
+        return table.split(separator: "\n").dropFirst().compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, fields[1].hasSuffix(hexPort), fields[3] != "0A" else { return nil }
+            return String(fields[3])
+        }
+    }
+
+    @Test func aStalledReaderIsClosedWith4008ThenResetSoItHoldsNoKernelMemory() async throws {
+        try await TestServer.with({
+            $0.limits.maxOutboundBytes = 64 * 1024
+            $0.limits.socketSendBufferBytes = 16 * 1024
+            $0.websocket.closeTimeoutS = 0.3
+        }) { server in
+            let stalled = try await RawConnection.websocket(port: server.port, reading: false, receiveBuffer: 4096)
+            try await stalled.send(RawFrames.client(opcode: 0x1, payload: Array("LHTTP/1.0 sub\r\nsubscribe:feed\r\n\r\n".utf8)))
+            try await server.eventually { server.gateway.hub.subscriberCount(of: "feed") == 1 }
+            let publisher = try await server.publisher()
+            let filler = String(repeating: "x", count: 8 * 1024)
+            var published = 0
+            #expect(try Self.serverSockets(port: server.port).count == 2, "the stalled websocket and the publisher")
+            // Bounded: at most 2000 messages (16 MiB); stops as soon as the stalled reader is gone.
+            while published < 2000, server.gateway.hub.subscriberCount(of: "feed") == 1 {
+                _ = try await publisher.request(path: "/publish?channel=feed", body: ByteBuffer(string: filler))
+                published += 1
+            }
+            #expect(server.gateway.hub.subscriberCount(of: "feed") == 0, "the stalled reader was never closed")
+            try await publisher.close()
+            // Its close frame is stuck behind what it never read: after close_timeout_s it is reset, and
+            // the server keeps no socket for it (no FIN-WAIT-1 holding the unsent bytes for minutes).
+            do {
+                try await server.eventually { (try? Self.serverSockets(port: server.port))?.isEmpty == true }
+            } catch {
+                Issue.record("server sockets left: \((try? Self.serverSockets(port: server.port)) ?? []), published \(published)")
+                throw error
+            }
+            let metrics = try await MetricsTests.scrape(server)
+            #expect(metrics.values["lhttp_closes_total{code=\"4008\"}"] == 1)
+            #expect(metrics.values["lhttp_websocket_resets_total"] == 1)
+            // The client learns it was reset (at once, or when it reads at last).
+            if !stalled.isClosed { try? await stalled.startReading() }
+            try await server.eventually { stalled.isClosed }
+            #expect(stalled.error?.contains("Connection reset by peer") == true, "\(stalled.error ?? "no error")")
+            await stalled.close()
+        }
+    }
+
     /// A websocket client that upgrades, subscribes, and then never reads a byte.
     static func stalledSubscriber(port: Int, channel name: String) async throws -> any Channel {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
