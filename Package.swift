@@ -165,18 +165,54 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        // Real servers, processes and raw connections for the tests (nats-server, misbehaving clients).
+        // Real servers, processes and raw connections for the tests: a node through the composition root
+        // (TestServer), an HTTP backend, nats-server, child processes, raw websocket frames.
         .target(
             name: "LHTTPTestSupport",
             dependencies: [
+                "LHTTPApp", "LHTTPClient", "LHTTPConfig", "LHTTPGateway", "LHTTPNATS", "LHTTPProtocol", "LHTTPServer", "LHTTPUpstream",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/LHTTPTestSupport"
         ),
+        // One test target per module.
         .testTarget(name: "LHTTPProtocolTests", dependencies: ["LHTTPProtocol"]),
         .testTarget(name: "LHTTPConfigTests", dependencies: ["LHTTPConfig"]),
+        .testTarget(
+            name: "LHTTPGatewayTests",
+            dependencies: [
+                "LHTTPGateway", "LHTTPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "LHTTPServerTests",
+            dependencies: [
+                "LHTTPServer", "LHTTPGateway", "LHTTPProtocol", "LHTTPTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "LHTTPUpstreamTests",
+            dependencies: [
+                "LHTTPUpstream", "LHTTPConfig", "LHTTPGateway", "LHTTPProtocol", "LHTTPTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LHTTPNATSTests",
             dependencies: [
@@ -189,38 +225,29 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "LHTTPGatewayTests",
+            name: "LHTTPClientTests",
             dependencies: [
-                "LHTTPGateway", "LHTTPProtocol",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ]
-        ),
-        // The libcurl client against real backends on 127.0.0.1: shutdown, idle waiters, queue bounds.
-        .testTarget(
-            name: "LHTTPUpstreamTests",
-            dependencies: [
-                "LHTTPUpstream", "LHTTPConfig", "LHTTPProtocol", "LHTTPTestSupport",
+                "LHTTPClient", "LHTTPProtocol", "LHTTPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
-            name: "LHTTPServerTests",
+            name: "LHTTPBenchTests",
+            dependencies: ["LHTTPConfig", "LHTTPTestSupport", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
+        // End to end, over real sockets, through the composition root (and the lhttpd binary).
+        .testTarget(
+            name: "LHTTPAppTests",
             dependencies: [
                 "LHTTPApp", "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
                 "LHTTPNATS", "LHTTPTestSupport",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
     ]

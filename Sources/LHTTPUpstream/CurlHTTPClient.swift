@@ -31,6 +31,9 @@ public final class CurlHTTPClient: Sendable {
         /// Whole-request timeout, unless the request sets its own.
         public var timeoutMilliseconds: Int
         public var connectTimeoutMilliseconds: Int
+        /// The longest the thread sleeps in `curl_multi_poll` when nothing wakes it (libcurl's own timers
+        /// and `curl_multi_wakeup` cut it short): work must never wait for this to pass.
+        public var idlePollMilliseconds: Int32 = 1000
 
         public init(
             maxInFlight: Int = 256,
@@ -171,7 +174,7 @@ public final class CurlHTTPClient: Sendable {
             // Finished transfers freed slots: admit what waits before sleeping (its wake-up may already
             // have been consumed while the slots were full).
             if finished > 0 { continue }
-            self.multi.poll(timeoutMilliseconds: 1000)
+            self.multi.poll(timeoutMilliseconds: self.configuration.idlePollMilliseconds)
         }
         // Shutting down: abort what runs, fail what waits.
         for (easy, transfer) in active {

@@ -1,5 +1,6 @@
 import LHTTPConfig
 import LHTTPProtocol
+import LHTTPTestSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

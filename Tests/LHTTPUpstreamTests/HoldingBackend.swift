@@ -1,3 +1,4 @@
+import LHTTPTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,4 @@
+import LHTTPTestSupport
 import NIOConcurrencyHelpers
 
 /// A clock that moves only when the test advances it: a deadline on it passes exactly when the test

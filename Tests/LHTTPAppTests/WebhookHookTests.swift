@@ -2,6 +2,7 @@ import Foundation
 import LHTTPClient
 import LHTTPConfig
 import LHTTPProtocol
+import LHTTPTestSupport
 import NIOCore
 import NIOPosix
 import Testing

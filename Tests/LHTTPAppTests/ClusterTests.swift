@@ -14,30 +14,6 @@ import Testing
 @Suite("Cluster through NATS")
 struct ClusterTests {
     /// Runs `body` with nodes `a` and `b` on `nats` (each a full TestServer with a NATS broker).
-    static func withNodes(
-        _ nats: NATSServerProcess,
-        configure: @escaping (inout GatewayConfig) -> Void = { _ in },
-        _ body: (TestServer, TestServer) async throws -> Void
-    ) async throws {
-        func node(_ id: String) -> (inout GatewayConfig) -> Void {
-            { config in
-                config.cluster = ClusterConfig(nats: [nats.url], nodeID: id, reconnectMinMs: 20, reconnectMaxMs: 200)
-                configure(&config)
-            }
-        }
-        try await TestServer.with(node("a")) { a in
-            try await TestServer.with(node("b")) { b in
-                do {
-                    try await eventually { a.isClustered && b.isClustered }
-                } catch {
-                    let status = { (node: TestServer) in node.cluster.map { "\($0.client.currentStatus)" } ?? "none" }
-                    throw TestFailure("nodes not clustered: a \(status(a)), b \(status(b)), nats at \(nats.url)")
-                }
-                try await body(a, b)
-            }
-        }
-    }
-
     /// Waits until node `id`'s NATS connection holds exactly the subjects of `channels`.
     static func waitForInterest(_ nats: NATSServerProcess, node id: String, _ channels: Set<String>) async throws {
         let wanted = Set(channels.map { NATSSubject.channel($0, prefix: "lhttp") })
@@ -53,7 +29,7 @@ struct ClusterTests {
 
     @Test func publishOnOneNodeReachesSubscribersOnBothExactlyOnce() async throws {
         let nats = try await NATSServerProcess()
-        try await Self.withNodes(nats) { a, b in
+        try await TestServer.withNodes(nats) { a, b in
             let onA = try await a.client()
             let onB = try await b.client()
             let publisher = try await a.client()
@@ -98,7 +74,7 @@ struct ClusterTests {
 
     @Test func aNodeHoldsOneSubscriptionPerChannelAndDropsItWithTheLastSubscriber() async throws {
         let nats = try await NATSServerProcess()
-        try await Self.withNodes(nats) { a, b in
+        try await TestServer.withNodes(nats) { a, b in
             let first = try await b.client()
             let second = try await b.client()
             try await b.subscribe(first, "room")
@@ -133,7 +109,7 @@ struct ClusterTests {
 
     @Test func channelNamesCannotReachOtherChannelsOrBreakTheLink() async throws {
         let nats = try await NATSServerProcess()
-        try await Self.withNodes(nats) { a, b in
+        try await TestServer.withNodes(nats) { a, b in
             let sneaky = try await b.client()
             try await b.subscribe(sneaky, "> * a.> a.b ~2E é")
             try await Self.waitForInterest(nats, node: "b", [">", "*", "a.>", "a.b", "~2E", "é"])
@@ -176,7 +152,7 @@ struct ClusterTests {
 
     @Test func bothNodesReconnectAndDeliverAfterNATSIsKilledAndRestarted() async throws {
         let nats = try await NATSServerProcess()
-        try await Self.withNodes(nats) { a, b in
+        try await TestServer.withNodes(nats) { a, b in
             let onA = try await a.client()
             let onB = try await b.client()
             try await a.subscribe(onA, "room")
@@ -217,7 +193,7 @@ struct ClusterTests {
 
     @Test func aThousandChannelsAcrossNodes() async throws {
         let nats = try await NATSServerProcess()
-        try await Self.withNodes(nats) { a, b in
+        try await TestServer.withNodes(nats) { a, b in
             let channels = (0..<1000).map { "ch-\($0)" }
             var subscribers: [LHTTPWebSocketClient] = []
             // 20 connections × 50 channels (limits.max_channels_per_message is 64).
@@ -247,7 +223,7 @@ struct ClusterTests {
 
     @Test func aMessageTooLargeForNATSIsRefusedEverywhereWithAClearError() async throws {
         let nats = try await NATSServerProcess(maxPayload: 4096)
-        try await Self.withNodes(nats) { a, b in
+        try await TestServer.withNodes(nats) { a, b in
             try await eventually { a.cluster?.client.maxPayload == 4096 }
             let local = try await a.client()
             try await a.subscribe(local, "room")
@@ -268,9 +244,4 @@ struct ClusterTests {
             try await http.close()
         }
     }
-}
-
-extension TestServer {
-    /// The node's NATS link is up.
-    var isClustered: Bool { self.cluster?.health?.isDegraded == false }
 }

@@ -1,3 +1,4 @@
+import LHTTPTestSupport
 import LHTTPUpstream
 import Testing
 

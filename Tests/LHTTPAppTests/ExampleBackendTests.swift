@@ -2,6 +2,7 @@ import Foundation
 import LHTTPClient
 import LHTTPConfig
 import LHTTPProtocol
+import LHTTPTestSupport
 import NIOCore
 import NIOPosix
 import Testing
@@ -20,8 +21,8 @@ struct ExampleBackendTests {
     }
 
     /// Starts a backend process and waits (bounded) until it accepts connections.
-    static func startBackend(_ binary: String, _ arguments: [String], port: Int) async throws -> ExecutableTests.Child {
-        let child = try ExecutableTests.Child(arguments, binary: URL(fileURLWithPath: binary), environment: ["LHTTP_WEBHOOK_SECRET": secret])
+    static func startBackend(_ binary: String, _ arguments: [String], port: Int) async throws -> ChildProcess {
+        let child = try ChildProcess(arguments, binary: URL(fileURLWithPath: binary), environment: ["LHTTP_WEBHOOK_SECRET": secret])
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {

@@ -5,7 +5,6 @@ import LHTTPGateway
 import LHTTPNATS
 import LHTTPProtocol
 import LHTTPServer
-import LHTTPTestSupport
 import LHTTPUpstream
 import Logging
 import NIOCore
@@ -15,20 +14,20 @@ import ServiceLifecycle
 /// A real lhttpd node on 127.0.0.1, port 0, for one test: the executable's own wiring (``Application``)
 /// run as a ServiceGroup, and stopped the way a signal stops it (a graceful shutdown: drain, calls in
 /// flight, cluster link).
-struct TestServer {
-    let application: Application
-    let port: Int
+public struct TestServer: Sendable {
+    public let application: Application
+    public let port: Int
     private let run: Task<Void, any Error>
     private let group: ServiceGroup
 
-    var server: GatewayServer { self.application.server }
-    var gateway: Gateway { self.application.gateway }
-    var upstream: CurlHTTPClient { self.application.upstreamClient }
-    var webhookClient: CurlHTTPClient? { self.application.webhookClient }
+    public var server: GatewayServer { self.application.server }
+    public var gateway: Gateway { self.application.gateway }
+    public var upstream: CurlHTTPClient { self.application.upstreamClient }
+    public var webhookClient: CurlHTTPClient? { self.application.webhookClient }
     /// The NATS broker when `cluster.nats` is configured.
-    var cluster: NATSBroker? { self.application.cluster }
+    public var cluster: NATSBroker? { self.application.cluster }
 
-    static func start(
+    public static func start(
         _ configure: (inout GatewayConfig) -> Void = { _ in },
         processors: [String: any LHTTPProcessor] = [:]
     ) async throws -> TestServer {
@@ -53,7 +52,7 @@ struct TestServer {
 
     /// Runs `body` with a fresh server and stops the server afterwards, also when `body` throws.
     @discardableResult
-    static func with<T>(
+    public static func with<T>(
         _ configure: (inout GatewayConfig) -> Void = { _ in },
         processors: [String: any LHTTPProcessor] = [:],
         _ body: (TestServer) async throws -> T
@@ -70,28 +69,28 @@ struct TestServer {
     }
 
     /// A graceful shutdown, as SIGTERM does it; returns when every service has stopped.
-    func stop() async throws {
+    public func stop() async throws {
         await self.group.triggerGracefulShutdown()
         try await self.run.value
     }
 
-    func client(path: String = "/") async throws -> LHTTPWebSocketClient {
+    public func client(path: String = "/") async throws -> LHTTPWebSocketClient {
         try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: self.port, path: path)
     }
 
-    func publisher() async throws -> HTTPPublisher {
+    public func publisher() async throws -> HTTPPublisher {
         try await HTTPPublisher.connect(host: "127.0.0.1", port: self.port)
     }
 
     /// Subscribes `client` and waits until the hub has the subscription (a round trip proves it).
-    func subscribe(_ client: LHTTPWebSocketClient, _ channels: String) async throws {
+    public func subscribe(_ client: LHTTPWebSocketClient, _ channels: String) async throws {
         try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": channels]))
         try await self.roundTrip(client)
     }
 
     /// Waits until every message `client` sent before has been processed: the server answers an
     /// unknown-version message with an error reply, in order.
-    func roundTrip(_ client: LHTTPWebSocketClient) async throws {
+    public func roundTrip(_ client: LHTTPWebSocketClient) async throws {
         try await client.sendText("LHTTP/9.9 sync\r\n\r\n")
         let reply = try await client.nextMessage()
         guard reply.command == "error", reply.headers["status"] == "505" else {
@@ -101,12 +100,37 @@ struct TestServer {
 
     /// Polls `condition` every 10 ms for up to `timeout` (for effects with no message to await, e.g. counts
     /// after a client vanished).
-    func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+    public func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
         try await LHTTPTestSupport.eventually(timeout: timeout, condition)
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+extension TestServer {
+    /// The node's NATS link is up.
+    public var isClustered: Bool { self.cluster?.health?.isDegraded == false }
+
+    /// Two nodes `a` and `b` clustered through `nats`, both linked before `body` runs.
+    public static func withNodes(
+        _ nats: NATSServerProcess,
+        configure: @escaping (inout GatewayConfig) -> Void = { _ in },
+        _ body: (TestServer, TestServer) async throws -> Void
+    ) async throws {
+        func node(_ id: String) -> (inout GatewayConfig) -> Void {
+            { config in
+                config.cluster = ClusterConfig(nats: [nats.url], nodeID: id, reconnectMinMs: 20, reconnectMaxMs: 200)
+                configure(&config)
+            }
+        }
+        try await TestServer.with(node("a")) { a in
+            try await TestServer.with(node("b")) { b in
+                do {
+                    try await LHTTPTestSupport.eventually { a.isClustered && b.isClustered }
+                } catch {
+                    let status = { (node: TestServer) in node.cluster.map { "\($0.client.currentStatus)" } ?? "none" }
+                    throw TestFailure("nodes not clustered: a \(status(a)), b \(status(b)), nats at \(nats.url)")
+                }
+                try await body(a, b)
+            }
+        }
+    }
 }

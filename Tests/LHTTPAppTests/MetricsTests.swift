@@ -1,6 +1,7 @@
 import Foundation
 import LHTTPClient
 import LHTTPProtocol
+import LHTTPTestSupport
 import NIOCore
 import Testing
 

@@ -19,11 +19,11 @@ struct BenchToolTests {
     }
 
     static var binary: URL {
-        ExecutableTests.binary.deletingLastPathComponent().appendingPathComponent("lhttp-bench")
+        ChildProcess.built("lhttp-bench")
     }
 
     func run(_ arguments: [String], port: Int) async throws -> Line {
-        let child = try ExecutableTests.Child(arguments + ["--port", String(port), "--timeout", "30"], binary: Self.binary)
+        let child = try ChildProcess(arguments + ["--port", String(port), "--timeout", "30"], binary: Self.binary)
         let status = try await child.exitStatus(timeout: .seconds(60))
         let json = try #require(child.text.split(separator: "\n").first { $0.hasPrefix("{") }, "no JSON line in:\n\(child.text)")
         let line = try JSONDecoder().decode(Line.self, from: Data(json.utf8))
@@ -43,7 +43,7 @@ struct BenchToolTests {
 
     @Test func clusterFanoutReportsEveryDeliveryIntactAcrossTwoNodes() async throws {
         let nats = try await NATSServerProcess()
-        try await ClusterTests.withNodes(nats) { a, b in
+        try await TestServer.withNodes(nats) { a, b in
             let line = try await run(
                 ["fanout", "--subscribers", "10", "--messages", "100", "--window", "8",
                  "--subscriber-port", String(a.port), "--subscriber-port", String(b.port)],

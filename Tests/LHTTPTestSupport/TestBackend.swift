@@ -7,23 +7,29 @@ import NIOPosix
 /// by path: `/hang…` never answers, `/hold…` answers 200 when the test calls ``releaseHeld()``,
 /// `/slow…` answers 200 after 300 ms, `/fail…` answers 500, `/big…` 200 with
 /// 4 KiB, anything else 200 `ok`.
-final class TestBackend: Sendable {
-    struct Request: Sendable {
-        var method: String
-        var uri: String
-        var headers: [(String, String)]
-        var body: String
+public final class TestBackend: Sendable {
+    public struct Request: Sendable {
+        public var method: String
+        public var uri: String
+        public var headers: [(String, String)]
+        public var body: String
 
-        func header(_ name: String) -> String? {
+        public func header(_ name: String) -> String? {
             self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
     }
 
     /// A scripted answer; `nil` from the script falls back to the path rules.
-    struct Answer: Sendable {
-        var status: Int = 200
-        var contentType: String? = nil
-        var body: String = ""
+    public struct Answer: Sendable {
+        public var status: Int = 200
+        public var contentType: String? = nil
+        public var body: String = ""
+
+        public init(status: Int = 200, contentType: String? = nil, body: String = "") {
+            self.status = status
+            self.contentType = contentType
+            self.body = body
+        }
     }
 
     private let channel: any Channel
@@ -32,9 +38,9 @@ final class TestBackend: Sendable {
     private let held = NIOLockedValueBox<[@Sendable () -> Void]>([])
     fileprivate let script: @Sendable (Request) -> Answer?
 
-    var port: Int { self.channel.localAddress?.port ?? 0 }
-    var requests: [Request] { self.state.withLockedValue { $0.requests } }
-    var connections: Int { self.state.withLockedValue { $0.connections } }
+    public var port: Int { self.channel.localAddress?.port ?? 0 }
+    public var requests: [Request] { self.state.withLockedValue { $0.requests } }
+    public var connections: Int { self.state.withLockedValue { $0.connections } }
 
     private init(channel: any Channel, state: NIOLockedValueBox<(requests: [Request], connections: Int)>, script: @escaping @Sendable (Request) -> Answer?) {
         self.channel = channel
@@ -42,7 +48,7 @@ final class TestBackend: Sendable {
         self.script = script
     }
 
-    static func start(script: @escaping @Sendable (Request) -> Answer? = { _ in nil }) async throws -> TestBackend {
+    public static func start(script: @escaping @Sendable (Request) -> Answer? = { _ in nil }) async throws -> TestBackend {
         let state = NIOLockedValueBox<(requests: [Request], connections: Int)>(([], 0))
         let box = NIOLockedValueBox<TestBackend?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -65,7 +71,7 @@ final class TestBackend: Sendable {
     }
 
     /// Waits (bounded) until `count` requests arrived.
-    func waitForRequests(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [Request] {
+    public func waitForRequests(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [Request] {
         let deadline = ContinuousClock.now + timeout
         while self.requests.count < count {
             guard ContinuousClock.now < deadline else {
@@ -78,7 +84,7 @@ final class TestBackend: Sendable {
 
     /// Answers every `/hold` request that arrived so far. - Returns: how many.
     @discardableResult
-    func releaseHeld() -> Int {
+    public func releaseHeld() -> Int {
         let answers = self.held.withLockedValue { held in
             defer { held.removeAll() }
             return held
@@ -91,7 +97,7 @@ final class TestBackend: Sendable {
         self.held.withLockedValue { $0.append(answer) }
     }
 
-    func stop() async {
+    public func stop() async {
         try? await self.channel.close()
     }
 

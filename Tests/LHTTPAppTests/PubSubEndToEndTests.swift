@@ -1,6 +1,7 @@
 import LHTTPClient
 import LHTTPGateway
 import LHTTPProtocol
+import LHTTPTestSupport
 import NIOCore
 import Testing
 

@@ -1,5 +1,6 @@
 import LHTTPClient
 import LHTTPProtocol
+import LHTTPTestSupport
 import NIOCore
 import Testing
 

@@ -11,7 +11,7 @@ import Testing
 @Suite("Clients")
 struct ClientsTests {
     static var lhttp: URL {
-        ExecutableTests.binary.deletingLastPathComponent().appendingPathComponent("lhttp")
+        ChildProcess.built("lhttp")
     }
 
     static func python() -> URL {
@@ -20,9 +20,9 @@ struct ClientsTests {
     }
 
     @Test func chatDemoAndSDKInHeadlessChromium() async throws {
-        let script = ExecutableTests.packageRoot.appendingPathComponent("Tests/Browser/chat_test.py").path
-        let child = try ExecutableTests.Child(
-            [script, "--lhttpd", ExecutableTests.binary.path, "--root", ExecutableTests.packageRoot.path],
+        let script = ChildProcess.packageRoot.appendingPathComponent("Tests/Browser/chat_test.py").path
+        let child = try ChildProcess(
+            [script, "--lhttpd", ChildProcess.built("lhttpd").path, "--root", ChildProcess.packageRoot.path],
             binary: Self.python()
         )
         let status = try await child.exitStatus(timeout: .seconds(240))
@@ -34,7 +34,7 @@ struct ClientsTests {
     @Test func parserCasesInNode() async throws {
         let node = ["/usr/bin/node", "/usr/local/bin/node"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let path = try #require(node, "Node is missing: make test installs nodejs")
-        let child = try ExecutableTests.Child([ExecutableTests.packageRoot.appendingPathComponent("Tests/JS/lhttp.test.js").path], binary: URL(fileURLWithPath: path))
+        let child = try ChildProcess([ChildProcess.packageRoot.appendingPathComponent("Tests/JS/lhttp.test.js").path], binary: URL(fileURLWithPath: path))
         #expect(try await child.exitStatus() == 0, "\(child.text)")
         // Every case ran and passed: "N of N parser cases passed", with N the number of "ok" lines.
         let passed = child.text.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count
@@ -48,32 +48,32 @@ struct ClientsTests {
             let subscriber = try await server.client()
             try await server.subscribe(subscriber, "room")
             let url = "http://127.0.0.1:\(server.port)"
-            let ok = try ExecutableTests.Child(["publish", "--url", url, "--token", "s3cret", "--channel", "room", "--command", "chat", "hello: from cron"], binary: Self.lhttp)
+            let ok = try ChildProcess(["publish", "--url", url, "--token", "s3cret", "--channel", "room", "--command", "chat", "hello: from cron"], binary: Self.lhttp)
             #expect(try await ok.exitStatus() == 0, "\(ok.text)")
             #expect(ok.text.contains("\"deliveries\":1"))
             let message = try await subscriber.nextMessage()
             #expect(message.command == "chat" && message.bodyString == "hello: from cron")
 
-            let wrong = try ExecutableTests.Child(["publish", "--url", url, "--token", "nope", "--channel", "room", "x"], binary: Self.lhttp)
+            let wrong = try ChildProcess(["publish", "--url", url, "--token", "nope", "--channel", "room", "x"], binary: Self.lhttp)
             #expect(try await wrong.exitStatus() == 3, "\(wrong.text)")
             #expect(wrong.text.contains("401"))
-            let stdinBody = try ExecutableTests.Child(["publish", "--url", url, "--token", "s3cret", "--channel", "room"], binary: Self.lhttp, input: "from stdin\nline 2")
+            let stdinBody = try ChildProcess(["publish", "--url", url, "--token", "s3cret", "--channel", "room"], binary: Self.lhttp, input: "from stdin\nline 2")
             #expect(try await stdinBody.exitStatus() == 0, "\(stdinBody.text)")
             #expect(try await subscriber.nextMessage().bodyString == "from stdin\nline 2")
-            let refused = try ExecutableTests.Child(["publish", "--url", url, "--token", "s3cret", "--channel", String(repeating: "c", count: 300), "x"], binary: Self.lhttp)
+            let refused = try ChildProcess(["publish", "--url", url, "--token", "s3cret", "--channel", String(repeating: "c", count: 300), "x"], binary: Self.lhttp)
             #expect(try await refused.exitStatus() == 4, "\(refused.text)")
             try await subscriber.close()
         }
         let nobody = try await NATSServerProcess.freePort()
-        let down = try ExecutableTests.Child(["publish", "--url", "http://127.0.0.1:\(nobody)", "--channel", "room", "x"], binary: Self.lhttp)
+        let down = try ChildProcess(["publish", "--url", "http://127.0.0.1:\(nobody)", "--channel", "room", "x"], binary: Self.lhttp)
         #expect(try await down.exitStatus() == 1, "\(down.text)")
     }
 
     @Test func subscribeOneShotPrintsOneLinePerMessage() async throws {
         try await TestServer.with { server in
             let url = "ws://127.0.0.1:\(server.port)/ws"
-            let text = try ExecutableTests.Child(["subscribe", url, "room", "other", "--count", "2"], binary: Self.lhttp)
-            let json = try ExecutableTests.Child(["subscribe", url, "room", "--count", "1", "--json"], binary: Self.lhttp)
+            let text = try ChildProcess(["subscribe", url, "room", "other", "--count", "2"], binary: Self.lhttp)
+            let json = try ChildProcess(["subscribe", url, "room", "--count", "1", "--json"], binary: Self.lhttp)
             try await server.eventually { server.gateway.hub.subscriberCount(of: "room") == 2 }
             let publisher = try await server.publisher()
             _ = try await publisher.request(path: "/publish?channel=room&command=chat", body: ByteBuffer(string: "two\nlines"))
@@ -95,7 +95,7 @@ struct ClientsTests {
             try await server.subscribe(watcher, "room")
             // The CLI subscribes, publishes twice (one raw message), then waits for its own message before quitting.
             let script = "sub room\npub room hello from the terminal\nraw LHTTP/1.0 chat\\r\\npublish:room\\r\\n\\r\\nraw one\nbogus\n"
-            let cli = try ExecutableTests.Child(["ws://127.0.0.1:\(server.port)/ws", "--linger", "5"], binary: Self.lhttp, input: script)
+            let cli = try ChildProcess(["ws://127.0.0.1:\(server.port)/ws", "--linger", "5"], binary: Self.lhttp, input: script)
             #expect(try await watcher.nextMessage().bodyString == "hello from the terminal")
             let raw = try await watcher.nextMessage()
             #expect(raw.command == "chat" && raw.bodyString == "raw one")

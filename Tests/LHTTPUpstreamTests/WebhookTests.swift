@@ -2,7 +2,10 @@ import Foundation
 import LHTTPGateway
 import LHTTPProtocol
 import LHTTPUpstream
+import LHTTPTestSupport
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
 import Testing
@@ -200,26 +203,37 @@ struct WebhookTests {
         #expect(String(buffer: try #require(actions.reply)) == "LHTTP/1.0 chat\r\n\r\nok")
     }
 
-    @Test func aRefusedConnectionIsRetriedTwiceThenFails() async throws {
+    /// Retries are scheduled on the event loop's clock: in virtual time, the attempts come exactly 100 ms
+    /// and 400 ms apart, and no sooner.
+    @Test func aRefusedConnectionIsRetriedTwiceOnTheLoopsClockThenFails() async throws {
         let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
         let port = probe.localAddress?.port ?? 1
         try await probe.close()
+        let loop = NIOAsyncTestingEventLoop()
         let client = CurlHTTPClient()
         let caller = WebhookCaller(client: client, secret: "", limits: .default, logger: .init(label: "test"))
-        let started = ContinuousClock.now
-        let outcome: WebhookOutcome = await withCheckedContinuation { continuation in
-            caller.call(
-                url: "http://127.0.0.1:\(port)/down", event: WebhookEvent(kind: .disconnect, id: "d", connection: connection, code: 1000),
-                on: MultiThreadedEventLoopGroup.singleton.next()
-            ) { continuation.resume(returning: $0) }
-        }
-        await client.shutdown()
-        guard case .failed(502, _) = outcome else {
-            Issue.record("expected 502, got \(outcome)")
+        let outcome = NIOLockedValueBox<WebhookOutcome?>(nil)
+        caller.call(
+            url: "http://127.0.0.1:\(port)/down", event: WebhookEvent(kind: .disconnect, id: "d", connection: connection, code: 1000),
+            on: loop
+        ) { result in outcome.withLockedValue { $0 = result } }
+        try await eventually { client.stats.failed == 1 }
+        await loop.advanceTime(by: .milliseconds(99))
+        #expect(client.stats.started == 1, "no retry before 100 ms")
+        await loop.advanceTime(by: .milliseconds(1))
+        try await eventually { client.stats.failed == 2 }
+        await loop.advanceTime(by: .milliseconds(399))
+        #expect(client.stats.started == 2, "no retry before another 400 ms")
+        #expect(outcome.withLockedValue { $0 } == nil)
+        await loop.advanceTime(by: .milliseconds(1))
+        try await eventually { client.stats.failed == 3 && outcome.withLockedValue { $0 } != nil }
+        await loop.advanceTime(by: .seconds(10))
+        #expect(client.stats.started == 3, "two retries, no more")
+        guard case .failed(502, _)? = outcome.withLockedValue({ $0 }) else {
+            Issue.record("expected 502, got \(String(describing: outcome.withLockedValue { $0 }))")
             return
         }
-        // Three attempts: 100 ms and 400 ms apart.
-        #expect(ContinuousClock.now - started >= .milliseconds(500))
-        #expect(client.stats.failed == 3)
+        await client.shutdown()
+        await loop.shutdownGracefully()
     }
 }
