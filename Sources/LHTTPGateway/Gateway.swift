@@ -73,16 +73,19 @@ public final class Gateway: Sendable {
 
     // MARK: Connection lifecycle (on the connection's loop)
 
-    /// A connection opened: its session state machine and its handle in the hub (`sink` receives its
-    /// frames). Runs every processor's `onOpen`.
-    public func open(id: ConnectionID, remoteAddress: String, sink: any FrameSink, eventLoop: any EventLoop) -> (SessionStateMachine, Subscriber) {
-        let session = SessionStateMachine(id: id, remoteAddress: remoteAddress, pipeline: self.pipeline, configuration: self.sessionConfiguration)
-        let subscriber = Subscriber(id: id, sink: sink, slot: self.hub.slot(for: eventLoop))
+    /// The session state machine of a new connection (nothing is registered yet: see ``open(_:sink:eventLoop:)``).
+    public func makeSession(id: ConnectionID, remoteAddress: String) -> SessionStateMachine {
+        SessionStateMachine(id: id, remoteAddress: remoteAddress, pipeline: self.pipeline, configuration: self.sessionConfiguration)
+    }
+
+    /// A connection opened: its handle in the hub (`sink` receives its frames). Counts it and runs every
+    /// processor's `onOpen`. Every opened connection is released exactly once (``release(_:subscriber:)``).
+    public func open(_ connection: ConnectionInfo, sink: any FrameSink, eventLoop: any EventLoop) -> Subscriber {
+        let subscriber = Subscriber(id: connection.id, sink: sink, slot: self.hub.slot(for: eventLoop))
         self.openConnections.add(1, ordering: .relaxed)
-        let info = session.info
-        for processor in self.processors.values { processor.onOpen(info) }
-        if self.logger.logLevel <= .debug { self.logger(for: info).debug("connection opened") }
-        return (session, subscriber)
+        for processor in self.processors.values { processor.onOpen(connection) }
+        if self.logger.logLevel <= .debug { self.logger(for: connection).debug("connection opened") }
+        return subscriber
     }
 
     /// The connection is gone: releases its subscriptions, then runs every processor's `onClose` and

@@ -63,6 +63,7 @@ struct ConnectionPipeline: Sendable {
                             settings: handlerSettings,
                             metrics: metrics,
                             id: accepted?.id ?? .next(),
+                            remoteAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
                             connectActions: accepted?.actions ?? [],
                             sweeper: sweeper(channel.eventLoop)
                         )

@@ -23,9 +23,8 @@ final class TestConnection: FrameSink {
 
     init(_ gateway: Gateway, on loop: any EventLoop, connectActions: [AppAction] = []) {
         self.gateway = gateway
-        let (machine, subscriber) = gateway.open(id: .next(), remoteAddress: "127.0.0.1:1", sink: self, eventLoop: loop)
-        self.machine = machine
-        self.subscriber = subscriber
+        self.machine = gateway.makeSession(id: .next(), remoteAddress: "127.0.0.1:1")
+        self.subscriber = gateway.open(self.machine.info, sink: self, eventLoop: loop)
         self.drive(self.machine.opened(actions: connectActions))
     }
 

@@ -43,9 +43,11 @@ struct ConnectionStateMachine {
 
     // MARK: Events
 
-    /// The connection opened; `actions` are what the connect hook asked for.
-    mutating func opened(actions: [AppAction]) -> ConnectionAction {
-        self.lift(self.session.opened(actions: actions))
+    /// The connection opened at `now`; `actions` are what the connect hook asked for.
+    mutating func opened(actions: [AppAction], now: NIODeadline) -> ConnectionAction {
+        self.lastReceived = now
+        self.lastPing = now
+        return self.lift(self.session.opened(actions: actions))
     }
 
     /// A frame arrived (payload still masked).

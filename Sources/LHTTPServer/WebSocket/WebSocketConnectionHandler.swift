@@ -25,11 +25,16 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     /// The id chosen during the upgrade (the connect hook saw it), and what the hook asked for.
     private let id: ConnectionID
     private let connectActions: [AppAction]
-    private var machine: ConnectionStateMachine?
+    /// Never optional, never copied: the hot path (`enqueueFrame`) mutates it in place.
+    private var machine: ConnectionStateMachine
     private var subscriber: Subscriber?
     private var context: ChannelHandlerContext?
     private var writeContext: ChannelHandlerContext?
+    /// The channel's allocator, kept: asking the context for it per frame costs a retain and a release.
+    private var allocator = ByteBufferAllocator()
     private var flushPending = false
+    /// Set once the connection was opened with the gateway (`handlerAdded`).
+    private var isOpened = false
     /// A `read()` held back while reading is paused.
     private var readPending = false
     private var closeTimer: Scheduled<Void>?
@@ -39,16 +44,21 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private let sweeper: KeepAliveSweeper?
     var sweepIndex = -1
 
+    /// - Parameter remoteAddress: `ip:port` of the peer, for logs and the app's events.
     init(
         gateway: Gateway,
         settings: Settings,
         metrics: ServerMetrics? = nil,
         id: ConnectionID = .next(),
+        remoteAddress: String = "",
         connectActions: [AppAction] = [],
         sweeper: KeepAliveSweeper? = nil
     ) {
         self.gateway = gateway
         self.metrics = metrics
+        self.machine = ConnectionStateMachine(
+            session: gateway.makeSession(id: id, remoteAddress: remoteAddress), maxMessageBytes: settings.maxMessageBytes, now: .uptimeNanoseconds(0)
+        )
         self.settings = settings
         self.id = id
         self.connectActions = connectActions
@@ -61,13 +71,13 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         self.context = context
         // Writing from the encoder's own context sends bytes from just below it.
         self.writeContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
-        let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
-        let (session, subscriber) = self.gateway.open(id: self.id, remoteAddress: remote, sink: self, eventLoop: context.eventLoop)
-        self.subscriber = subscriber
-        self.machine = ConnectionStateMachine(session: session, maxMessageBytes: self.settings.maxMessageBytes, now: context.eventLoop.now)
-        self.machine?.writabilityChanged(isWritable: context.channel.isWritable)
+        self.allocator = context.channel.allocator
+        self.subscriber = self.gateway.open(self.machine.session.info, sink: self, eventLoop: context.eventLoop)
+        self.isOpened = true
+        self.machine.writabilityChanged(isWritable: context.channel.isWritable)
         self.sweeper?.add(self)
-        self.run { $0.opened(actions: self.connectActions) }
+        let now = context.eventLoop.now
+        self.run { $0.opened(actions: self.connectActions, now: now) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -88,17 +98,18 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if let count = self.machine?.takeReceivedCount(), count > 0 { self.gateway.metrics.messagesReceived.increment(by: count) }
+        let count = self.machine.takeReceivedCount()
+        if count > 0 { self.gateway.metrics.messagesReceived.increment(by: count) }
         context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.machine?.writabilityChanged(isWritable: context.channel.isWritable)
+        self.machine.writabilityChanged(isWritable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let action = self.machine?.decodingFailed(error) else {
+        guard let action = self.machine.decodingFailed(error) else {
             self.gateway.logger(for: self.connectionInfo).debug("connection error", metadata: ["lhttp.error": "\(error)"])
             context.close(promise: nil)
             return
@@ -107,7 +118,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     }
 
     func read(context: ChannelHandlerContext) {
-        guard self.machine?.isReadingPaused != true else {
+        guard !self.machine.isReadingPaused else {
             self.readPending = true
             return
         }
@@ -118,7 +129,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private func ended() {
         self.closeTimer?.cancel()
         self.closeTimer = nil
-        guard self.machine?.session.isFinished == false else { return }
+        guard self.isOpened, !self.machine.session.isFinished else { return }
         self.run { $0.channelInactive() }
     }
 
@@ -146,16 +157,15 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
 
     /// Feeds the machine one event and executes what follows, until it has nothing more to do.
     private func run(_ event: (inout ConnectionStateMachine) -> ConnectionAction) {
-        guard self.machine != nil else { return }
+        guard self.isOpened else { return }
         // In place: a local copy of the machine would make every later mutation copy its buffers.
-        var action = event(&self.machine!)
+        var action = event(&self.machine)
         let wasDriving = self.isDriving
         self.isDriving = true
         defer { self.isDriving = wasDriving }
         while action != .none {
             let outcome = self.execute(action)
-            guard self.machine != nil else { return }
-            action = self.machine!.next(outcome)
+            action = self.machine.next(outcome)
         }
     }
 
@@ -279,8 +289,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     // MARK: FrameSink
 
     func enqueueFrame(_ frame: ByteBuffer) {
-        guard let writeContext = self.writeContext, self.machine != nil else { return }
-        switch self.machine!.outboundFrame(frame, allocator: writeContext.channel.allocator) {
+        guard let writeContext = self.writeContext else { return }
+        switch self.machine.outboundFrame(frame, allocator: self.allocator) {
         case .drop:
             return
         case .slowConsumer:
@@ -304,7 +314,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         self.flushPending = false
         guard let writeContext = self.writeContext else { return }
         // One pipeline pass for the pending bytes and the flush.
-        if let pending = self.machine?.takeOutbound() {
+        if let pending = self.machine.takeOutbound() {
             writeContext.writeAndFlush(NIOAny(pending), promise: nil)
         } else {
             writeContext.flush()
@@ -313,12 +323,12 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
 
     /// The connection for logs and error replies (only read, never kept).
     private var connectionInfo: ConnectionInfo {
-        self.machine?.session.info ?? ConnectionInfo(id: self.id)
+        self.machine.session.info
     }
 
     /// Hands what the outbound buffer holds to the channel (before a control frame or a close).
     private func writePending() {
-        guard let pending = self.machine?.takeOutbound() else { return }
+        guard let pending = self.machine.takeOutbound() else { return }
         self.writeContext?.write(NIOAny(pending), promise: nil)
     }
 }
