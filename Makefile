@@ -72,7 +72,7 @@ asan: deps
 	# on Linux (the tests spawn nats-server with it).
 	printf 'leak:libXCTest.so\nleak:10Foundation7Process\n' > .build-asan.supp
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan.supp $(SWIFT) test --scratch-path .build-asan \
-	  --sanitize=address --disable-xctest --filter "UpstreamTests|UpstreamURLPolicyTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests|WebhookTests|WebhookRouteTests|WebhookHookTests|NATSClientTests|NATSStateTests|ClusterTests"
+	  --sanitize=address --disable-xctest --filter "LHTTPUpstreamTests|LHTTPNATSTests|LHTTPServerTests|LHTTPGatewayTests|UpstreamTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests|ConformanceTests|WebhookRouteTests|WebhookHookTests|ClusterTests"
 
 ## bench: lhttpd vs nginx+Nchan, every scenario, one table (see bench/README.md)
 bench: release

@@ -114,6 +114,46 @@ public final class Gateway: Sendable {
 
     // MARK: Executing a session's actions
 
+    /// What became of a session action the gateway carried out (``carryOut(_:subscriber:connection:)``).
+    public enum Carried {
+        /// Done (or refused): report the outcome with ``SessionStateMachine/next(_:)``.
+        case outcome(StepOutcome)
+        /// Send this serialized message to the connection (a reply, an error reply).
+        case send(ByteBuffer)
+        /// Not the gateway's to do: the connection's own (upstream, route, close, reading).
+        case connections(SessionAction)
+    }
+
+    /// Carries out the actions that only concern the hub, the broker and the logs — the same for every
+    /// transport — and hands back the rest. The one mapping from session actions to gateway operations.
+    public func carryOut(_ action: SessionAction, subscriber: Subscriber, connection: @autoclosure () -> ConnectionInfo) -> Carried {
+        switch action {
+        case .send(let bytes):
+            return .send(bytes)
+        case .sendError(let error):
+            return .send(self.reply(to: connection(), with: error))
+        case .subscribe(let channels):
+            return .outcome(self.subscribe(subscriber, to: channels).map(StepOutcome.refused) ?? .done)
+        case .unsubscribe(let channels):
+            self.unsubscribe(subscriber, from: channels)
+        case .publish(let payload, let channels, let source):
+            do {
+                try self.publish(payload, to: channels, source: source)
+            } catch {
+                return .outcome(.refused(error))
+            }
+        case .warn(let what, let error):
+            self.logger(for: connection()).warning("\(what)", metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"])
+        case .release(let summary):
+            self.release(summary, subscriber: subscriber)
+        case .none:
+            break
+        case .callUpstream, .route, .close, .pauseReading, .resumeReading:
+            return .connections(action)
+        }
+        return .outcome(.done)
+    }
+
     /// Joins `channels` (fresh ones: the session checked). - Returns: the refusal when the node's
     /// channel cap would be exceeded; nothing changed then.
     public func subscribe(_ subscriber: Subscriber, to channels: [String]) -> GatewayError? {

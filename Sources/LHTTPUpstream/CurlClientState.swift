@@ -38,7 +38,6 @@ struct CurlClientState {
     private(set) var running = 0
     var lifecycle = Lifecycle.running
     var stats = CurlHTTPClient.Stats()
-    var idleWaiters = IdleWaiters()
     /// `shutdown()` callers waiting for the thread to exit.
     var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -70,16 +69,9 @@ struct CurlClientState {
         return taken
     }
 
-    /// `count` running requests finished (or failed to start); returns the idle waiters to resume.
-    mutating func finished(_ count: Int = 1) -> [CheckedContinuation<Bool, Never>] {
+    /// `count` running requests finished (or failed to start). - Returns: whether the client is idle now.
+    mutating func finished(_ count: Int = 1) -> Bool {
         self.running -= count
-        return self.pendingCount == 0 ? self.idleWaiters.takeParked() : []
-    }
-}
-
-extension [CheckedContinuation<Bool, Never>] {
-    /// Resumes idle waiters: the client became idle.
-    func resumeIdle() {
-        for waiter in self { waiter.resume(returning: true) }
+        return self.pendingCount == 0
     }
 }

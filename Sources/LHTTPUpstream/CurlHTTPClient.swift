@@ -1,4 +1,5 @@
 import CCurl
+import LHTTPGateway
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -64,6 +65,9 @@ public final class CurlHTTPClient: Sendable {
     public let configuration: Configuration
     private let logger: Logger
     private let state = NIOLockedValueBox(CurlClientState())
+    /// Tasks in ``waitUntilIdle(until:clock:)``; signalled (outside the state's lock) whenever the last
+    /// queued or running call finishes.
+    let idle = ConditionWaiters()
     private let multi = CurlMultiHandle()
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -104,7 +108,7 @@ public final class CurlHTTPClient: Sendable {
     public var queuedBytes: Int { self.state.withLockedValue { $0.queuedBytes } }
 
     /// Tasks inside ``waitUntilIdle(until:clock:)`` (for tests: none may stay behind).
-    var idleWaiterCount: Int { self.state.withLockedValue { $0.idleWaiters.count } }
+    var idleWaiterCount: Int { self.idle.count }
 
     /// The state under the lock, for this type's extensions.
     func withState<T>(_ body: (inout CurlClientState) -> T) -> T {
@@ -157,7 +161,7 @@ public final class CurlHTTPClient: Sendable {
             if stopping {
                 // Taken in the same breath as the stop: they fail like the rest of the queue below.
                 for pending in admitted { pending.completion(.failure(.shutdown)) }
-                self.state.withLockedValue { $0.finished(admitted.count) }.resumeIdle()
+                if self.state.withLockedValue({ $0.finished(admitted.count) }) { self.idle.signal() }
                 break
             }
             for pending in admitted {
@@ -184,7 +188,7 @@ public final class CurlHTTPClient: Sendable {
         active.removeAll()
         let queued = self.state.withLockedValue { $0.take(Int.max) }
         for pending in queued { pending.completion(.failure(.shutdown)) }
-        self.state.withLockedValue { $0.finished(queued.count) }.resumeIdle()
+        if self.state.withLockedValue({ $0.finished(queued.count) }) { self.idle.signal() }
         // No wake-up can come any more (the client is not running): free the handle, then, as the
         // thread's last act, let every `shutdown()` caller return.
         self.multi.cleanup()
@@ -208,7 +212,7 @@ public final class CurlHTTPClient: Sendable {
                 return state.finished()
             }
             pending.completion(.failure(error))
-            idle.resumeIdle()
+            if idle { self.idle.signal() }
         }
     }
 
@@ -221,6 +225,6 @@ public final class CurlHTTPClient: Sendable {
             self.logger.debug("upstream call failed", metadata: ["lhttp.error": "\(error)"])
         }
         transfer.completion(result)
-        idle.resumeIdle()
+        if idle { self.idle.signal() }
     }
 }

@@ -48,6 +48,18 @@ public enum WebhookOutcome: Sendable {
     case failed(status: Int, reason: String)
 }
 
+extension WebhookOutcome {
+    /// What the sender gets when the app refused (401/403) or failed (502/504); nil when it accepted.
+    /// The one mapping from a webhook's outcome to the gateway's errors.
+    public var failure: GatewayError? {
+        switch self {
+        case .accepted: return nil
+        case .refused(let status, _): return .refusedByApp(status: status, channels: nil)
+        case .failed(let status, let reason): return .appFailed(status: status, reason: reason)
+        }
+    }
+}
+
 /// Turns a webhook's HTTP answer into a ``WebhookOutcome`` (the contract in `docs/webhooks.md`).
 public struct WebhookAnswerParser: Sendable {
     public var limits: LHTTPLimits

@@ -29,8 +29,9 @@ public struct ConnectWebhook: ConnectHook {
                 completion(.accept(actions: actions.appActions))
             case .refused(let status, _):
                 completion(.refuse(status: status, reason: "connection refused by the app"))
-            case .failed(let status, let reason):
-                completion(.refuse(status: status, reason: reason))
+            case .failed:
+                let failure = outcome.failure ?? .internalError
+                completion(.refuse(status: failure.status, reason: failure.reason))
             }
         }
     }

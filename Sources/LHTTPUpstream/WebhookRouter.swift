@@ -38,17 +38,14 @@ public struct WebhookRouter: MessageRouter {
         }
         let event = WebhookEvent(kind: .message, id: WebhookEventID.next(), connection: connection, message: request.message, parts: request.parts)
         self.caller.call(url: route.url, event: event, timeoutMilliseconds: route.timeoutMs, on: eventLoop) { outcome in
-            switch outcome {
-            case .accepted(let actions):
-                // Meta from this answer goes with the subscribe event that may follow.
-                var connection = connection
-                if let meta = actions.meta { connection.meta = meta }
-                self.askSubscribe(request, connection: connection, before: actions.appActions, on: eventLoop, completion: completion)
-            case .refused(let status, _):
-                completion(.stop(.refusedByApp(status: status, channels: nil)))
-            case .failed(let status, let reason):
-                completion(.stop(.appFailed(status: status, reason: reason)))
+            guard case .accepted(let actions) = outcome else {
+                completion(.stop(outcome.failure ?? .internalError))
+                return
             }
+            // Meta from this answer goes with the subscribe event that may follow.
+            var connection = connection
+            if let meta = actions.meta { connection.meta = meta }
+            self.askSubscribe(request, connection: connection, before: actions.appActions, on: eventLoop, completion: completion)
         }
     }
 
@@ -82,8 +79,8 @@ public struct WebhookRouter: MessageRouter {
             let allowed = channels.filter { !refusedSet.contains($0) }
             let error = GatewayError.refusedByApp(status: status, channels: channels.filter { refusedSet.contains($0) })
             return .proceed(subscribe: allowed, actions: before + [.error(error)])
-        case .failed(let status, let reason):
-            return .proceed(subscribe: [], actions: before + [.error(.appFailed(status: status, reason: reason))])
+        case .failed:
+            return .proceed(subscribe: [], actions: before + [.error(outcome.failure ?? .internalError)])
         }
     }
 }

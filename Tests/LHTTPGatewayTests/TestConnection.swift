@@ -56,37 +56,25 @@ final class TestConnection: FrameSink {
     }
 
     private func execute(_ action: SessionAction) -> StepOutcome {
-        switch action {
-        case .none, .warn:
-            break
+        if case .release(let summary) = action { self.released = summary }
+        switch self.gateway.carryOut(action, subscriber: self.subscriber, connection: self.machine.info) {
+        case .outcome(let outcome):
+            return outcome
         case .send(let bytes):
             self.enqueueFrame(WebSocketFrameBytes.message(bytes))
-        case .sendError(let error):
-            self.enqueueFrame(WebSocketFrameBytes.message(self.gateway.reply(to: self.machine.info, with: error)))
-        case .subscribe(let channels):
-            if let refusal = self.gateway.subscribe(self.subscriber, to: channels) { return .refused(refusal) }
-        case .unsubscribe(let channels):
-            self.gateway.unsubscribe(self.subscriber, from: channels)
-        case .publish(let payload, let channels, let source):
-            do {
-                try self.gateway.publish(payload, to: channels, source: source)
-            } catch {
-                return .refused(error)
-            }
-        case .callUpstream(let call):
+        case .connections(.callUpstream(let call)):
             self.upstreamCalls.append(call)
-        case .route(let request):
+        case .connections(.route(let request)):
             self.routed.append(request)
-        case .close(let code, let reason):
+        case .connections(.close(let code, let reason)):
             self.closedWith = (code, reason)
             self.drive(self.machine.finish(code: code))
-        case .pauseReading:
+        case .connections(.pauseReading):
             self.isReadingPaused = true
-        case .resumeReading:
+        case .connections(.resumeReading):
             self.isReadingPaused = false
-        case .release(let summary):
-            self.released = summary
-            self.gateway.release(summary, subscriber: self.subscriber)
+        case .connections:
+            break
         }
         return .done
     }

@@ -21,13 +21,20 @@ public final class ConditionWaiters: Sendable {
     /// Waits until `isMet()` holds or `timeout` has passed on `clock`.
     /// - Returns: whether the condition held.
     public func wait<C: Clock>(timeout: C.Duration, clock: C, isMet: @escaping @Sendable () -> Bool) async -> Bool {
+        await self.wait(until: clock.now.advanced(by: timeout), clock: clock, isMet: isMet)
+    }
+
+    /// Waits until `isMet()` holds, `deadline` passes on `clock`, or the calling task is cancelled; a
+    /// deadline already past returns at once.
+    /// - Returns: whether the condition held.
+    public func wait<C: Clock>(until deadline: C.Instant, clock: C, isMet: @escaping @Sendable () -> Bool) async -> Bool {
         if isMet() { return true }
+        guard clock.now < deadline, !Task.isCancelled else { return false }
         let id = self.state.withLockedValue { state -> UInt64 in
             state.nextID += 1
             state.entries[state.nextID] = .pending
             return state.nextID
         }
-        let deadline = clock.now.advanced(by: timeout)
         let met = await withTaskGroup(of: Bool.self) { group in
             group.addTask { await self.suspend(id, isMet: isMet) }
             group.addTask {
@@ -41,6 +48,9 @@ public final class ConditionWaiters: Sendable {
         self.state.withLockedValue { _ = $0.entries.removeValue(forKey: id) }
         return met || isMet()
     }
+
+    /// Waiters registered and not returned yet (0 once every wait has returned: nothing is left behind).
+    public var count: Int { self.state.withLockedValue { $0.entries.count } }
 
     /// Wakes every waiter: call after making the condition true.
     public func signal() {

@@ -112,6 +112,9 @@ struct ConnectionStateMachine {
     /// app's `close`): a close frame, then the session ends at once (its subscriptions are released and its
     /// close hooks run now, not when the peer finally goes away).
     mutating func closeRequested(_ code: CloseCode, reason: String) -> ConnectionAction {
+        // The last line of defence for the wire rule: 1005, 1006, 1015 and unassigned codes are never sent,
+        // whoever asked (the app's answers are checked when read; a processor could build any code).
+        let code = code.isValidOnTheWire ? code : .internalError
         guard self.websocket.closing(code) else { return .none }
         self.closeCode = code
         self.deferred = .finishSession(code)

@@ -198,46 +198,28 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
 
     private func execute(_ action: SessionAction) -> StepOutcome {
         guard let subscriber = self.subscriber else { return .done }
-        switch action {
-        case .none, .close:
-            break  // `close` is turned into `sendClose` by the connection machine
+        switch self.gateway.carryOut(action, subscriber: subscriber, connection: self.connectionInfo) {
+        case .outcome(let outcome):
+            if case .release = action {
+                self.subscriber = nil
+                self.sweeper?.remove(self)
+            }
+            return outcome
         case .send(let bytes):
             self.enqueueFrame(WebSocketFrameBytes.message(bytes))
-        case .sendError(let error):
-            self.enqueueFrame(WebSocketFrameBytes.message(self.gateway.reply(to: self.connectionInfo, with: error)))
-        case .subscribe(let channels):
-            if let refusal = self.gateway.subscribe(subscriber, to: channels) { return .refused(refusal) }
-        case .unsubscribe(let channels):
-            self.gateway.unsubscribe(subscriber, from: channels)
-        case .publish(let payload, let channels, let source):
-            do {
-                try self.gateway.publish(payload, to: channels, source: source)
-            } catch {
-                return .refused(error)
-            }
-        case .callUpstream(let call):
-            let loop = subscriber.eventLoop
-            let handler = NIOLoopBound(self, eventLoop: loop)
-            self.gateway.upstream?.call(call, on: loop) { error in handler.value.deferIfDriving { $0.upstreamCompleted(error) } }
-        case .route(let request):
-            let loop = subscriber.eventLoop
-            let handler = NIOLoopBound(self, eventLoop: loop)
-            self.gateway.router?.route(request, on: loop) { answer in handler.value.deferIfDriving { $0.routeAnswered(answer) } }
-        case .warn(let what, let error):
-            self.gateway.logger(for: self.connectionInfo).warning(
-                "\(what)", metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"]
-            )
-        case .pauseReading:
-            break  // `read()` checks the machine
-        case .resumeReading:
+        case .connections(.callUpstream(let call)):
+            let handler = NIOLoopBound(self, eventLoop: subscriber.eventLoop)
+            self.gateway.upstream?.call(call, on: subscriber.eventLoop) { error in handler.value.deferIfDriving { $0.upstreamCompleted(error) } }
+        case .connections(.route(let request)):
+            let handler = NIOLoopBound(self, eventLoop: subscriber.eventLoop)
+            self.gateway.router?.route(request, on: subscriber.eventLoop) { answer in handler.value.deferIfDriving { $0.routeAnswered(answer) } }
+        case .connections(.resumeReading):
             if self.readPending {
                 self.readPending = false
                 self.context?.read()
             }
-        case .release(let summary):
-            self.gateway.release(summary, subscriber: subscriber)
-            self.subscriber = nil
-            self.sweeper?.remove(self)
+        case .connections:
+            break  // `pauseReading`: `read()` checks the machine; `close` became `sendClose` in the machine
         }
         return .done
     }

@@ -234,3 +234,28 @@ struct ConnectionHandlerTests {
         #expect(reply.headers["status"] == "504" && reply.headers["upstream-url"] == "http://x/2")
     }
 }
+
+@Suite("Connection state machine")
+struct ConnectionStateMachineTests {
+    func machine() -> ConnectionStateMachine {
+        let gateway = Gateway()
+        return ConnectionStateMachine(session: gateway.makeSession(id: .next(), remoteAddress: ""), maxMessageBytes: 1024, now: .uptimeNanoseconds(0))
+    }
+
+    @Test(arguments: [UInt16(1005), 1006, 1015, 1004, 2000, 999, 5000])
+    func aCodeThatMayNotBeSentBecomes1011(code: UInt16) {
+        var machine = self.machine()
+        #expect(machine.closeRequested(CloseCode(rawValue: code), reason: "x") == .sendClose(.internalError, reason: "x"))
+        guard case .session(.release(let summary)) = machine.next() else { Issue.record("no release"); return }
+        #expect(summary.code == .internalError)
+    }
+
+    @Test func theAppsCloseGoesOutOnceAndEndsTheSessionWithItsCode() {
+        var machine = self.machine()
+        let bye = CloseCode(rawValue: 4000)
+        #expect(machine.opened(actions: [.close(bye, reason: "bye")], now: .uptimeNanoseconds(0)) == .sendClose(bye, reason: "bye"))
+        guard case .session(.release(let summary)) = machine.next() else { Issue.record("no release"); return }
+        #expect(summary.code == bye)
+        #expect(machine.closeRequested(.goingAway, reason: "drain") == .none, "one close frame only")
+    }
+}
