@@ -20,19 +20,17 @@ struct ExampleBackendTests {
         return port
     }
 
-    /// Starts a backend process and waits (bounded) until it accepts connections.
+    /// Starts a backend process and waits (bounded) until it says it listens on `port` (PHP's built-in
+    /// server: "Development Server (http://127.0.0.1:PORT) started"; the Java backend: "listening on").
     static func startBackend(_ binary: String, _ arguments: [String], port: Int) async throws -> ChildProcess {
         let child = try ChildProcess(arguments, binary: URL(fileURLWithPath: binary), environment: ["LHTTP_WEBHOOK_SECRET": secret])
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {
-                return child
-            }
-            guard child.process.isRunning else { break }
-            try await Task.sleep(for: .milliseconds(50))
+        do {
+            _ = try await child.await("127\\.0\\.0\\.1:\(port)\\) started|listening on 127\\.0\\.0\\.1:\(port)", timeout: .seconds(30))
+        } catch {
+            child.process.terminate()
+            throw TestFailure("\(binary) did not start on port \(port): \(child.text)")
         }
-        child.process.terminate()
-        throw TestFailure("\(binary) did not start on port \(port): \(child.text)")
+        return child
     }
 
     static func configure(_ config: inout GatewayConfig, port: Int, secret: String = secret) {
