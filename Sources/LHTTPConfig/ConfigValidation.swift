@@ -129,6 +129,9 @@ extension GatewayConfig {
         for (key, value) in upstreamValues where value <= 0 {
             report("upstream.\(key)", "must be greater than 0, is \(value)")
         }
+        if upstream.maxQueuedBytesPerConnection > 1 << 30 {
+            report("upstream.max_queued_bytes_per_connection", "\(upstream.maxQueuedBytesPerConnection) must be at most 1073741824 (1 GiB per connection)")
+        }
         if upstream.maxQueuedBytesPerConnection > 0, limits.maxMessageBytes > 0, upstream.maxQueuedBytesPerConnection < limits.maxMessageBytes {
             report("upstream.max_queued_bytes_per_connection",
                    "\(upstream.maxQueuedBytesPerConnection) must be at least limits.max_message_bytes (\(limits.maxMessageBytes)), or one waiting message cannot fit")

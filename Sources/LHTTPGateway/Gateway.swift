@@ -16,8 +16,6 @@ public final class Gateway: Sendable {
     /// Where publications go (``LocalBroker`` unless clustered).
     public let broker: any Broker
     public let pipeline: MessagePipeline
-    /// Per-connection bounds of every session.
-    public let sessionConfiguration: SessionStateMachine.Configuration
     /// `limits.max_channels`.
     public let maxChannels: Int
     public let metrics: GatewayMetrics
@@ -53,8 +51,7 @@ public final class Gateway: Sendable {
     ) {
         self.hub = hub
         self.broker = makeBroker(hub)
-        self.pipeline = MessagePipeline(limits: limits, processors: processors, router: router, forwardsUpstream: upstream != nil)
-        self.sessionConfiguration = session
+        self.pipeline = MessagePipeline(limits: limits, session: session, processors: processors, router: router, forwardsUpstream: upstream != nil)
         self.maxChannels = maxChannels
         self.processors = processors
         self.router = router
@@ -75,7 +72,7 @@ public final class Gateway: Sendable {
 
     /// The session state machine of a new connection (nothing is registered yet: see ``open(_:sink:eventLoop:)``).
     public func makeSession(id: ConnectionID, remoteAddress: String) -> SessionStateMachine {
-        SessionStateMachine(id: id, remoteAddress: remoteAddress, pipeline: self.pipeline, configuration: self.sessionConfiguration)
+        SessionStateMachine(id: id, remoteAddress: remoteAddress, pipeline: self.pipeline)
     }
 
     /// A connection opened: its handle in the hub (`sink` receives its frames). Counts it and runs every

@@ -135,20 +135,20 @@ struct BoundsTests {
 
     /// Over a real socket; the trickling itself is tested in virtual time (HTTPDeadlineHandlerTests).
     @Test func slowLorisIsCutWith408() async throws {
-        // 1 s: short for a test, long enough for the witness's own requests on a busy machine.
-        try await TestServer.with({ $0.http.requestTimeoutS = 1 }) { server in
+        // 2 s: short for a test, long enough for the witness's own requests on a busy machine.
+        try await TestServer.with({ $0.http.requestTimeoutS = 2 }) { server in
             let witness = try await Self.witness(server)
             // A head that never ends.
             let loris = try await RawConnection.connect(port: server.port)
             try await loris.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaa")
-            try await server.eventually { loris.isClosed }
+            try await server.eventually(timeout: .seconds(20)) { loris.isClosed }
             #expect(loris.text.hasPrefix("HTTP/1.1 408"))
             #expect(loris.text.contains("\"status\":408"))
             try await Self.checkServed(witness, by: server)
 
             // A connection that never sends a byte is cut the same way; a quick request is not.
             let silent = try await RawConnection.connect(port: server.port)
-            try await server.eventually { silent.isClosed }
+            try await server.eventually(timeout: .seconds(20)) { silent.isClosed }
             #expect(silent.text.hasPrefix("HTTP/1.1 408"))
             let http = try await server.publisher()
             #expect(try await http.request(method: .GET, path: "/healthz").status == 200)
@@ -162,27 +162,28 @@ struct BoundsTests {
             try await raw.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             try await server.eventually { raw.text.contains("\"status\":\"ok\"") }
             #expect(!raw.isClosed)
-            try await server.eventually(timeout: .seconds(6)) { raw.isClosed }
+            try await server.eventually(timeout: .seconds(20)) { raw.isClosed }
             #expect(raw.text.components(separatedBy: "HTTP/1.1").count == 2, "one response, then a quiet close")
         }
     }
 
     @Test func silentWebsocketsAreClosedWith4009AndAnsweringOnesStay() async throws {
         try await TestServer.with({
-            $0.websocket.pingIntervalS = 0.2
-            $0.websocket.idleTimeoutS = 2
+            // An idle timeout long enough for a busy machine to deliver the witness's pongs.
+            $0.websocket.pingIntervalS = 0.25
+            $0.websocket.idleTimeoutS = 4
         }) { server in
             // LHTTPWebSocketClient answers pings: it stays connected across several idle timeouts.
             let witness = try await Self.witness(server)
             let silent = try await RawConnection.websocket(port: server.port)
             try await server.eventually { silent.text.contains("101 Switching Protocols") }
-            try await server.eventually(timeout: .seconds(5)) { silent.closeCode != nil }
+            try await server.eventually(timeout: .seconds(20)) { silent.closeCode != nil }
             #expect(silent.closeCode == 4009)
             #expect(silent.opcodes.contains(0x9), "it was pinged first")
             // The witness has been quiet as long, but it answers pings: still open after another whole idle
             // timeout, which a second silent connection measures (no sleep).
             let clock = try await RawConnection.websocket(port: server.port)
-            try await server.eventually(timeout: .seconds(5)) { clock.closeCode != nil }
+            try await server.eventually(timeout: .seconds(20)) { clock.closeCode != nil }
             #expect(clock.closeCode == 4009)
             try await Self.checkServed(witness, by: server)
             await clock.close()

@@ -24,14 +24,12 @@ struct SessionStateMachineTests {
         router: (any MessageRouter)? = nil,
         maxSubscriptions: Int = 128, maxBacklog: Int = 64, maxUpstreamInFlight: Int = 64, maxBacklogBytes: Int = 1 << 20
     ) -> SessionStateMachine {
-        let pipeline = MessagePipeline(limits: .default, processors: [:], router: router, forwardsUpstream: true)
-        return SessionStateMachine(
-            id: ConnectionID(rawValue: 7), remoteAddress: "10.0.0.1:5",
-            pipeline: pipeline,
-            configuration: .init(
-                maxSubscriptions: maxSubscriptions, maxBacklog: maxBacklog, maxUpstreamInFlight: maxUpstreamInFlight, maxBacklogBytes: maxBacklogBytes
-            )
+        let pipeline = MessagePipeline(
+            limits: .default,
+            session: .init(maxSubscriptions: maxSubscriptions, maxBacklog: maxBacklog, maxUpstreamInFlight: maxUpstreamInFlight, maxBacklogBytes: maxBacklogBytes),
+            processors: [:], router: router, forwardsUpstream: true
         )
+        return SessionStateMachine(id: ConnectionID(rawValue: 7), remoteAddress: "10.0.0.1:5", pipeline: pipeline)
     }
 
     /// Every action until `.none`, each step reported done.

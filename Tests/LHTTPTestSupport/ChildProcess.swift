@@ -113,7 +113,9 @@ public final class ChildProcess: Sendable {
             guard ContinuousClock.now < deadline else { throw TestFailure("timed out after \(timeout)") }
             // Woken by the next output or the exit; a timer task wakes it at the deadline at the latest.
             let timer = Task { [state] in
-                try? await Task.sleep(until: deadline, clock: .continuous)
+                // Only a deadline that really passed wakes the waiter (a cancelled timer must not: the
+                // next round would start a new timer, be woken by this one, and spin).
+                guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
                 Self.update(state) { _ in }
             }
             await withCheckedContinuation { continuation in

@@ -4,17 +4,27 @@ import NIOCore
 /// What the core makes of one message before anything takes effect: parse it, cut its multipart parts,
 /// run its command's processor, read its channel lists (once), and decide whether it goes to the app.
 ///
-/// Shared, read-only, by every connection. A bad message fails here as a whole: nothing of it is applied.
-public struct MessagePipeline: Sendable {
+/// Shared, read-only, by every connection (a class: each connection holds one reference, not a copy). A bad
+/// message fails here as a whole: nothing of it is applied.
+public final class MessagePipeline: Sendable {
     public let limits: LHTTPLimits
+    /// The per-connection bounds every session keeps (here, not in each session: one copy for all).
+    public let session: SessionStateMachine.Configuration
     private let parser: LHTTPParser
     private let processors: [String: any LHTTPProcessor]
     private let router: (any MessageRouter)?
     /// Whether an `upstream` header is carried out (an upstream adapter is configured).
     private let forwardsUpstream: Bool
 
-    public init(limits: LHTTPLimits, processors: [String: any LHTTPProcessor], router: (any MessageRouter)?, forwardsUpstream: Bool) {
+    public init(
+        limits: LHTTPLimits,
+        session: SessionStateMachine.Configuration = .init(),
+        processors: [String: any LHTTPProcessor],
+        router: (any MessageRouter)?,
+        forwardsUpstream: Bool
+    ) {
         self.limits = limits
+        self.session = session
         self.parser = LHTTPParser(limits: limits)
         self.processors = processors
         self.router = router

@@ -77,24 +77,27 @@ public struct SessionStateMachine {
     /// Whether ``finish(code:)`` happened.
     public private(set) var isFinished = false
 
-    private let configuration: Configuration
     private let pipeline: MessagePipeline
-    private var steps = CircularBuffer<Step>(initialCapacity: 4)
+    private var configuration: Configuration { self.pipeline.session }
+    private var steps = FIFO<Step>()
     /// Actions that go out before any step (an upstream call's failure).
     private var urgent: [SessionAction] = []
     private var blocker: Blocker?
     /// The subscribe or publish step whose outcome ``next(_:)`` reports.
-    private var awaiting: Step?
-    private var backlog = CircularBuffer<ByteBuffer>(initialCapacity: 0)
-    private var backlogBytes = 0
-    private var upstreamInFlight = 0
+    /// The refusal policy of the subscribe or publish whose outcome ``next(_:)`` reports, and the channels
+    /// to take back out of ``subscriptions`` if a subscribe is refused. (Not the step itself: a `Step?`
+    /// would make every idle connection 100 bytes larger.)
+    private var awaiting: (policy: Refusal, subscribed: [String])?
+    private var backlog = FIFO<ByteBuffer>()
+    private var backlogBytes: Int32 = 0
+    private var upstreamInFlight: Int32 = 0
     private var readingPaused = false
 
-    public init(id: ConnectionID, remoteAddress: String = "", pipeline: MessagePipeline, configuration: Configuration) {
+    /// - Parameter pipeline: shared by every connection; it holds the per-connection bounds too.
+    public init(id: ConnectionID, remoteAddress: String = "", pipeline: MessagePipeline) {
         self.id = id
         self.remoteAddress = remoteAddress
         self.pipeline = pipeline
-        self.configuration = configuration
     }
 
     /// The connection as hooks and the app see it now.
@@ -103,7 +106,7 @@ public struct SessionStateMachine {
     }
 
     /// Upstream calls started and not completed.
-    public var upstreamCallsInFlight: Int { self.upstreamInFlight }
+    public var upstreamCallsInFlight: Int { Int(self.upstreamInFlight) }
 
     // MARK: Events
 
@@ -119,7 +122,7 @@ public struct SessionStateMachine {
         guard self.blocker == nil, self.steps.isEmpty, self.backlog.isEmpty else {
             // Paused, only what was already read arrives: bounded in bytes. Otherwise (a route) in count.
             if self.readingPaused {
-                guard self.backlogBytes + payload.readableBytes <= self.configuration.maxBacklogBytes else {
+                guard Int(self.backlogBytes) + payload.readableBytes <= self.configuration.maxBacklogBytes else {
                     return .sendError(.upstreamBusy(limit: self.configuration.maxUpstreamInFlight))
                 }
             } else {
@@ -127,7 +130,7 @@ public struct SessionStateMachine {
                     return .sendError(.tooManyWaiting(limit: self.configuration.maxBacklog))
                 }
             }
-            self.backlogBytes += payload.readableBytes
+            self.backlogBytes += Int32(payload.readableBytes)
             self.backlog.append(payload)
             return .none
         }
@@ -138,7 +141,7 @@ public struct SessionStateMachine {
     /// The app answered the routed message.
     public mutating func routeAnswered(_ answer: RouteAnswer) -> SessionAction {
         guard !self.isFinished, self.blocker == .route, case .route(_, let box)? = self.steps.first else { return .none }
-        self.steps.removeFirst()
+        _ = self.steps.popFirst()
         self.blocker = nil
         var planned = box.value
         var run: [Step] = []
@@ -188,8 +191,8 @@ public struct SessionStateMachine {
         if let awaited = self.awaiting {
             self.awaiting = nil
             if case .refused(let error) = outcome {
-                if case .subscribe(let channels, _) = awaited { self.subscriptions.subtract(channels) }
-                if let action = self.refused(awaited, error) { return action }
+                self.subscriptions.subtract(awaited.subscribed)
+                return self.refused(awaited.policy, error)
             }
         }
         while true {
@@ -201,7 +204,7 @@ public struct SessionStateMachine {
                 continue
             }
             if let payload = self.backlog.popFirst() {
-                self.backlogBytes -= payload.readableBytes
+                self.backlogBytes -= Int32(payload.readableBytes)
                 self.plan(payload)
                 continue
             }
@@ -227,19 +230,19 @@ public struct SessionStateMachine {
             }
             guard !fresh.isEmpty else { return nil }
             guard self.subscriptions.count + fresh.count <= self.configuration.maxSubscriptions else {
-                return self.refused(step, .subscriptionLimit(limit: self.configuration.maxSubscriptions))
+                return self.refused(refusal, .subscriptionLimit(limit: self.configuration.maxSubscriptions))
             }
             self.subscriptions.formUnion(fresh)
-            self.awaiting = .subscribe(fresh, refusal)
+            self.awaiting = (refusal, fresh)
             return .subscribe(fresh)
-        case .publish(let payload, let channels, let source, _):
-            self.awaiting = step
+        case .publish(let payload, let channels, let source, let refusal):
+            self.awaiting = (refusal, [])
             return .publish(payload, channels: channels, source: source)
         case .unsubscribe(let channels):
             let present = channels.filter { self.subscriptions.remove($0) != nil }
             return present.isEmpty ? nil : .unsubscribe(present)
         case .upstream(let call):
-            guard self.upstreamInFlight < self.configuration.maxUpstreamInFlight else {
+            guard Int(self.upstreamInFlight) < self.configuration.maxUpstreamInFlight else {
                 self.steps.prepend(step)
                 self.blocker = .upstreamSlot
                 guard !self.readingPaused else { return SessionAction.none }
@@ -262,17 +265,8 @@ public struct SessionStateMachine {
         }
     }
 
-    /// Applies the refusal policy of `step`. - Returns: the action it leads to, or nil to go on.
-    private mutating func refused(_ step: Step, _ error: GatewayError) -> SessionAction? {
-        let policy: Refusal
-        switch step {
-        case .subscribe(_, let refusal):
-            policy = refusal
-        case .publish(_, _, _, let refusal):
-            policy = refusal
-        default:
-            return nil
-        }
+    /// Applies a refusal policy. - Returns: the action it leads to.
+    private mutating func refused(_ policy: Refusal, _ error: GatewayError) -> SessionAction {
         switch policy {
         case .abortMessage:
             while let dropped = self.steps.popFirst(), dropped != .endOfMessage {}

@@ -155,10 +155,10 @@ struct ConnectionStateMachine {
         case handoff(OutboundBuffer.Handoff)
     }
 
-    mutating func outboundFrame(_ frame: ByteBuffer, allocator: ByteBufferAllocator) -> OutboundDecision {
+    mutating func outboundFrame(_ frame: ByteBuffer) -> OutboundDecision {
         guard self.websocket.isOpen else { return .drop }
         guard self.outbound.isWritable else { return .slowConsumer }
-        return .handoff(self.outbound.append(frame, allocator: allocator))
+        return .handoff(self.outbound.append(frame))
     }
 
     /// The frames held since the last flush.

@@ -24,41 +24,39 @@ struct OutboundBuffer {
     /// The channel's writability, from `channelWritabilityChanged` (asking the channel on every delivery
     /// cost 10% of fan-out CPU). Not writable means more than `limits.max_outbound_bytes` are queued.
     var isWritable = true
-    // Two optionals rather than an enum: the batch is appended to in place, without a copy.
-    private var pendingFrame: ByteBuffer?
-    private var pendingBatch: ByteBuffer?
+    /// Whether `pending` is this connection's own batch (appended to in place) rather than the tick's one
+    /// shared frame. (A flag next to one optional, not an enum: the batch grows in place, without a copy,
+    /// and an idle connection keeps 26 bytes here, not 50.)
+    private var isBatch = false
+    private var pending: ByteBuffer?
 
     /// Adds a complete frame.
-    mutating func append(_ frame: ByteBuffer, allocator: ByteBufferAllocator) -> Handoff {
+    mutating func append(_ frame: ByteBuffer) -> Handoff {
         guard frame.readableBytes <= Self.coalescedFrameBytes else {
             guard let held = self.take() else { return .one(frame) }
             return .two(held, frame)
         }
-        if self.pendingBatch != nil {
-            self.pendingBatch!.writeImmutableBuffer(frame)
-            if self.pendingBatch!.readableBytes >= Self.batchFlushBytes, let batch = self.take() { return .one(batch) }
-        } else if let first = self.pendingFrame {
-            self.pendingFrame = nil
-            var batch = allocator.buffer(capacity: 4 * (first.readableBytes + frame.readableBytes))
-            batch.writeImmutableBuffer(first)
-            batch.writeImmutableBuffer(frame)
-            self.pendingBatch = batch
-        } else {
-            self.pendingFrame = frame
+        guard self.pending != nil else {
+            self.pending = frame
+            return .none
         }
+        if !self.isBatch {
+            // The second small frame of the tick: the shared first one is copied into a buffer of this
+            // connection's own, with room for a few more (one allocation, from the frame's allocator).
+            self.isBatch = true
+            self.pending!.reserveCapacity(minimumWritableBytes: 3 * (self.pending!.readableBytes + frame.readableBytes))
+        }
+        self.pending!.writeImmutableBuffer(frame)
+        if self.pending!.readableBytes >= Self.batchFlushBytes, let batch = self.take() { return .one(batch) }
         return .none
     }
 
     /// The frames held since the last flush, as one buffer (nil: none).
     mutating func take() -> ByteBuffer? {
-        if let frame = self.pendingFrame {
-            self.pendingFrame = nil
-            return frame
+        defer {
+            self.pending = nil
+            self.isBatch = false
         }
-        if let batch = self.pendingBatch {
-            self.pendingBatch = nil
-            return batch
-        }
-        return nil
+        return self.pending
     }
 }

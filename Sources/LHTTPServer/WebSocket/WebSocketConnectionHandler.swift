@@ -21,17 +21,14 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
 
     private let gateway: Gateway
     private let metrics: ServerMetrics?
-    private let settings: Settings
-    /// The id chosen during the upgrade (the connect hook saw it), and what the hook asked for.
-    private let id: ConnectionID
+    private let closeTimeout: TimeAmount
+    /// What the connect hook asked for (the id it saw is the session's).
     private let connectActions: [AppAction]
     /// Never optional, never copied: the hot path (`enqueueFrame`) mutates it in place.
     private var machine: ConnectionStateMachine
     private var subscriber: Subscriber?
     private var context: ChannelHandlerContext?
     private var writeContext: ChannelHandlerContext?
-    /// The channel's allocator, kept: asking the context for it per frame costs a retain and a release.
-    private var allocator = ByteBufferAllocator()
     private var flushPending = false
     /// Set once the connection was opened with the gateway (`handlerAdded`).
     private var isOpened = false
@@ -56,11 +53,10 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     ) {
         self.gateway = gateway
         self.metrics = metrics
+        self.closeTimeout = settings.closeTimeout
         self.machine = ConnectionStateMachine(
             session: gateway.makeSession(id: id, remoteAddress: remoteAddress), maxMessageBytes: settings.maxMessageBytes, now: .uptimeNanoseconds(0)
         )
-        self.settings = settings
-        self.id = id
         self.connectActions = connectActions
         self.sweeper = sweeper
     }
@@ -71,7 +67,6 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         self.context = context
         // Writing from the encoder's own context sends bytes from just below it.
         self.writeContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
-        self.allocator = context.channel.allocator
         self.subscriber = self.gateway.open(self.machine.session.info, sink: self, eventLoop: context.eventLoop)
         self.isOpened = true
         self.machine.writabilityChanged(isWritable: context.channel.isWritable)
@@ -251,7 +246,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private func armCloseTimer() {
         guard self.closeTimer == nil, let loop = self.context?.eventLoop else { return }
         let handler = NIOLoopBound(self, eventLoop: loop)
-        self.closeTimer = loop.scheduleTask(in: self.settings.closeTimeout) {
+        self.closeTimer = loop.scheduleTask(in: self.closeTimeout) {
             handler.value.closeTimer = nil
             handler.value.reset()
         }
@@ -272,7 +267,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
 
     func enqueueFrame(_ frame: ByteBuffer) {
         guard let writeContext = self.writeContext else { return }
-        switch self.machine.outboundFrame(frame, allocator: self.allocator) {
+        switch self.machine.outboundFrame(frame) {
         case .drop:
             return
         case .slowConsumer:

@@ -38,13 +38,14 @@ struct WebSocketStateMachine {
     }
 
     private(set) var state = State.open
-    let maxMessageBytes: Int
     private var assembler: MessageAssembler
 
     init(maxMessageBytes: Int) {
-        self.maxMessageBytes = maxMessageBytes
         self.assembler = MessageAssembler(maxMessageBytes: maxMessageBytes)
     }
+
+    /// `limits.max_message_bytes`.
+    var maxMessageBytes: Int { self.assembler.maxMessageBytes }
 
     /// Whether frames may still be sent (no close frame went out).
     var isOpen: Bool { self.state == .open }

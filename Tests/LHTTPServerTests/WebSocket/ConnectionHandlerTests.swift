@@ -259,3 +259,28 @@ struct ConnectionStateMachineTests {
         #expect(machine.closeRequested(.goingAway, reason: "drain") == .none, "one close frame only")
     }
 }
+
+@Suite("Outbound buffer")
+struct OutboundBufferTests {
+    @Test func aLoneFrameGoesOutSharedAndSmallOnesAreBatchedWithoutTouchingTheSharedBuffer() throws {
+        var buffer = OutboundBuffer()
+        let shared = ByteBuffer(string: "first")
+        #expect(buffer.append(shared) == .none)
+        let lone = try #require(buffer.take())
+        #expect(lone.withUnsafeReadableBytes { $0.baseAddress } == shared.withUnsafeReadableBytes { $0.baseAddress }, "zero copy")
+        #expect(buffer.append(shared) == .none)
+        #expect(buffer.append(ByteBuffer(string: "second")) == .none)
+        #expect(buffer.append(ByteBuffer(string: "third")) == .none)
+        #expect(try #require(buffer.take()) == ByteBuffer(string: "firstsecondthird"))
+        #expect(shared == ByteBuffer(string: "first"), "the shared frame is never written to")
+        #expect(buffer.take() == nil)
+    }
+
+    @Test func aLargeFrameFlushesWhatIsHeldFirst() {
+        var buffer = OutboundBuffer()
+        let large = ByteBuffer(repeating: 0x41, count: OutboundBuffer.coalescedFrameBytes + 1)
+        #expect(buffer.append(ByteBuffer(string: "a")) == .none)
+        #expect(buffer.append(large) == .two(ByteBuffer(string: "a"), large))
+        #expect(buffer.append(large) == .one(large))
+    }
+}
