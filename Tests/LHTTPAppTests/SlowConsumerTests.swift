@@ -8,17 +8,19 @@ import Testing
 
 @Suite("Slow consumers")
 struct SlowConsumerTests {
-    /// States of the server's own TCP sockets on `port` (local port = `port`), listener excluded, from
-    /// `/proc/net/tcp`: "01" established, "04" FIN-WAIT-1, "07" close, ... (see include/net/tcp_states.h).
-    static func serverSockets(port: Int) throws -> [String] {
+    /// States of the server's TCP sockets on `port` (local port = `port`) talking to the client's
+    /// `clientPort`, from `/proc/net/tcp`: "01" established, "04" FIN-WAIT-1, "06" TIME-WAIT, ...
+    /// (include/net/tcp_states.h). Other sockets of the port (earlier servers' TIME-WAIT) are not counted.
+    static func serverSockets(port: Int, clientPort: Int) throws -> [String] {
         // Read to the end: procfs reports a size of 0, and a one-shot read can stop after the first page.
         guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { throw TestFailure("no /proc/net/tcp") }
         defer { try? file.close() }
         let table = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
-        let hexPort = String(format: ":%04X", port)
+        let local = String(format: ":%04X", port)
+        let remote = String(format: ":%04X", clientPort)
         return table.split(separator: "\n").dropFirst().compactMap { line in
             let fields = line.split(separator: " ")
-            guard fields.count > 3, fields[1].hasSuffix(hexPort), fields[3] != "0A" else { return nil }
+            guard fields.count > 3, fields[1].hasSuffix(local), fields[2].hasSuffix(remote) else { return nil }
             return String(fields[3])
         }
     }
@@ -35,7 +37,8 @@ struct SlowConsumerTests {
             let publisher = try await server.publisher()
             let filler = String(repeating: "x", count: 8 * 1024)
             var published = 0
-            #expect(try Self.serverSockets(port: server.port).count == 2, "the stalled websocket and the publisher")
+            let clientPort = try #require(stalled.channel.localAddress?.port)
+            #expect(try Self.serverSockets(port: server.port, clientPort: clientPort) == ["01"], "the stalled websocket, established")
             // Bounded: at most 2000 messages (16 MiB); stops as soon as the stalled reader is gone.
             while published < 2000, server.gateway.hub.subscriberCount(of: "feed") == 1 {
                 _ = try await publisher.request(path: "/publish?channel=feed", body: ByteBuffer(string: filler))
@@ -46,9 +49,9 @@ struct SlowConsumerTests {
             // Its close frame is stuck behind what it never read: after close_timeout_s it is reset, and
             // the server keeps no socket for it (no FIN-WAIT-1 holding the unsent bytes for minutes).
             do {
-                try await server.eventually { (try? Self.serverSockets(port: server.port))?.isEmpty == true }
+                try await server.eventually { (try? Self.serverSockets(port: server.port, clientPort: clientPort))?.isEmpty == true }
             } catch {
-                Issue.record("server sockets left: \((try? Self.serverSockets(port: server.port)) ?? []), published \(published)")
+                Issue.record("server sockets left: \((try? Self.serverSockets(port: server.port, clientPort: clientPort)) ?? []), published \(published)")
                 throw error
             }
             let metrics = try await MetricsTests.scrape(server)

@@ -265,22 +265,28 @@ struct OutboundBufferTests {
     @Test func aLoneFrameGoesOutSharedAndSmallOnesAreBatchedWithoutTouchingTheSharedBuffer() throws {
         var buffer = OutboundBuffer()
         let shared = ByteBuffer(string: "first")
-        #expect(buffer.append(shared) == .none)
-        let lone = try #require(buffer.take())
+        let first = buffer.append(shared)
+        #expect(first == .none)
+        let taken = buffer.take()
+        let lone = try #require(taken)
         #expect(lone.withUnsafeReadableBytes { $0.baseAddress } == shared.withUnsafeReadableBytes { $0.baseAddress }, "zero copy")
-        #expect(buffer.append(shared) == .none)
-        #expect(buffer.append(ByteBuffer(string: "second")) == .none)
-        #expect(buffer.append(ByteBuffer(string: "third")) == .none)
-        #expect(try #require(buffer.take()) == ByteBuffer(string: "firstsecondthird"))
+        let appended = [buffer.append(shared), buffer.append(ByteBuffer(string: "second")), buffer.append(ByteBuffer(string: "third"))]
+        #expect(appended == [.none, .none, .none])
+        let batch = buffer.take()
+        #expect(batch == ByteBuffer(string: "firstsecondthird"))
         #expect(shared == ByteBuffer(string: "first"), "the shared frame is never written to")
-        #expect(buffer.take() == nil)
+        let none = buffer.take()
+        #expect(none == nil)
     }
 
     @Test func aLargeFrameFlushesWhatIsHeldFirst() {
         var buffer = OutboundBuffer()
         let large = ByteBuffer(repeating: 0x41, count: OutboundBuffer.coalescedFrameBytes + 1)
-        #expect(buffer.append(ByteBuffer(string: "a")) == .none)
-        #expect(buffer.append(large) == .two(ByteBuffer(string: "a"), large))
-        #expect(buffer.append(large) == .one(large))
+        let small = buffer.append(ByteBuffer(string: "a"))
+        #expect(small == .none)
+        let both = buffer.append(large)
+        #expect(both == .two(ByteBuffer(string: "a"), large))
+        let alone = buffer.append(large)
+        #expect(alone == .one(large))
     }
 }
