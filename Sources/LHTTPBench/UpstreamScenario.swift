@@ -44,18 +44,11 @@ public struct UpstreamScenario: Sendable {
 
         // Through lhttpd, then directly with libcurl.
         try await eventLoop.flatSubmit { tracker.value.runThroughGateway(websocket) }.get()
-        let client = CurlHTTPClient(configuration: .init(maxInFlight: max(self.inFlight, 1)))
-        // Read the result before shutting the client down: calls it aborts must not count as errors.
-        let result: BenchResult
-        do {
+        // Read the result before the client shuts down: calls it aborts must not count as errors.
+        return try await CurlHTTPClient.with(configuration: .init(maxInFlight: max(self.inFlight, 1))) { client in
             try await eventLoop.flatSubmit { tracker.value.runDirect(client) }.get()
-            result = try await eventLoop.submit { tracker.value.result() }.get()
-        } catch {
-            await client.shutdown()
-            throw error
+            return try await eventLoop.submit { tracker.value.result() }.get()
         }
-        await client.shutdown()
-        return result
     }
 }
 

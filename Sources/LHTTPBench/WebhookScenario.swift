@@ -45,18 +45,11 @@ public struct WebhookScenario: Sendable {
         }
         let all = websockets
         try await eventLoop.flatSubmit { tracker.value.runThroughGateway(all) }.get()
-        let client = CurlHTTPClient(configuration: .init(maxInFlight: max(self.inFlight, 1)))
-        // Read the result before shutting the client down: calls it aborts must not count as errors.
-        let result: BenchResult
-        do {
+        // Read the result before the client shuts down: calls it aborts must not count as errors.
+        return try await CurlHTTPClient.with(configuration: .init(maxInFlight: max(self.inFlight, 1))) { client in
             try await eventLoop.flatSubmit { tracker.value.runDirect(client, url: "http://127.0.0.1:\(self.backendPort)/direct") }.get()
-            result = try await eventLoop.submit { tracker.value.result() }.get()
-        } catch {
-            await client.shutdown()
-            throw error
+            return try await eventLoop.submit { tracker.value.result() }.get()
         }
-        await client.shutdown()
-        return result
     }
 }
 

@@ -81,6 +81,24 @@ public final class CurlHTTPClient: Sendable {
         thread.start()
     }
 
+    /// Runs `body` with a new client and shuts the client down when `body` returns or throws (read what
+    /// you need inside `body`: calls the shutdown aborts fail with ``UpstreamError/shutdown``).
+    public static func with<T>(
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "lhttpd.upstream"),
+        _ body: (CurlHTTPClient) async throws -> T
+    ) async throws -> T {
+        let client = CurlHTTPClient(configuration: configuration, logger: logger)
+        do {
+            let result = try await body(client)
+            await client.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+
     /// Sends `request`; `completion` runs on `eventLoop`, exactly once.
     public func execute(
         _ request: UpstreamRequest,

@@ -17,9 +17,8 @@ struct ExecutableTests {
     }
 
     @Test func checkConfigRejectsUnknownKeysWithPathAndLine() async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-bad-\(UUID().uuidString).yaml")
-        try Data("listen: 127.0.0.1:8081\nlimits:\n  max_mesage_bytes: 5\n".utf8).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+        let file = try TemporaryFile("listen: 127.0.0.1:8081\nlimits:\n  max_mesage_bytes: 5\n")
+        defer { file.remove() }
         let child = try ChildProcess(["--check-config", "--config", file.path])
         #expect(try await child.exitStatus() == 1)
         #expect(child.text.contains(":3:"))
@@ -30,9 +29,8 @@ struct ExecutableTests {
     /// `--check-config` runs every check start-up runs: an allow-list entry that libcurl's URL parser
     /// refuses (it is what makes the requests) fails the check as it fails start-up.
     @Test func checkConfigRunsTheChecksStartUpRuns() async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-allow-\(UUID().uuidString).yaml")
-        try Data("listen: 127.0.0.1:0\nupstream:\n  allow: [\"http://127.0.0.1:9/a%2e/\"]\n".utf8).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+        let file = try TemporaryFile("listen: 127.0.0.1:0\nupstream:\n  allow: [\"http://127.0.0.1:9/a%2e/\"]\n")
+        defer { file.remove() }
         let check = try ChildProcess(["--check-config", "--config", file.path])
         #expect(try await check.exitStatus() == 1)
         #expect(check.text.contains("upstream.allow"), "\(check.text)")
@@ -68,9 +66,8 @@ struct ExecutableTests {
 
     @Test func twoProcessesShareChannelsThroughNATS() async throws {
         let nats = try await NATSServerProcess()
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-cluster-\(UUID().uuidString).yaml")
-        try Data("listen: 127.0.0.1:0\ncluster:\n  nats: [\"${NATS_URL}\"]\n  reconnect_max_ms: 200\n".utf8).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+        let file = try TemporaryFile("listen: 127.0.0.1:0\ncluster:\n  nats: [\"${NATS_URL}\"]\n  reconnect_max_ms: 200\n")
+        defer { file.remove() }
         let nodes = try ["one", "two"].map { id in
             try ChildProcess(["--config", file.path], environment: ["NATS_URL": nats.url])
         }
@@ -101,16 +98,15 @@ struct ExecutableTests {
 
     @Test func sigtermClosesEveryClientWith1001DeliversDisconnectHooksAndExits0() async throws {
         let backend = try await TestBackend.start()
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-drain-\(UUID().uuidString).yaml")
-        try Data("""
+        let file = try TemporaryFile("""
             listen: 127.0.0.1:0
             shutdown_timeout_s: 10
             # A few keep-alive connections carry the 100 calls (no burst of 64 connects at a busy backend).
             webhook: {max_in_flight: 8}
             hooks:
               disconnect: http://127.0.0.1:\(backend.port)/disconnect
-            """.utf8).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+            """)
+        defer { file.remove() }
         let child = try ChildProcess(["--config", file.path])
         let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
         var clients: [LHTTPWebSocketClient] = []
@@ -142,15 +138,14 @@ struct ExecutableTests {
     /// still lets its disconnect hooks finish (they used to fail at once with "shutting down").
     @Test func theShutdownBudgetStartsAtTheSignalNotAtStartUp() async throws {
         let backend = try await TestBackend.start()
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-budget-\(UUID().uuidString).yaml")
-        try Data("""
+        let file = try TemporaryFile("""
             listen: 127.0.0.1:0
             shutdown_timeout_s: 1.5
             websocket: {ping_interval_s: 0.5, idle_timeout_s: 2}
             hooks:
               disconnect: http://127.0.0.1:\(backend.port)/slow-disconnect
-            """.utf8).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+            """)
+        defer { file.remove() }
         let child = try ChildProcess(["--config", file.path])
         let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
         // A client that never answers pings is closed after idle_timeout_s (2 s): awaiting that proves the
@@ -176,15 +171,14 @@ struct ExecutableTests {
     @Test func aSecondSignalExitsAtOnce() async throws {
         // A disconnect hook that never answers would hold the graceful stop for shutdown_timeout_s (60).
         let hanging = try await TestBackend.start()
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-second-\(UUID().uuidString).yaml")
-        try Data("""
+        let file = try TemporaryFile("""
             listen: 127.0.0.1:0
             shutdown_timeout_s: 60
             webhook: {timeout_ms: 60000}
             hooks:
               disconnect: http://127.0.0.1:\(hanging.port)/hang-disconnect
-            """.utf8).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+            """)
+        defer { file.remove() }
         let child = try ChildProcess(["--config", file.path])
         let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
         let client = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")
@@ -200,9 +194,8 @@ struct ExecutableTests {
     }
 
     @Test func jsonLogsAreOneObjectPerLineWithConnectionMetadata() async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-json-\(UUID().uuidString).yaml")
-        try Data("listen: 127.0.0.1:0\nlog: {level: debug, format: json}\n".utf8).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+        let file = try TemporaryFile("listen: 127.0.0.1:0\nlog: {level: debug, format: json}\n")
+        defer { file.remove() }
         let child = try ChildProcess(["--config", file.path])
         let port = try #require(Int(try await child.await(#""lhttp\.port":"(\d+)""#)))
         let client = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")

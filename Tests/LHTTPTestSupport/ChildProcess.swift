@@ -159,3 +159,18 @@ public struct TestFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// A file with `text` in the temporary directory (a config for a child process); remove it when done.
+public struct TemporaryFile: Sendable {
+    public let url: URL
+    public var path: String { self.url.path }
+
+    public init(_ text: String, suffix: String = ".yaml") throws {
+        self.url = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-\(UUID().uuidString)\(suffix)")
+        try Data(text.utf8).write(to: self.url)
+    }
+
+    public func remove() {
+        try? FileManager.default.removeItem(at: self.url)
+    }
+}
