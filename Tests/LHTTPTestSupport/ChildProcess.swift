@@ -46,9 +46,10 @@ public final class ChildProcess: Sendable {
         self.process.standardError = self.pipe
         self.process.standardOutput = self.pipe
         let state = self.state
-        // Reads happen under the state's lock, in order. EOF cannot be relied on (a child spawned at the
-        // same time may inherit the write end of this pipe and keep it open), so at the exit what the
-        // child wrote — all of it already in the pipe — is drained without blocking.
+        // Reads happen under the state's lock, in order, and only on the handler's own queue (Foundation's
+        // dispatch source: touching it from another thread races libdispatch). EOF cannot be relied on — a
+        // child spawned at the same time may inherit the write end of this pipe and keep it open — so the
+        // output counts as complete once the process exited and the pipe holds nothing unread.
         self.pipe.fileHandleForReading.readabilityHandler = { handle in
             Self.update(state) { state in
                 guard !state.outputEnded else { return }
@@ -61,16 +62,7 @@ public final class ChildProcess: Sendable {
                 }
             }
         }
-        let reader = self.pipe.fileHandleForReading
-        self.process.terminationHandler = { _ in
-            Self.update(state) { state in
-                state.exited = true
-                guard !state.outputEnded else { return }
-                reader.readabilityHandler = nil
-                state.output += Self.drain(reader.fileDescriptor)
-                state.outputEnded = true
-            }
-        }
+        self.process.terminationHandler = { _ in Self.update(state) { $0.exited = true } }
         let stdin = Pipe()
         self.process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try self.process.run()
@@ -86,8 +78,9 @@ public final class ChildProcess: Sendable {
     /// Waits (bounded) until the output matches `pattern` and returns the first capture group.
     public func await(_ pattern: String, timeout: Duration = .seconds(15)) async throws -> String {
         let regex = try Regex(pattern)
+        let descriptor = self.pipe.fileHandleForReading.fileDescriptor
         let found: String? = try await self.wait(timeout: timeout) { state -> String?? in
-            guard let match = state.output.firstMatch(of: regex) else { return state.exited && state.outputEnded ? .some(nil) : nil }
+            guard let match = state.output.firstMatch(of: regex) else { return Self.isComplete(state, descriptor) ? .some(nil) : nil }
             return .some(match.output.count > 1 ? (match.output[1].substring.map(String.init) ?? "") : String(match.output[0].substring ?? ""))
         }
         guard let found else { throw TestFailure("no match for \(pattern) in output:\n\(self.text)") }
@@ -97,7 +90,8 @@ public final class ChildProcess: Sendable {
     /// Waits (bounded) for the process to exit, and for its last output, and returns its status.
     public func exitStatus(timeout: Duration = .seconds(15)) async throws -> Int32 {
         do {
-            _ = try await self.wait(timeout: timeout) { state in state.exited && state.outputEnded ? true : nil }
+            let descriptor = self.pipe.fileHandleForReading.fileDescriptor
+            _ = try await self.wait(timeout: timeout) { state in Self.isComplete(state, descriptor) ? true : nil }
         } catch {
             self.process.terminate()
             throw TestFailure("\(self.process.executableURL?.lastPathComponent ?? "process") did not exit within \(timeout); output:\n\(self.text)")
@@ -130,17 +124,13 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// Everything readable on `descriptor` now, without waiting for more.
-    private static func drain(_ descriptor: Int32) -> String {
-        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            guard count > 0 else { break }  // 0: end of file; -1: EAGAIN (nothing more now) or an error
-            bytes += chunk[..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+    /// The process exited and everything it wrote was read (checked under the state's lock, which every
+    /// read of the pipe holds too).
+    private static func isComplete(_ state: State, _ descriptor: Int32) -> Bool {
+        guard state.exited else { return false }
+        if state.outputEnded { return true }
+        var unread: Int32 = 0
+        return ioctl(descriptor, UInt(FIONREAD), &unread) == 0 && unread == 0
     }
 
     /// Changes the state and wakes every waiter.

@@ -32,6 +32,9 @@ public struct TestServer: Sendable {
         processors: [String: any LHTTPProcessor] = [:]
     ) async throws -> TestServer {
         var configuration = GatewayConfig(listen: ListenAddress(host: "127.0.0.1", port: 0))
+        // Backend calls get room on a busy (or sanitized) machine; a test of timeouts sets its own.
+        configuration.upstream.timeoutMs = 15_000
+        configuration.webhook.timeoutMs = 15_000
         configure(&configuration)
         var logger = Logger(label: "lhttpd.test")
         logger.logLevel = .error  // every rejection is a warning: the tests make many on purpose
