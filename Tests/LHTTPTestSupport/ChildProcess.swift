@@ -46,26 +46,42 @@ public final class ChildProcess: Sendable {
         self.process.standardError = self.pipe
         self.process.standardOutput = self.pipe
         let state = self.state
-        // Reads happen under the state's lock, in order, and only on the handler's own queue (Foundation's
-        // dispatch source: touching it from another thread races libdispatch). EOF cannot be relied on — a
-        // child spawned at the same time may inherit the write end of this pipe and keep it open — so the
-        // output counts as complete once the process exited and the pipe holds nothing unread.
-        self.pipe.fileHandleForReading.readabilityHandler = { handle in
-            Self.update(state) { state in
-                guard !state.outputEnded else { return }
-                let data = handle.availableData
-                if data.isEmpty {
-                    state.outputEnded = true
-                    handle.readabilityHandler = nil  // it and the pipe keep each other alive
-                } else {
-                    state.output += String(decoding: data, as: UTF8.self)
+        // A thread of its own reads the pipe (no dispatch source: those raced libdispatch under TSan): it
+        // waits in poll() and reads, without blocking, under the state's lock, so "everything written was
+        // read" can be checked under that lock (FIONREAD). EOF cannot be relied on — a child spawned at the
+        // same time may inherit the write end of this pipe and keep it open — so the output counts as
+        // complete once the process exited and nothing is unread; the thread ends at EOF.
+        let descriptor = self.pipe.fileHandleForReading.fileDescriptor
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        let reader = Thread { [pipe = self.pipe] in
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            var open = true
+            while open {
+                var request = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                guard poll(&request, 1, -1) >= 0 || errno == EINTR else { break }
+                Self.update(state) { state in
+                    while true {
+                        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                        if count > 0 {
+                            state.output += String(decoding: chunk[..<count], as: UTF8.self)
+                        } else {
+                            if count == 0 || (errno != EAGAIN && errno != EINTR) {
+                                state.outputEnded = true
+                                open = false
+                            }
+                            return
+                        }
+                    }
                 }
             }
+            withExtendedLifetime(pipe) {}
         }
+        reader.name = "child-output"
         self.process.terminationHandler = { _ in Self.update(state) { $0.exited = true } }
         let stdin = Pipe()
         self.process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try self.process.run()
+        reader.start()
         if let input {
             stdin.fileHandleForWriting.write(Data(input.utf8))
             try? stdin.fileHandleForWriting.close()
