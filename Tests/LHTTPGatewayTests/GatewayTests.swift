@@ -28,8 +28,13 @@ struct RejectingProcessor: LHTTPProcessor {
 }
 
 @Suite("Gateway")
-struct GatewayTests {
+final class GatewayTests {
     let loop = EmbeddedEventLoop()
+
+    deinit {
+        // Runs what is still queued (flush passes refer back to the loop) and drops it.
+        try? self.loop.syncShutdownGracefully()
+    }
 
     func message(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 

@@ -5,15 +5,16 @@ import NIOCore
 /// One connection driven the way the server's handler drives it — its session state machine's actions
 /// executed through the gateway — with an in-memory frame sink instead of a socket (the socket path has
 /// its own tests, end to end and on `EmbeddedChannel`). Use on one `EmbeddedEventLoop`.
-final class TestConnection: FrameSink {
+final class TestConnection {
     let gateway: Gateway
     private(set) var machine: SessionStateMachine!
     private(set) var subscriber: Subscriber!
-    /// Frames written since the last flush, and every flushed frame.
-    private(set) var written: [ByteBuffer] = []
-    private(set) var flushed: [ByteBuffer] = []
-    private(set) var flushCount = 0
-    private var flushPending = false
+    /// Where the hub writes (its own object: the hub's subscriber holds it, and it holds the subscriber
+    /// weakly, so a test that never closes a connection leaks no cycle).
+    private let sink = RecordingSink()
+    var written: [ByteBuffer] { self.sink.written }
+    var flushed: [ByteBuffer] { self.sink.flushed }
+    var flushCount: Int { self.sink.flushCount }
     /// What the session asked for that the test plays the part of.
     private(set) var closedWith: (code: CloseCode, reason: String)?
     private(set) var upstreamCalls: [UpstreamCall] = []
@@ -24,7 +25,8 @@ final class TestConnection: FrameSink {
     init(_ gateway: Gateway, on loop: any EventLoop, connectActions: [AppAction] = []) {
         self.gateway = gateway
         self.machine = gateway.makeSession(id: .next(), remoteAddress: "127.0.0.1:1")
-        self.subscriber = gateway.open(self.machine.info, sink: self, eventLoop: loop)
+        self.subscriber = gateway.open(self.machine.info, sink: self.sink, eventLoop: loop)
+        self.sink.subscriber = self.subscriber
         self.drive(self.machine.opened(actions: connectActions))
     }
 
@@ -61,7 +63,7 @@ final class TestConnection: FrameSink {
         case .outcome(let outcome):
             return outcome
         case .send(let bytes):
-            self.enqueueFrame(WebSocketFrameBytes.message(bytes))
+            self.sink.enqueueFrame(WebSocketFrameBytes.message(bytes))
         case .connections(.callUpstream(let call)):
             self.upstreamCalls.append(call)
         case .connections(.route(let request)):
@@ -79,21 +81,6 @@ final class TestConnection: FrameSink {
         return .done
     }
 
-    func enqueueFrame(_ frame: ByteBuffer) {
-        self.written.append(frame)
-        if !self.flushPending {
-            self.flushPending = true
-            self.subscriber.requestFlush()
-        }
-    }
-
-    func flushFrames() {
-        self.flushPending = false
-        self.flushCount += 1
-        self.flushed.append(contentsOf: self.written)
-        self.written.removeAll()
-    }
-
     /// The LHTTP messages of the flushed frames (frames are short: 2- or 4-byte headers here).
     func messages() throws -> [LHTTPMessage] {
         try self.flushed.map { frame in
@@ -103,5 +90,29 @@ final class TestConnection: FrameSink {
             if length == 126 { _ = frame.readInteger(as: UInt16.self) }
             return try LHTTPParser().parse(frame)
         }
+    }
+}
+
+/// Records what the hub writes to one connection.
+final class RecordingSink: FrameSink {
+    weak var subscriber: Subscriber?
+    private(set) var written: [ByteBuffer] = []
+    private(set) var flushed: [ByteBuffer] = []
+    private(set) var flushCount = 0
+    private var flushPending = false
+
+    func enqueueFrame(_ frame: ByteBuffer) {
+        self.written.append(frame)
+        if !self.flushPending {
+            self.flushPending = true
+            self.subscriber?.requestFlush()
+        }
+    }
+
+    func flushFrames() {
+        self.flushPending = false
+        self.flushCount += 1
+        self.flushed.append(contentsOf: self.written)
+        self.written.removeAll()
     }
 }

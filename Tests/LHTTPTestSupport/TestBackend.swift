@@ -98,6 +98,8 @@ public final class TestBackend: Sendable {
     }
 
     public func stop() async {
+        // Held answers refer to their handlers and contexts: drop them with the backend.
+        self.held.withLockedValue { $0.removeAll() }
         try? await self.channel.close()
     }
 

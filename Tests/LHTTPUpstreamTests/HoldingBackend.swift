@@ -85,6 +85,8 @@ final class HoldingBackend: Sendable {
 
     func stop() async {
         self.shared.sink.finish()
+        // Held answers refer to their handlers, which refer back to the shared state: drop them.
+        self.shared.state.withLockedValue { $0.held.removeAll() }
         try? await self.channel.close()
     }
 

@@ -43,6 +43,13 @@ final class HandlerHarness {
         )
     }
 
+    deinit {
+        // Closing releases the connection (and the handler's cycle through the hub's subscriber).
+        self.sweeper.stop()
+        _ = try? self.channel.finish()
+        try? self.loop.syncShutdownGracefully()
+    }
+
     func send(_ bytes: [UInt8]) throws {
         try self.channel.writeInbound(ByteBuffer(bytes: bytes))
         self.loop.run()
@@ -232,6 +239,7 @@ struct ConnectionHandlerTests {
         harness.loop.run()
         let reply = try LHTTPParser().parse(ByteBuffer(bytes: try harness.written().last?.payload ?? []))
         #expect(reply.headers["status"] == "504" && reply.headers["upstream-url"] == "http://x/2")
+        held.calls.removeAll()  // their completions refer to the handler
     }
 }
 
