@@ -145,6 +145,7 @@ struct SessionStateMachineTests {
         #expect(machine.next() == .none)
         // The third waits for a slot: reading stops, and what was already read queues behind it.
         #expect(machine.messageReceived(upstream(3)) == .pauseReading)
+        #expect(machine.isReadingPaused)
         #expect(machine.next() == .none)
         #expect(machine.messageReceived(upstream(4)) == .none)
         #expect(machine.messageReceived(bytes("LHTTP/1.0 c\r\nsubscribe:after\r\n\r\n")) == .none)
@@ -156,6 +157,7 @@ struct SessionStateMachineTests {
         #expect(target(machine.upstreamCompleted(nil)) == "POST http://x/4")
         #expect(machine.next() == .subscribe(["after"]))
         #expect(machine.next() == .resumeReading)
+        #expect(!machine.isReadingPaused)
         #expect(machine.next() == .none)
         #expect(machine.upstreamCallsInFlight == 2)
     }
@@ -170,6 +172,9 @@ struct SessionStateMachineTests {
         #expect(machine.messageReceived(message) == .none)
         #expect(machine.messageReceived(message) == .none)
         #expect(machine.messageReceived(message) == .sendError(.upstreamBusy(limit: 1)))
+        // Finished while paused: nothing is held back any more (the close handshake must be read).
+        guard case .release = machine.finish(code: .goingAway) else { Issue.record("no release"); return }
+        #expect(!machine.isReadingPaused)
     }
 
     @Test func anAppsRefusedPublicationIsLoggedAndTheRestGoesOn() {

@@ -83,7 +83,6 @@ public struct SessionStateMachine {
     /// Actions that go out before any step (an upstream call's failure).
     private var urgent: [SessionAction] = []
     private var blocker: Blocker?
-    /// The subscribe or publish step whose outcome ``next(_:)`` reports.
     /// The refusal policy of the subscribe or publish whose outcome ``next(_:)`` reports, and the channels
     /// to take back out of ``subscriptions`` if a subscribe is refused. (Not the step itself: a `Step?`
     /// would make every idle connection 100 bytes larger.)
@@ -91,7 +90,9 @@ public struct SessionStateMachine {
     private var backlog = FIFO<ByteBuffer>()
     private var backlogBytes: Int32 = 0
     private var upstreamInFlight: Int32 = 0
-    private var readingPaused = false
+    /// Whether reading is paused (between ``SessionAction/pauseReading`` and ``SessionAction/resumeReading``;
+    /// never once finished).
+    public private(set) var isReadingPaused = false
 
     /// - Parameter pipeline: shared by every connection; it holds the per-connection bounds too.
     public init(id: ConnectionID, remoteAddress: String = "", pipeline: MessagePipeline) {
@@ -121,7 +122,7 @@ public struct SessionStateMachine {
         guard !self.isFinished else { return .none }
         guard self.blocker == nil, self.steps.isEmpty, self.backlog.isEmpty else {
             // Paused, only what was already read arrives: bounded in bytes. Otherwise (a route) in count.
-            if self.readingPaused {
+            if self.isReadingPaused {
                 guard Int(self.backlogBytes) + payload.readableBytes <= self.configuration.maxBacklogBytes else {
                     return .sendError(.upstreamBusy(limit: self.configuration.maxUpstreamInFlight))
                 }
@@ -179,6 +180,7 @@ public struct SessionStateMachine {
         self.urgent.removeAll()
         self.blocker = nil
         self.awaiting = nil
+        self.isReadingPaused = false
         self.subscriptions.removeAll()
         return .release(summary)
     }
@@ -208,8 +210,8 @@ public struct SessionStateMachine {
                 self.plan(payload)
                 continue
             }
-            if self.readingPaused {
-                self.readingPaused = false
+            if self.isReadingPaused {
+                self.isReadingPaused = false
                 return .resumeReading
             }
             return .none
@@ -245,8 +247,8 @@ public struct SessionStateMachine {
             guard Int(self.upstreamInFlight) < self.configuration.maxUpstreamInFlight else {
                 self.steps.prepend(step)
                 self.blocker = .upstreamSlot
-                guard !self.readingPaused else { return SessionAction.none }
-                self.readingPaused = true
+                guard !self.isReadingPaused else { return SessionAction.none }
+                self.isReadingPaused = true
                 return .pauseReading
             }
             self.upstreamInFlight += 1

@@ -27,12 +27,14 @@ struct ConnectionStateMachine {
     private var deferred: Deferred?
     private(set) var lastReceived: NIODeadline
     private(set) var lastPing: NIODeadline
-    /// Set while the session has reading paused (its upstream calls are at their cap).
-    private(set) var isReadingPaused = false
     /// The close code sent or received, once known.
     private(set) var closeCode: CloseCode?
     /// Complete messages received since the last ``takeReceivedCount()`` (counted per read, not per message).
     private var received = 0
+
+    /// Whether reads are held back: the session's upstream calls are at their cap. Never once our close
+    /// frame went out (the peer's answer must be read) or the peer's came in.
+    var isReadingPaused: Bool { self.websocket.isOpen && self.session.isReadingPaused }
 
     init(session: SessionStateMachine, maxMessageBytes: Int, now: NIODeadline) {
         self.websocket = WebSocketStateMachine(maxMessageBytes: maxMessageBytes)
@@ -179,12 +181,6 @@ struct ConnectionStateMachine {
         switch action {
         case .close(let code, let reason):
             return self.closeRequested(code, reason: reason)
-        case .pauseReading:
-            self.isReadingPaused = true
-            return .session(action)
-        case .resumeReading:
-            self.isReadingPaused = false
-            return .session(action)
         case .none:
             return .none
         default:
@@ -200,7 +196,8 @@ enum ConnectionAction: Equatable {
     case session(SessionAction)
     /// Write a control frame (pong, ping) after what is pending, and flush.
     case writeControl(ByteBuffer)
-    /// Write our close frame after what is pending; half-close once it is out; arm the close timer.
+    /// Write our close frame after what is pending; half-close once it is out; arm the close timer; issue
+    /// a read held back while reading was paused (the peer's close must be read).
     case sendClose(CloseCode, reason: String)
     /// The peer closed first: answer with its code, close once written; arm the close timer.
     case answerClose(CloseCode)

@@ -209,10 +209,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
             let handler = NIOLoopBound(self, eventLoop: subscriber.eventLoop)
             self.gateway.router?.route(request, on: subscriber.eventLoop) { answer in handler.value.deferIfDriving { $0.routeAnswered(answer) } }
         case .connections(.resumeReading):
-            if self.readPending {
-                self.readPending = false
-                self.context?.read()
-            }
+            self.issueHeldRead()
         case .connections:
             break  // `pauseReading`: `read()` checks the machine; `close` became `sendClose` in the machine
         }
@@ -241,6 +238,14 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
             channel.close(mode: .output, promise: nil)
         }
         self.armCloseTimer()
+        self.issueHeldRead()
+    }
+
+    /// Issues the `read()` held back while reading was paused.
+    private func issueHeldRead() {
+        guard self.readPending else { return }
+        self.readPending = false
+        self.context?.read()
     }
 
     private func armCloseTimer() {
@@ -248,7 +253,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         let handler = NIOLoopBound(self, eventLoop: loop)
         self.closeTimer = loop.scheduleTask(in: self.closeTimeout) {
             handler.value.closeTimer = nil
-            handler.value.reset()
+            handler.value.run { $0.closeTimedOut() }
         }
     }
 

@@ -241,6 +241,45 @@ struct ConnectionHandlerTests {
         #expect(reply.headers["status"] == "504" && reply.headers["upstream-url"] == "http://x/2")
         held.calls.removeAll()  // their completions refer to the handler
     }
+
+    @Test func aCloseWhileReadingIsPausedReadsThePeersAnswerAndEndsWithoutAReset() throws {
+        final class HeldCalls: UpstreamCaller, @unchecked Sendable {
+            // Only touched on the test's loop.
+            var completions: [@Sendable (GatewayError?) -> Void] = []
+            func call(_ call: UpstreamCall, on eventLoop: any EventLoop, completion: @escaping @Sendable (GatewayError?) -> Void) {
+                self.completions.append(completion)
+            }
+        }
+        final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+            typealias OutboundIn = Any
+            var reads = 0
+            func read(context: ChannelHandlerContext) {
+                self.reads += 1
+                context.read()
+            }
+        }
+        let held = HeldCalls()
+        let harness = try HandlerHarness(closeTimeout: .seconds(2), session: .init(maxUpstreamInFlight: 1), upstream: held)
+        let counter = ReadCounter()
+        try harness.channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        try harness.sendText("LHTTP/1.0 c\r\nupstream:POST http://x/1\r\n\r\n")
+        try harness.sendText("LHTTP/1.0 c\r\nupstream:POST http://x/2\r\n\r\n")  // waits: reading pauses
+        harness.channel.read()
+        #expect(counter.reads == 0, "a read is held back while paused")
+        // The graceful stop's 1001 while the calls are still out: the peer's close must still be read.
+        let handler = try harness.channel.pipeline.syncOperations.handler(type: WebSocketConnectionHandler.self)
+        handler.close(code: .goingAway, reason: "server stopping")
+        #expect(try harness.closeCode() == 1001)
+        #expect(counter.reads == 1, "the held read goes out with the close frame")
+        harness.channel.read()
+        #expect(counter.reads == 2, "and reading is no longer held back")
+        try harness.send(RawFrames.client(opcode: 0x8, payload: [0x03, 0xE9]))
+        #expect(!harness.channel.isActive, "the handshake completed: closed, not cut after the close timeout")
+        #expect(harness.ends.ends == [.goingAway])
+        for completion in held.completions { completion(nil) }
+        harness.loop.run()
+        held.completions.removeAll()
+    }
 }
 
 @Suite("Connection state machine")
