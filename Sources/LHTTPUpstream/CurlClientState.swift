@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A request waiting for a transfer slot, with what it costs against `maxQueuedBytes`.
 struct CurlPending: Sendable {
     var request: UpstreamRequest
@@ -32,7 +34,8 @@ struct CurlClientState {
         case stopped
     }
 
-    private(set) var queue: [CurlPending] = []
+    /// Oldest first; a ring, so taking from the front costs the same however long the queue is.
+    private(set) var queue = CircularBuffer<CurlPending>()
     private(set) var queuedBytes = 0
     /// Taken from the queue and not finished yet.
     private(set) var running = 0
@@ -62,9 +65,13 @@ struct CurlClientState {
     mutating func take(_ limit: Int) -> [CurlPending] {
         let count = min(limit, self.queue.count)
         guard count > 0 else { return [] }
-        let taken = Array(self.queue.prefix(count))
-        self.queue.removeFirst(count)
-        self.queuedBytes -= taken.reduce(0) { $0 + $1.bytes }
+        var taken: [CurlPending] = []
+        taken.reserveCapacity(count)
+        for _ in 0..<count {
+            let pending = self.queue.removeFirst()
+            self.queuedBytes -= pending.bytes
+            taken.append(pending)
+        }
         self.running += count
         return taken
     }
