@@ -31,7 +31,7 @@ struct ConnectionPipeline: Sendable {
         let accepted = NIOLoopBoundBox<AcceptedConnect?>(nil, eventLoop: channel.eventLoop)
         let handlerSettings = WebSocketConnectionHandler.Settings(
             maxMessageBytes: limits.maxMessageBytes,
-            closeTimeout: .nanoseconds(Int64(configuration.websocket.closeTimeoutS * 1e9))
+            closeTimeout: TimeAmount(.seconds(configuration.websocket.closeTimeoutS))
         )
         let sweeper = self.sweeper
         let metrics = self.metrics
@@ -63,7 +63,7 @@ struct ConnectionPipeline: Sendable {
                             settings: handlerSettings,
                             metrics: metrics,
                             id: accepted?.id ?? .next(),
-                            remoteAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
+                            remoteAddress: channel.peerAddress,
                             connectActions: accepted?.actions ?? [],
                             sweeper: sweeper(channel.eventLoop)
                         )
@@ -79,8 +79,8 @@ struct ConnectionPipeline: Sendable {
             let router = HTTPRequestRouter(settings: settings, gateway: gateway, metrics: metrics, fileThreadPool: pool, logger: logger)
             let boundRouter = NIOLoopBound(router, eventLoop: channel.eventLoop)
             let deadline = HTTPDeadlineHandler(
-                requestTimeout: .nanoseconds(Int64(http.requestTimeoutS * 1e9)),
-                keepaliveTimeout: .nanoseconds(Int64(http.keepaliveTimeoutS * 1e9)),
+                requestTimeout: TimeAmount(.seconds(http.requestTimeoutS)),
+                keepaliveTimeout: TimeAmount(.seconds(http.keepaliveTimeoutS)),
                 logger: logger,
                 onTimeout: { metrics.httpRequestTimedOut() }
             )
@@ -145,8 +145,7 @@ struct ConnectionPipeline: Sendable {
             let values = head.headers[name]
             if !values.isEmpty { headers[name] = values.joined(separator: "; ") }
         }
-        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
-        let request = ConnectRequest(id: .next(), remoteAddress: remote, path: path, query: query, headers: headers)
+        let request = ConnectRequest(id: .next(), remoteAddress: channel.peerAddress, path: path, query: query, headers: headers)
         let promise = channel.eventLoop.makePromise(of: ConnectDecision.self)
         hook.connect(request, on: channel.eventLoop) { promise.succeed($0) }
         return promise.futureResult.flatMapThrowing { decision in

@@ -142,8 +142,7 @@ final class HTTPDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private func requestExpired(_ context: ChannelHandlerContext) {
-        let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
-        self.logger.warning("HTTP request too slow: closing", metadata: ["lhttp.remote": "\(remote)", "http.status": "408"])
+        self.logger.warning("HTTP request too slow: closing", metadata: ["lhttp.remote": "\(context.channel.peerAddress)", "http.status": "408"])
         self.onTimeout()
         // Written as raw bytes (this handler sits below the HTTP encoder), from the same error mapping and
         // JSON body as every other refusal.

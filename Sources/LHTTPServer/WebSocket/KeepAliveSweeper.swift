@@ -17,7 +17,7 @@ final class KeepAliveSweeper {
 
     init(eventLoop: any EventLoop, pingIntervalS: Double, idleTimeoutS: Double) {
         self.eventLoop = eventLoop
-        self.keepAlive = .init(pingInterval: .nanoseconds(Int64(pingIntervalS * 1e9)), idleTimeout: .nanoseconds(Int64(idleTimeoutS * 1e9)))
+        self.keepAlive = .init(pingInterval: TimeAmount(.seconds(pingIntervalS)), idleTimeout: TimeAmount(.seconds(idleTimeoutS)))
         // A quarter of the shorter period, within 20 ms...5 s: timeouts fire at most 25% late.
         let nanos = min(max(Int64(min(pingIntervalS, idleTimeoutS) * 1e9 / 4), 20_000_000), 5_000_000_000)
         self.tick = .nanoseconds(nanos)
