@@ -146,7 +146,7 @@ public final class LHTTPWebSocketClient: Sendable {
 
     /// Sends an LHTTP message in one frame: a text frame if its serialized bytes are valid UTF-8, else binary.
     public func send(_ message: LHTTPMessage) async throws {
-        let bytes = message.serialized(allocator: self.channel.allocator)
+        let bytes = try message.serialized(allocator: self.channel.allocator)
         try await self.write(opcode: ClientSupport.isValidUTF8(bytes) ? .text : .binary, payload: bytes, fin: true)
     }
 
@@ -154,8 +154,8 @@ public final class LHTTPWebSocketClient: Sendable {
     /// Sends several messages with one flush (one wake-up of the connection's loop for all of them).
     public func send(_ messages: [LHTTPMessage]) async throws {
         let channel = self.channel
-        let frames = messages.map { message in
-            let bytes = message.serialized(allocator: channel.allocator)
+        let frames = try messages.map { message in
+            let bytes = try message.serialized(allocator: channel.allocator)
             return WebSocketFrame(fin: true, opcode: ClientSupport.isValidUTF8(bytes) ? .text : .binary, maskKey: .random(), data: bytes)
         }
         do {

@@ -27,6 +27,8 @@ public final class Gateway: Sendable {
     private let processors: [String: any LHTTPProcessor]
     private let observers: [any ConnectionObserver]
     private let openConnections = Atomic<Int>(0)
+    /// The connection cap's reservations (upgrades being considered and open websockets).
+    public let connectionSlots = ConnectionSlots()
     private let noConnections = ConditionWaiters()
 
     /// - Parameters:
@@ -185,7 +187,8 @@ public final class Gateway: Sendable {
             "message rejected",
             metadata: ["lhttp.status": "\(error.status)", "lhttp.reason": "\(error.reason)"]
         )
-        return error.reply.serialized()
+        // Every field of an error reply is sanitized (``LHTTPMessage/errorReply(status:reason:extraHeaders:)``).
+        return (try? error.reply.serialized()) ?? ByteBuffer(string: "LHTTP/1.0 error\r\nstatus:500\r\n\r\n")
     }
 
     /// The gateway's logger with `lhttp.conn` and `lhttp.remote` (made when asked: a connection keeps

@@ -8,7 +8,8 @@ public enum LHTTPChannelList {
     /// Splits space-separated channel names, ignoring empty names and repeats (first occurrence wins).
     ///
     /// Several occurrences of the header are joined. Throws when the list is longer than
-    /// `max_channels_per_message` or a name is longer than `max_channel_name_bytes`.
+    /// `max_channels_per_message`, a name is longer than `max_channel_name_bytes`, or a name holds a
+    /// control character (``LHTTPFieldRules``: a CR or LF in a name could forge a header line).
     public static func parse(_ values: [String], limits: LHTTPLimits = .default) throws(LHTTPProtocolError) -> [String] {
         var channels: [String] = []
         for value in values {
@@ -28,6 +29,7 @@ public enum LHTTPChannelList {
                     throw .channelNameTooLong(limit: limits.maxChannelNameBytes)
                 }
                 let name = value[start..<index]
+                guard LHTTPFieldRules.isValidChannelName(name) else { throw .invalidChannelName(String(name)) }
                 // Lists are short (64 at most by default): a linear check beats hashing.
                 guard !channels.contains(where: { $0 == name }) else { continue }
                 guard channels.count < limits.maxChannelsPerMessage else {

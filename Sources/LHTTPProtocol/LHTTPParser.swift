@@ -124,6 +124,9 @@ struct HeaderBlockParser {
             else {
                 return .failure(.invalidUTF8)
             }
+            // What arrives obeys the rules the serializer writes by, so every parsed message re-serializes.
+            guard key.allSatisfy(LHTTPFieldRules.isTokenByte) else { return .failure(.invalidHeaderName(name)) }
+            guard value.allSatisfy(LHTTPFieldRules.isValueByte) else { return .failure(.invalidHeaderValue(name: name)) }
             headers.append(LHTTPHeader(name: name, value: text))
         }
         return .success(Block(headers: LHTTPHeaders(headers), sawBlankLine: false))

@@ -39,13 +39,20 @@ public enum LHTTPProtocolError: Error, Sendable, Equatable {
     case tooManyChannels(count: Int, limit: Int)
     /// A channel name is longer than `max_channel_name_bytes`.
     case channelNameTooLong(limit: Int)
+    /// A channel name holds a control character (see ``LHTTPFieldRules``).
+    case invalidChannelName(String)
+    /// A header name holds a space, a `:` or a control character (see ``LHTTPFieldRules``).
+    case invalidHeaderName(String)
+    /// The value of header `name` holds a CR, LF or NUL (see ``LHTTPFieldRules``).
+    case invalidHeaderValue(name: String)
 
     /// The status code of the error reply (HTTP semantics).
     public var status: Int {
         switch self {
         case .missingLineEnd, .emptyStartLine, .missingCommand, .invalidCommand, .invalidUTF8,
             .headerWithoutColon, .emptyHeaderName, .invalidMultipartOffset, .multipartOffsetsNotAscending,
-            .multipartOffsetOutOfRange, .partWithoutBlankLine, .invalidPartHeader:
+            .multipartOffsetOutOfRange, .partWithoutBlankLine, .invalidPartHeader, .invalidChannelName,
+            .invalidHeaderName, .invalidHeaderValue:
             return 400
         case .unsupportedVersion:
             return 505
@@ -78,6 +85,9 @@ public enum LHTTPProtocolError: Error, Sendable, Equatable {
         case .invalidPartHeader(let part, let why): return "multipart part \(part): \(why)"
         case .tooManyChannels(let count, let limit): return "\(count) channels exceed the limit of \(limit)"
         case .channelNameTooLong(let limit): return "a channel name is longer than \(limit) bytes"
+        case .invalidChannelName(let name): return "channel name '\(name.lhttpSanitized(max: 64))' holds a control character"
+        case .invalidHeaderName(let name): return "header name '\(name.lhttpSanitized(max: 64))' holds a space, ':' or a control character"
+        case .invalidHeaderValue(let name): return "the value of header '\(name.lhttpSanitized(max: 64))' holds CR, LF or NUL"
         }
     }
 }

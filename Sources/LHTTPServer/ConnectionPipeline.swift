@@ -26,8 +26,8 @@ struct ConnectionPipeline: Sendable {
         let limits = configuration.limits
         let websocketPaths = Set(configuration.websocket.paths)
         let allowedOrigins = OriginPolicy(allowed: configuration.websocket.allowedOrigins)
-        // What the connect hook accepted, from `shouldUpgrade` to `upgradePipelineHandler` (the HTTP router
-        // is already gone by then).
+        // The connection slot reserved and what the connect hook accepted, from `shouldUpgrade` to
+        // `upgradePipelineHandler` (the HTTP router is already gone by then).
         let accepted = NIOLoopBoundBox<AcceptedConnect?>(nil, eventLoop: channel.eventLoop)
         let handlerSettings = WebSocketConnectionHandler.Settings(
             maxMessageBytes: limits.maxMessageBytes,
@@ -42,29 +42,38 @@ struct ConnectionPipeline: Sendable {
                 let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
                 let path = parts.first.map(String.init) ?? head.uri
                 guard websocketPaths.contains(path) else { return channel.eventLoop.makeSucceededFuture(nil) }
-                if let refusal = Self.refusal(head: head, origins: allowedOrigins, maxConnections: limits.maxConnections, gateway: gateway) {
+                let slot: ConnectionSlot
+                switch Self.admit(head: head, origins: allowedOrigins, maxConnections: limits.maxConnections, gateway: gateway) {
+                case .success(let reserved):
+                    slot = reserved
+                case .failure(let refusal):
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self).connectRefusal = refusal
                         return nil
                     }
                 }
-                guard let hook = gateway.connectHook else { return channel.eventLoop.makeSucceededFuture(HTTPHeaders()) }
+                guard let hook = gateway.connectHook else {
+                    accepted.value = AcceptedConnect(id: .next(), actions: [], slot: slot)
+                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                }
                 return Self.askConnectHook(
                     hook, channel: channel, head: head, path: path,
-                    query: parts.count > 1 ? String(parts[1]) : "", accepted: accepted
+                    query: parts.count > 1 ? String(parts[1]) : "", slot: slot, accepted: accepted
                 )
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    let accepted = accepted.value
+                    let admitted = accepted.value
+                    accepted.value = nil  // the handler owns the slot from here
                     try channel.pipeline.syncOperations.addHandler(
                         WebSocketConnectionHandler(
                             gateway: gateway,
                             settings: handlerSettings,
                             metrics: metrics,
-                            id: accepted?.id ?? .next(),
+                            id: admitted?.id ?? .next(),
                             remoteAddress: channel.peerAddress,
-                            connectActions: accepted?.actions ?? [],
+                            connectActions: admitted?.actions ?? [],
+                            slot: admitted?.slot,
                             sweeper: sweeper(channel.eventLoop)
                         )
                     )
@@ -118,16 +127,19 @@ struct ConnectionPipeline: Sendable {
         )
     }
 
-    /// Why an upgrade is refused before the connect hook is asked: a browser origin not allowed, or the
-    /// node's connection cap reached. Each refusal is answered by the HTTP router (403, 503) and logged there.
-    private static func refusal(head: HTTPRequestHead, origins: OriginPolicy, maxConnections: Int, gateway: Gateway) -> ServerError? {
+    /// Admits an upgrade before the connect hook is asked: its connection slot, reserved atomically, or why
+    /// it is refused (a browser origin not allowed, the node's connection cap reached). Each refusal is
+    /// answered by the HTTP router (403, 503) and logged there. The slot goes back when the hook refuses,
+    /// when the connection ends before it is a websocket (its last reference dropped), or when the
+    /// websocket closes.
+    private static func admit(head: HTTPRequestHead, origins: OriginPolicy, maxConnections: Int, gateway: Gateway) -> Result<ConnectionSlot, ServerError> {
         if let origin = head.headers.first(name: "origin"), !origins.allows(origin: origin, host: head.headers.first(name: "host")) {
-            return .originNotAllowed(origin)
+            return .failure(.originNotAllowed(origin))
         }
-        if gateway.connectionCount >= maxConnections {
-            return .tooManyConnections(limit: maxConnections)
+        guard let slot = gateway.connectionSlots.reserve(limit: maxConnections) else {
+            return .failure(.tooManyConnections(limit: maxConnections))
         }
-        return nil
+        return .success(slot)
     }
 
     /// Runs the connect hook during the upgrade: on acceptance the upgrade proceeds (the connection gets the
@@ -138,6 +150,7 @@ struct ConnectionPipeline: Sendable {
         head: HTTPRequestHead,
         path: String,
         query: String,
+        slot: ConnectionSlot,
         accepted: NIOLoopBoundBox<AcceptedConnect?>
     ) -> EventLoopFuture<HTTPHeaders?> {
         var headers: [String: String] = [:]
@@ -152,9 +165,10 @@ struct ConnectionPipeline: Sendable {
             let router = try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self)
             switch decision {
             case .accept(let actions):
-                accepted.value = AcceptedConnect(id: request.id, actions: actions)
+                accepted.value = AcceptedConnect(id: request.id, actions: actions, slot: slot)
                 return HTTPHeaders()
             case .refuse(let status, let reason):
+                slot.release()
                 router.connectRefusal = .connectRefused(status: status, reason: reason)
                 return nil
             }
@@ -162,8 +176,10 @@ struct ConnectionPipeline: Sendable {
     }
 }
 
-/// A connection the connect hook accepted: its id, and what the hook asked for on it.
+/// A connection admitted (and accepted by the connect hook, when there is one): its id, what the hook
+/// asked for on it, and its reserved connection slot.
 struct AcceptedConnect {
     var id: ConnectionID
     var actions: [AppAction]
+    var slot: ConnectionSlot
 }

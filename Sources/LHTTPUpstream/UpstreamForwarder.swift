@@ -58,6 +58,12 @@ public struct UpstreamForwarder: UpstreamCaller {
         guard UpstreamRequest.methods.contains(method) else { throw .invalidRequest("method \(parts[0]) is not allowed") }
         let url = try self.policy.check(String(parts[1]).trimmingCharacters(in: [" ", "\t"]))
         let sendsBody = method == "POST" || method == "PUT" || method == "PATCH"
+        let body: ByteBuffer?
+        do {
+            body = sendsBody ? try call.message.serialized() : nil
+        } catch {
+            throw .invalidRequest(error.reason)
+        }
         return UpstreamRequest(
             method: method,
             url: url,
@@ -66,7 +72,7 @@ public struct UpstreamForwarder: UpstreamCaller {
                 ("X-LHTTP-Command", call.message.command),
                 ("X-LHTTP-Connection", call.connection.description),
             ],
-            body: sendsBody ? call.message.serialized() : nil
+            body: body
         )
     }
 

@@ -111,18 +111,18 @@ public struct WebhookAnswerParser: Sendable {
             if (try? LHTTPParser(limits: self.limits).parse(response.body)) != nil {
                 actions.reply = response.body
             } else {
-                actions.reply = LHTTPMessage(command: command, body: response.body).serialized()
+                actions.reply = try LHTTPMessage(command: command, body: response.body).serialized()
             }
             return actions
         }
         let answer = try self.decode(response.body)
         if let reply = answer.reply {
-            actions.reply = reply.message(defaultCommand: command, channels: []).serialized()
+            actions.reply = try reply.message(defaultCommand: command, channels: []).serialized()
         }
         for entry in answer.publish ?? [] {
             let channels = try entry.channels?.channels(self.limits) ?? []
             guard !channels.isEmpty else { throw AnswerError.publishWithoutChannels }
-            actions.publish.append((channels, entry.message(defaultCommand: command, channels: channels).serialized()))
+            actions.publish.append((channels, try entry.message(defaultCommand: command, channels: channels).serialized()))
         }
         actions.subscribe = try answer.subscribe?.channels(self.limits) ?? []
         actions.unsubscribe = try answer.unsubscribe?.channels(self.limits) ?? []

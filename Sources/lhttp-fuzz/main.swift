@@ -13,7 +13,7 @@ public func lhttpFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
     // Whatever parses must serialize and parse back to the same message.
     let again: LHTTPMessage
     do {
-        again = try parser.parse(message.serialized())
+        again = try parser.parse(try message.serialized())
     } catch {
         fatalError("a parsed message does not re-parse after serialization: \(error)")
     }

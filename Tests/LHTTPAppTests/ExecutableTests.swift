@@ -219,4 +219,23 @@ struct ExecutableTests {
         let rejected = try #require(objects.first { $0["msg"] == "message rejected" })
         #expect(rejected["level"] == "warning" && rejected["lhttp.status"] == "400")
     }
+
+    /// Text logs carry client input escaped: an ANSI escape in an `upstream:` URL reaches the log as
+    /// `\u{1B}`, never as the raw byte.
+    @Test func textLogsEscapeClientInput() async throws {
+        let file = try TemporaryFile("listen: 127.0.0.1:0\nlog: {format: text}\nupstream:\n  allow: [\"http://127.0.0.1:9/\"]\n")
+        defer { file.remove() }
+        let child = try ChildProcess(["--config", file.path])
+        let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
+        let client = try await LHTTPWebSocketClient.connect(host: "127.0.0.1", port: port, path: "/ws")
+        try await client.sendText("LHTTP/1.0 note\r\nupstream:POST http://127.0.0.1:9/\u{1B}[31mred\u{1B}[0m\r\n\r\nx")
+        let reply = try await client.nextMessage()
+        #expect(reply.command == "error")
+        _ = try await child.await("upstream call failed")
+        try await client.close()
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(try await child.exitStatus() == 0)
+        #expect(!child.text.unicodeScalars.contains("\u{1B}"))
+        #expect(child.text.contains(#"\u{1B}[31mred"#), "\(child.text)")
+    }
 }

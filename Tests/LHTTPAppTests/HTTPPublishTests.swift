@@ -71,10 +71,14 @@ struct HTTPPublishTests {
     @Test func answersAreValidJSONForAnyChannelName() async throws {
         try await TestServer.with { server in
             let publisher = try await server.publisher()
-            // Channel `q"u\o\u{1}té` percent-encoded: quote, backslash, a control character, non-ASCII.
-            let response = try await publisher.request(path: "/publish?channel=q%22u%5Co%01t%C3%A9", body: ByteBuffer(string: "x"))
+            // Channel `q"u\oté` percent-encoded: quote, backslash, non-ASCII.
+            let response = try await publisher.request(path: "/publish?channel=q%22u%5Cot%C3%A9", body: ByteBuffer(string: "x"))
             #expect(response.status == 200)
-            #expect(try answer(response) == PublishAnswer(channels: ["q\"u\\o\u{1}té"], deliveries: 0))
+            #expect(try answer(response) == PublishAnswer(channels: ["q\"u\\oté"], deliveries: 0))
+            // A control character is refused, and the refusal is valid JSON too.
+            let refused = try await publisher.request(path: "/publish?channel=q%22u%01", body: ByteBuffer(string: "x"))
+            #expect(refused.status == 400)
+            #expect(try JSONSerialization.jsonObject(with: Data(refused.body.readableBytesView)) is [String: Any])
             try await publisher.close()
         }
     }

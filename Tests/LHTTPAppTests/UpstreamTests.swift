@@ -56,7 +56,7 @@ struct UpstreamTests {
             let request = try #require(try await backend.waitForRequests(1).first)
             #expect(request.method == "POST")
             #expect(request.uri == "/record?x=1")
-            #expect(request.body == String(buffer: message.serialized()))
+            #expect(request.body == String(buffer: try message.serialized()))
             #expect(request.header("content-type") == "text/plain; charset=utf-8")
             #expect(request.header("x-lhttp-command") == "chat")
             #expect(Int(request.header("x-lhttp-connection") ?? "") != nil)

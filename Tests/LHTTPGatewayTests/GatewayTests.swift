@@ -241,7 +241,7 @@ final class GatewayTests {
         let observer = Observer()
         let gateway = Gateway(observers: [observer])
         let connection = TestConnection(gateway, on: loop, connectActions: [
-            .reply(LHTTPMessage(command: "welcome").serialized()), .subscribe(["lobby"]), .setMeta(["user": "ada"]),
+            .reply(try LHTTPMessage(command: "welcome").serialized()), .subscribe(["lobby"]), .setMeta(["user": "ada"]),
         ])
         loop.run()
         #expect(try connection.messages().map(\.command) == ["welcome"])

@@ -24,4 +24,13 @@ struct ChannelListTests {
             try LHTTPChannelList.parse(["abcde"], limits: limits)
         }
     }
+
+    @Test func controlCharactersInANameAreRefused() throws {
+        for name in ["x\r\nfrom:admin", "a\rb", "a\nb", "nul\0", "del\u{7F}", "bell\u{07}"] {
+            #expect(throws: LHTTPProtocolError.invalidChannelName(name)) { try LHTTPChannelList.parse([name]) }
+        }
+        // Spaces and tabs separate names; UTF-8 and punctuation are names.
+        #expect(try LHTTPChannelList.parse(["caf\u{E9} a:b user#42"]) == ["caf\u{E9}", "a:b", "user#42"])
+        #expect(LHTTPProtocolError.invalidChannelName("x").status == 400)
+    }
 }

@@ -36,7 +36,7 @@ struct ParserTests {
         #expect(message.headers["subscribe"] == "room")
         #expect(message.headers["SUBSCRIBE"] == "room")
         #expect(message.headers[0].name == "SubScribe")
-        #expect(String(buffer: message.serialized()).contains("SubScribe:room\r\n"))
+        #expect(String(buffer: try message.serialized()).contains("SubScribe:room\r\n"))
     }
 
     @Test func blankLineMayBeAbsentWithoutBody() throws {
@@ -75,23 +75,23 @@ struct ParserTests {
             headers: LHTTPHeaders([("Zeta", "1"), ("alpha", "2"), ("Mid-Key", "a:b:c"), ("alpha", "3")]),
             body: "payload\r\n\r\nwith blank lines"
         )
-        let bytes = original.serialized()
+        let bytes = try original.serialized()
         #expect(bytes.readableBytes == original.serializedByteCount)
         let parsed = try parser.parse(bytes)
         #expect(parsed == original)
         #expect(parsed.headers.map(\.name) == ["Zeta", "alpha", "Mid-Key", "alpha"])
-        #expect(String(buffer: parsed.serialized()) == String(buffer: bytes))
+        #expect(String(buffer: try parsed.serialized()) == String(buffer: bytes))
     }
 
     @Test func roundTripOfEmptyBody() throws {
         let original = LHTTPMessage(command: "ping")
-        #expect(String(buffer: original.serialized()) == "LHTTP/1.0 ping\r\n\r\n")
-        #expect(try parser.parse(original.serialized()) == original)
+        #expect(String(buffer: try original.serialized()) == "LHTTP/1.0 ping\r\n\r\n")
+        #expect(try parser.parse(try original.serialized()) == original)
     }
 
-    @Test func errorReplyFormat() {
+    @Test func errorReplyFormat() throws {
         let reply = LHTTPMessage.errorReply(status: 400, reason: "bad\r\nthing")
-        #expect(String(buffer: reply.serialized()) == "LHTTP/1.0 error\r\nstatus:400\r\nreason:badthing\r\n\r\n")
+        #expect(String(buffer: try reply.serialized()) == "LHTTP/1.0 error\r\nstatus:400\r\nreason:badthing\r\n\r\n")
     }
 
     // MARK: malformed input
@@ -159,5 +159,40 @@ struct ParserTests {
         #expect(throws: LHTTPProtocolError.headerLineTooLong(limit: 16)) { try parser.parse(ByteBuffer(string: bad)) }
         let ok = "LHTTP/1.0 c\r\nkey:" + String(repeating: "v", count: 12) + "\r\n\r\n"
         #expect(throws: Never.self) { try parser.parse(ByteBuffer(string: ok)) }
+    }
+
+    // MARK: Fields that could forge lines
+
+    @Test func theSerializerRefusesWhatCouldForgeALine() {
+        let forged: [(LHTTPMessage, LHTTPProtocolError)] = [
+            (LHTTPMessage(command: "chat\r\nfrom:admin"), .invalidCommand("chat\r\nfrom:admin")),
+            (LHTTPMessage(command: "two words"), .invalidCommand("two words")),
+            (LHTTPMessage(command: ""), .invalidCommand("")),
+            (LHTTPMessage(command: "chat", headers: ["from:admin\r\nx": "1"]), .invalidHeaderName("from:admin\r\nx")),
+            (LHTTPMessage(command: "chat", headers: ["a b": "1"]), .invalidHeaderName("a b")),
+            (LHTTPMessage(command: "chat", headers: ["a:b": "1"]), .invalidHeaderName("a:b")),
+            (LHTTPMessage(command: "chat", headers: ["": "1"]), .invalidHeaderName("")),
+            (LHTTPMessage(command: "chat", headers: ["x": "1\r\n\r\nFORGED"]), .invalidHeaderValue(name: "x")),
+            (LHTTPMessage(command: "chat", headers: ["x": "1\nfrom:admin"]), .invalidHeaderValue(name: "x")),
+            (LHTTPMessage(command: "chat", headers: ["x": "nul\0"]), .invalidHeaderValue(name: "x")),
+        ]
+        for (message, error) in forged {
+            #expect(throws: error) { try message.serialized() }
+            var buffer = ByteBuffer()
+            #expect(throws: error) { try message.write(to: &buffer) }
+            #expect(buffer.readableBytes == 0, "nothing is written when a field is refused")
+        }
+        // Values keep spaces, tabs, colons and UTF-8; the body is free.
+        let fine = LHTTPMessage(command: "chat", headers: ["from": "ann: the\tfirst caf\u{E9}"], body: "line\r\n\r\nLHTTP/1.0 x\r\n")
+        #expect(throws: Never.self) { try fine.serialized() }
+    }
+
+    @Test func theParserRefusesHeadersTheSerializerWouldRefuse() throws {
+        #expect(throws: LHTTPProtocolError.invalidHeaderName("a b")) { try parse("LHTTP/1.0 chat\r\na b:1\r\n\r\n") }
+        #expect(throws: LHTTPProtocolError.invalidHeaderName("a\u{01}")) { try parse("LHTTP/1.0 chat\r\na\u{01}:1\r\n\r\n") }
+        #expect(throws: LHTTPProtocolError.invalidHeaderValue(name: "x")) { try parse("LHTTP/1.0 chat\r\nx:1\r2\r\n\r\n") }
+        #expect(throws: LHTTPProtocolError.invalidHeaderValue(name: "x")) { try parse("LHTTP/1.0 chat\r\nx:1\u{0}2\r\n\r\n") }
+        // Surrounding spaces are trimmed, inner ones kept in values.
+        #expect(try parse("LHTTP/1.0 chat\r\n  from : ann  lee \r\n\r\n").headers["from"] == "ann  lee")
     }
 }

@@ -291,7 +291,13 @@ public struct SessionStateMachine {
             self.steps.append(.error(error))
             return
         }
-        for reply in planned.replies { self.steps.append(.send(reply.serialized())) }
+        for reply in planned.replies {
+            do {
+                self.steps.append(.send(try reply.serialized()))
+            } catch {
+                self.steps.append(.error(.protocolError(error)))
+            }
+        }
         guard planned.isRouted else {
             for step in self.effects(of: planned) { self.steps.append(step) }
             return
@@ -305,7 +311,12 @@ public struct SessionStateMachine {
         var run: [Step] = []
         if !planned.subscribe.isEmpty { run.append(.subscribe(planned.subscribe, .abortMessage)) }
         if !planned.publish.isEmpty {
-            run.append(.publish(planned.message.serialized(), planned.publish, .websocket, .abortMessage))
+            do {
+                run.append(.publish(try planned.message.serialized(), planned.publish, .websocket, .abortMessage))
+            } catch {
+                // A processor left a header that would forge lines: nothing of the message applies.
+                return [.error(.protocolError(error)), .endOfMessage]
+            }
         }
         if !planned.unsubscribe.isEmpty { run.append(.unsubscribe(planned.unsubscribe)) }
         if let target = planned.upstream {

@@ -58,6 +58,10 @@ struct PublishEndpoint: Sendable {
         guard message.serializedByteCount <= self.limits.maxMessageBytes else {
             throw .protocolError(.messageTooLarge(size: message.serializedByteCount, limit: self.limits.maxMessageBytes))
         }
-        return (message.serialized(), channels)
+        do {
+            return (try message.serialized(), channels)
+        } catch {
+            throw .protocolError(error)
+        }
     }
 }

@@ -39,6 +39,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private var isDriving = false
     /// Keep-alive bookkeeping, read by the loop's ``KeepAliveSweeper``.
     private let sweeper: KeepAliveSweeper?
+    /// The connection cap's slot this websocket holds, given back when the session is released.
+    private var slot: ConnectionSlot?
     var sweepIndex = -1
 
     /// - Parameter remoteAddress: `ip:port` of the peer, for logs and the app's events.
@@ -49,8 +51,10 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         id: ConnectionID = .next(),
         remoteAddress: String = "",
         connectActions: [AppAction] = [],
+        slot: ConnectionSlot? = nil,
         sweeper: KeepAliveSweeper? = nil
     ) {
+        self.slot = slot
         self.gateway = gateway
         self.metrics = metrics
         self.closeTimeout = settings.closeTimeout
@@ -198,6 +202,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
             if case .release = action {
                 self.subscriber = nil
                 self.sweeper?.remove(self)
+                self.slot?.release()
+                self.slot = nil
             }
             return outcome
         case .send(let bytes):
