@@ -76,6 +76,7 @@ public final class Application: Sendable {
             observers: webhooks.observers,
             hub: hub,
             broker: { hub -> any Broker in cluster ?? LocalBroker(hub: hub) },
+            access: ChannelAccess(configuration),
             metrics: gatewayMetrics,
             logger: logger
         )

@@ -14,6 +14,8 @@ indirect enum ConfigSchema: Sendable, Equatable {
     /// A mapping whose keys are free (names chosen by the user, like route commands); every value is
     /// checked against the inner schema.
     case map(ConfigSchema)
+    /// A list whose every item is checked against the inner schema (the `channels:` entries).
+    case list(ConfigSchema)
 
     /// The schema of a section whose keys are `Keys.allCases`; keys in `nested` are sub-sections,
     /// every other key is a plain value.
@@ -33,6 +35,11 @@ indirect enum ConfigSchema: Sendable, Equatable {
         if case .map(let inner) = self, case .mapping(let mapping) = node {
             return mapping.flatMap { keyNode, valueNode in
                 inner.unknownKeys(in: valueNode, at: path.appending(key: keyNode.scalar?.string ?? "?"), source: source)
+            }
+        }
+        if case .list(let inner) = self, case .sequence(let items) = node {
+            return items.enumerated().flatMap { index, item in
+                inner.unknownKeys(in: item, at: path.appending(.index(index)), source: source)
             }
         }
         guard case .section(let keys, let nested) = self, case .mapping(let mapping) = node else { return [] }

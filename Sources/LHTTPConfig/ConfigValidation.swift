@@ -166,6 +166,32 @@ extension GatewayConfig {
                    "\(limits.maxChannelNameBytes) must not exceed limits.max_header_line_bytes (\(limits.maxHeaderLineBytes))")
         }
 
+        for (key, value) in [
+            ("max_messages_per_second", limits.maxMessagesPerSecond), ("max_bytes_per_second", limits.maxBytesPerSecond),
+            ("burst_messages", limits.burstMessages), ("burst_bytes", limits.burstBytes), ("max_rate_violations", limits.maxRateViolations),
+        ] where value < 0 {
+            report("limits.\(key)", "must be 0 (off) or greater, is \(value)")
+        }
+        if limits.maxMessagesPerSecond > 0, limits.burstMessages < 1 {
+            report("limits.burst_messages", "must be at least 1 when limits.max_messages_per_second is set")
+        }
+        if limits.maxBytesPerSecond > 0, limits.burstBytes < 1 {
+            report("limits.burst_bytes", "must be at least 1 when limits.max_bytes_per_second is set")
+        }
+
+        var prefixes = Set<String>()
+        for (index, options) in channels.enumerated() {
+            if !prefixes.insert(options.prefix).inserted {
+                report("channels[\(index)].prefix", "\"\(options.prefix)\" is listed twice")
+            }
+            if options.prefix.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
+                report("channels[\(index)].prefix", "\"\(options.prefix)\" holds a space or a control character, which no channel name can")
+            }
+            if options.subscribe == .hook, hooks.subscribe.isEmpty {
+                report("channels[\(index)].subscribe", "hook needs hooks.subscribe to be set")
+            }
+        }
+
         problems += cluster.problems(limits: limits)
 
         if !staticDir.isEmpty {

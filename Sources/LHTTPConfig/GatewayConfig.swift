@@ -35,6 +35,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var routes: [String: RouteConfig]
     /// Several nodes sharing channels through NATS; empty `nats` means one node.
     public var cluster: ClusterConfig
+    /// Per-prefix channel options (who may publish and subscribe); the longest matching prefix wins.
+    public var channels: [ChannelOptionsConfig]
     /// Logging settings.
     public var log: LogConfig
 
@@ -54,8 +56,10 @@ public struct GatewayConfig: Sendable, Equatable {
         hooks: HooksConfig = HooksConfig(),
         routes: [String: RouteConfig] = [:],
         cluster: ClusterConfig = ClusterConfig(),
+        channels: [ChannelOptionsConfig] = [],
         log: LogConfig = LogConfig()
     ) {
+        self.channels = channels
         self.listen = listen
         self.threads = threads
         self.websocket = websocket
@@ -79,7 +83,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         case listen, threads, websocket, http, metrics
         case shutdownTimeoutS = "shutdown_timeout_s"
         case staticDir = "static_dir"
-        case publish, limits, upstream, webhook, hooks, routes, cluster, log
+        case publish, limits, upstream, webhook, hooks, routes, cluster, channels, log
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
@@ -93,6 +97,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         .hooks: HooksConfig.schema,
         .routes: .map(RouteConfig.schema),
         .cluster: ClusterConfig.schema,
+        .channels: .list(ChannelOptionsConfig.schema),
         .log: LogConfig.schema,
     ])
 
@@ -115,6 +120,7 @@ extension GatewayConfig: Decodable, ConfigSection {
             hooks: try c.decodeIfPresent(HooksConfig.self, forKey: .hooks) ?? d.hooks,
             routes: try c.decodeIfPresent([String: RouteConfig].self, forKey: .routes) ?? d.routes,
             cluster: try c.decodeIfPresent(ClusterConfig.self, forKey: .cluster) ?? d.cluster,
+            channels: try c.decodeIfPresent([ChannelOptionsConfig].self, forKey: .channels) ?? d.channels,
             log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
         )
     }
@@ -180,6 +186,18 @@ public struct LimitsConfig: Sendable, Equatable {
     /// The kernel send buffer of each client socket (`SO_SNDBUF`), part of a connection's memory next to
     /// `max_outbound_bytes`; 0 leaves it to the kernel (autotuned, up to several MiB per socket).
     public var socketSendBufferBytes: Int
+    /// Messages one websocket connection may send per second on average (0: no limit); beyond, error
+    /// reply 429 and the message is dropped.
+    public var maxMessagesPerSecond: Int
+    /// Bytes per second one connection may make the node publish on average (a message's size times
+    /// the channels it publishes to, at least once; 0: no limit).
+    public var maxBytesPerSecond: Int
+    /// Messages that may arrive at once after a quiet time.
+    public var burstMessages: Int
+    /// Bytes that may arrive at once after a quiet time.
+    public var burstBytes: Int
+    /// Messages refused for the rate in a row after which the connection is closed with 4029 (0: never).
+    public var maxRateViolations: Int
 
     /// Creates the section with the documented defaults.
     public init(
@@ -192,8 +210,18 @@ public struct LimitsConfig: Sendable, Equatable {
         maxConnections: Int = 50_000,
         maxSubscriptionsPerConnection: Int = 128,
         maxChannels: Int = 1_000_000,
-        socketSendBufferBytes: Int = 262_144
+        socketSendBufferBytes: Int = 262_144,
+        maxMessagesPerSecond: Int = 1000,
+        maxBytesPerSecond: Int = 8_388_608,
+        burstMessages: Int = 2000,
+        burstBytes: Int = 16_777_216,
+        maxRateViolations: Int = 100
     ) {
+        self.maxMessagesPerSecond = maxMessagesPerSecond
+        self.maxBytesPerSecond = maxBytesPerSecond
+        self.burstMessages = burstMessages
+        self.burstBytes = burstBytes
+        self.maxRateViolations = maxRateViolations
         self.socketSendBufferBytes = socketSendBufferBytes
         self.maxMessageBytes = maxMessageBytes
         self.maxHeaders = maxHeaders
@@ -219,6 +247,11 @@ extension LimitsConfig: Decodable, ConfigSection {
         case maxSubscriptionsPerConnection = "max_subscriptions_per_connection"
         case maxChannels = "max_channels"
         case socketSendBufferBytes = "socket_send_buffer_bytes"
+        case maxMessagesPerSecond = "max_messages_per_second"
+        case maxBytesPerSecond = "max_bytes_per_second"
+        case burstMessages = "burst_messages"
+        case burstBytes = "burst_bytes"
+        case maxRateViolations = "max_rate_violations"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -240,7 +273,12 @@ extension LimitsConfig: Decodable, ConfigSection {
             maxSubscriptionsPerConnection: try c.decodeIfPresent(Int.self, forKey: .maxSubscriptionsPerConnection)
                 ?? d.maxSubscriptionsPerConnection,
             maxChannels: try c.decodeIfPresent(Int.self, forKey: .maxChannels) ?? d.maxChannels,
-            socketSendBufferBytes: try c.decodeIfPresent(Int.self, forKey: .socketSendBufferBytes) ?? d.socketSendBufferBytes
+            socketSendBufferBytes: try c.decodeIfPresent(Int.self, forKey: .socketSendBufferBytes) ?? d.socketSendBufferBytes,
+            maxMessagesPerSecond: try c.decodeIfPresent(Int.self, forKey: .maxMessagesPerSecond) ?? d.maxMessagesPerSecond,
+            maxBytesPerSecond: try c.decodeIfPresent(Int.self, forKey: .maxBytesPerSecond) ?? d.maxBytesPerSecond,
+            burstMessages: try c.decodeIfPresent(Int.self, forKey: .burstMessages) ?? d.burstMessages,
+            burstBytes: try c.decodeIfPresent(Int.self, forKey: .burstBytes) ?? d.burstBytes,
+            maxRateViolations: try c.decodeIfPresent(Int.self, forKey: .maxRateViolations) ?? d.maxRateViolations
         )
     }
 }

@@ -37,6 +37,7 @@ public final class Gateway: Sendable {
     ///   - upstream: carries out the `upstream` header; without it the header is ignored.
     ///   - observers: told when a connection ends (the disconnect hook).
     ///   - broker: makes the broker from the hub; defaults to ``LocalBroker``.
+    ///   - access: who may publish and subscribe where from a websocket (the `channels:` options).
     public init(
         limits: LHTTPLimits = .default,
         session: SessionStateMachine.Configuration = .init(),
@@ -48,12 +49,15 @@ public final class Gateway: Sendable {
         observers: [any ConnectionObserver] = [],
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
+        access: ChannelAccess = .open,
         metrics: GatewayMetrics = GatewayMetrics(),
         logger: Logger = Logger(label: "lhttpd.gateway")
     ) {
         self.hub = hub
         self.broker = makeBroker(hub)
-        self.pipeline = MessagePipeline(limits: limits, session: session, processors: processors, router: router, forwardsUpstream: upstream != nil)
+        self.pipeline = MessagePipeline(
+            limits: limits, session: session, processors: processors, router: router, forwardsUpstream: upstream != nil, access: access
+        )
         self.maxChannels = maxChannels
         self.processors = processors
         self.router = router

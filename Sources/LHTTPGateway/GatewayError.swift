@@ -29,13 +29,19 @@ public enum GatewayError: Error, Sendable, Equatable {
     case upstreamFailed(status: Int, reason: String, url: String)
     /// A processor refused the message with its own status and reason.
     case rejected(status: Int, reason: String)
+    /// The connection sends faster than its rate limits allow (429): the message was dropped.
+    case rateLimited(RateLimit)
+    /// A channel's options do not let this connection publish or subscribe there (403). `channels`: the
+    /// refused ones; the others of the same list still apply.
+    case channelForbidden(ChannelAccess.Operation, channels: [String])
     /// Anything unexpected; details are logged, not sent.
     case internalError
 
     public var status: Int {
         switch self {
         case .protocolError(let error): return error.status
-        case .subscriptionLimit, .upstreamBusy: return 429
+        case .subscriptionLimit, .upstreamBusy, .rateLimited: return 429
+        case .channelForbidden: return 403
         case .channelLimit, .tooManyWaiting: return 503
         case .publicationTooLarge: return 413
         case .refusedByApp(let status, _): return status
@@ -59,6 +65,13 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .appFailed(_, let reason): return reason
         case .upstreamFailed(_, let reason, _): return reason
         case .rejected(_, let reason): return reason
+        case .rateLimited(let limit):
+            var parts: [String] = []
+            if limit.messagesPerSecond > 0 { parts.append("\(limit.messagesPerSecond) messages") }
+            if limit.bytesPerSecond > 0 { parts.append("\(limit.bytesPerSecond) bytes") }
+            return "rate limit exceeded: at most \(parts.joined(separator: " and ")) per second; message dropped"
+        case .channelForbidden(let operation, _):
+            return operation == .publish ? "publishing to this channel is not allowed" : "subscribing to this channel is not allowed"
         case .internalError: return "internal error"
         }
     }
@@ -68,7 +81,7 @@ public enum GatewayError: Error, Sendable, Equatable {
     public var reply: LHTTPMessage {
         var extra = LHTTPHeaders()
         switch self {
-        case .refusedByApp(_, .some(let channels)):
+        case .refusedByApp(_, .some(let channels)), .channelForbidden(_, let channels):
             extra.add(name: "channels", value: channels.joined(separator: " "))
         case .upstreamFailed(_, _, let url):
             extra.add(name: "upstream-url", value: url)

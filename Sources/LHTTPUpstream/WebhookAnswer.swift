@@ -17,6 +17,11 @@ public struct WebhookActions: Sendable {
     /// A code that may be sent (checked when the answer was read: 1005, 1006, 1015 and unassigned codes
     /// make the answer invalid).
     public var close: (code: CloseCode, reason: String)?
+    /// `"relay": true` in a route's answer: publish the sender's message as sent, to its own `publish:`
+    /// channels (a routed message's own list is not applied otherwise).
+    public var relay = false
+    /// `"refused": [...]` in a 2xx answer to a subscribe event: those channels are not joined.
+    public var refused: [String]?
 
     public init() {}
 
@@ -34,7 +39,7 @@ public struct WebhookActions: Sendable {
 
     public var isEmpty: Bool {
         self.reply == nil && self.publish.isEmpty && self.subscribe.isEmpty && self.unsubscribe.isEmpty
-            && self.meta == nil && self.close == nil
+            && self.meta == nil && self.close == nil && !self.relay && self.refused == nil
     }
 }
 
@@ -127,6 +132,8 @@ public struct WebhookAnswerParser: Sendable {
         actions.subscribe = try answer.subscribe?.channels(self.limits) ?? []
         actions.unsubscribe = try answer.unsubscribe?.channels(self.limits) ?? []
         actions.meta = answer.meta?.mapValues(\.text)
+        actions.relay = answer.relay ?? false
+        actions.refused = try answer.refused?.channels(self.limits)
         if let close = answer.close {
             let number = close.code ?? 1000
             guard let code = UInt16(exactly: number).flatMap(CloseCode.init(sending:)) else { throw AnswerError.badCloseCode(number) }
@@ -180,6 +187,7 @@ private struct Answer: Decodable {
     var meta: [String: Scalar]?
     var close: Close?
     var refused: ChannelList?
+    var relay: Bool?
 }
 
 /// A channel list in JSON: `["a", "b"]` or `"a b"`.

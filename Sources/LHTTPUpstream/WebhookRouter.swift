@@ -31,7 +31,7 @@ public struct WebhookRouter: MessageRouter {
             id: request.connection.id.description, remote: request.connection.remoteAddress, meta: request.connection.meta
         )
         guard let route = self.route(for: request.message.command) else {
-            self.askSubscribe(request, connection: connection, before: [], on: eventLoop) { answer in
+            self.askSubscribe(request, connection: connection, before: [], publication: .asClient, on: eventLoop) { answer in
                 eventLoop.execute { completion(answer) }  // possibly inline: never complete before returning
             }
             return
@@ -45,7 +45,11 @@ public struct WebhookRouter: MessageRouter {
             // Meta from this answer goes with the subscribe event that may follow.
             var connection = connection
             if let meta = actions.meta { connection.meta = meta }
-            self.askSubscribe(request, connection: connection, before: actions.appActions, on: eventLoop, completion: completion)
+            // The app owns a routed message: its own publish list applies only when the answer says so.
+            let publication: OwnPublication = actions.relay ? .byApp : .withheld
+            self.askSubscribe(
+                request, connection: connection, before: actions.appActions, publication: publication, on: eventLoop, completion: completion
+            )
         }
     }
 
@@ -54,34 +58,49 @@ public struct WebhookRouter: MessageRouter {
         _ request: RouteRequest,
         connection: WebhookEvent.Connection,
         before: [AppAction],
+        publication: OwnPublication,
         on eventLoop: any EventLoop,
         completion: @escaping @Sendable (RouteAnswer) -> Void
     ) {
         let channels = request.subscribe
         guard let url = self.subscribeHook, !channels.isEmpty else {
-            completion(.proceed(subscribe: nil, actions: before))
+            completion(.proceed(subscribe: nil, actions: before, publish: publication))
             return
         }
         let event = WebhookEvent(kind: .subscribe, id: WebhookEventID.next(), connection: connection, channels: channels)
         self.caller.call(url: url, event: event, on: eventLoop) { outcome in
-            completion(Self.answer(toSubscribe: channels, outcome: outcome, before: before))
+            completion(Self.answer(toSubscribe: channels, outcome: outcome, before: before, publication: publication))
         }
     }
 
-    /// The one mapping from the subscribe hook's outcome to what happens to the message.
-    static func answer(toSubscribe channels: [String], outcome: WebhookOutcome, before: [AppAction]) -> RouteAnswer {
+    /// The one mapping from the subscribe hook's outcome to what happens to the message: 2xx joins every
+    /// channel but those its `refused` list names (refused with 403), 401/403 refuses every channel or
+    /// those its list names, a failure joins none.
+    static func answer(
+        toSubscribe channels: [String], outcome: WebhookOutcome, before: [AppAction], publication: OwnPublication = .asClient
+    ) -> RouteAnswer {
         switch outcome {
         case .accepted(let actions):
-            return .proceed(subscribe: nil, actions: before + actions.appActions)
+            guard let refused = actions.refused, !refused.isEmpty else {
+                return .proceed(subscribe: nil, actions: before + actions.appActions, publish: publication)
+            }
+            return Self.refusing(Set(refused), of: channels, status: 403, before: before, after: actions.appActions, publication: publication)
         case .refused(let status, let refused):
             // Without a list every channel is refused; with one, only those.
-            let refusedSet = Set(refused ?? channels)
-            let allowed = channels.filter { !refusedSet.contains($0) }
-            let error = GatewayError.refusedByApp(status: status, channels: channels.filter { refusedSet.contains($0) })
-            return .proceed(subscribe: allowed, actions: before + [.error(error)])
+            return Self.refusing(Set(refused ?? channels), of: channels, status: status, before: before, after: [], publication: publication)
         case .failed:
-            return .proceed(subscribe: [], actions: before + [.error(outcome.failure ?? .internalError)])
+            return .proceed(subscribe: [], actions: before + [.error(outcome.failure ?? .internalError)], publish: publication)
         }
+    }
+
+    private static func refusing(
+        _ refused: Set<String>, of channels: [String], status: Int, before: [AppAction], after: [AppAction], publication: OwnPublication
+    ) -> RouteAnswer {
+        let allowed = channels.filter { !refused.contains($0) }
+        let named = channels.filter { refused.contains($0) }
+        guard !named.isEmpty else { return .proceed(subscribe: nil, actions: before + after, publish: publication) }
+        let error = GatewayError.refusedByApp(status: status, channels: named)
+        return .proceed(subscribe: allowed, actions: before + [.error(error)] + after, publish: publication)
     }
 }
 

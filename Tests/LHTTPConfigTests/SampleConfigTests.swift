@@ -7,11 +7,13 @@ struct SampleConfigTests {
     static let samplePath = packageRoot + "/config/lhttpd.yaml"
     static let docsPath = packageRoot + "/docs/configuration.md"
 
-    @Test("config/lhttpd.yaml loads and equals the defaults, but for static_dir")
+    @Test("config/lhttpd.yaml loads and equals the defaults, but for static_dir and channels")
     func sampleEqualsDefaults() throws {
         // Every key at its default, except static_dir: the sample serves the demo and the SDK.
         var expected = GatewayConfig()
         expected.staticDir = "public"
+        // And the channels locked down to the app but the demo's rooms.
+        expected.channels = [ChannelOptionsConfig(prefix: "chat-", publish: .anyone), ChannelOptionsConfig(prefix: "", publish: .none)]
         // static_dir is checked relative to the working directory: `swift test` runs in the package root.
         #expect(try ConfigLoader.load(path: Self.samplePath, environment: [:]) == expected)
     }
@@ -52,7 +54,7 @@ struct SampleConfigTests {
         guard case .section(let keys, let nested) = schema else { return [] }
         return keys.flatMap { key in
             switch nested[key] {
-            case .some(.map): return ["\(prefix)\(key)"]
+            case .some(.map), .some(.list): return ["\(prefix)\(key)"]
             case .some(let inner): return keyPaths(inner, prefix: "\(prefix)\(key).")
             case .none: return ["\(prefix)\(key)"]
             }

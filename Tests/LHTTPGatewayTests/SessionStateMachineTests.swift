@@ -22,12 +22,16 @@ struct NoUpstream: UpstreamCaller {
 struct SessionStateMachineTests {
     func machine(
         router: (any MessageRouter)? = nil,
-        maxSubscriptions: Int = 128, maxBacklog: Int = 64, maxUpstreamInFlight: Int = 64, maxBacklogBytes: Int = 1 << 20
+        maxSubscriptions: Int = 128, maxBacklog: Int = 64, maxUpstreamInFlight: Int = 64, maxBacklogBytes: Int = 1 << 20,
+        rate: RateLimit = .off, access: ChannelAccess = .open
     ) -> SessionStateMachine {
         let pipeline = MessagePipeline(
             limits: .default,
-            session: .init(maxSubscriptions: maxSubscriptions, maxBacklog: maxBacklog, maxUpstreamInFlight: maxUpstreamInFlight, maxBacklogBytes: maxBacklogBytes),
-            processors: [:], router: router, forwardsUpstream: true
+            session: .init(
+                maxSubscriptions: maxSubscriptions, maxBacklog: maxBacklog, maxUpstreamInFlight: maxUpstreamInFlight, maxBacklogBytes: maxBacklogBytes,
+                rate: rate
+            ),
+            processors: [:], router: router, forwardsUpstream: true, access: access
         )
         return SessionStateMachine(id: ConnectionID(rawValue: 7), remoteAddress: "10.0.0.1:5", pipeline: pipeline)
     }
@@ -44,6 +48,9 @@ struct SessionStateMachineTests {
     }
 
     func bytes(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    /// Every channel needs the subscribe hook (what a configured `hooks.subscribe` means by default).
+    static let hookEverywhere = ChannelAccess(fallback: .init(prefix: "", publish: .anyone, subscribe: .hook))
 
     @Test func aMessagesEffectsComeInTheDocumentedOrder() {
         var machine = self.machine()
@@ -87,7 +94,8 @@ struct SessionStateMachineTests {
             Issue.record("not routed")
             return
         }
-        #expect(request.subscribe == ["room"] && request.connection.remoteAddress == "10.0.0.1:5")
+        // Nothing needs the subscribe hook (every channel is open): the request names no channel for it.
+        #expect(request.subscribe == [] && request.connection.remoteAddress == "10.0.0.1:5")
         #expect(machine.next() == .none)
         #expect(machine.messageReceived(bytes("LHTTP/1.0 other\r\nsubscribe:second\r\n\r\n")) == .none)
         let answer = RouteAnswer.proceed(subscribe: nil, actions: [
@@ -117,7 +125,7 @@ struct SessionStateMachineTests {
     }
 
     @Test func theSubscribeHookNarrowsWhatIsJoinedAndWhatIsPublished() {
-        var machine = self.machine(router: ChatRouter(subscribeHook: true))
+        var machine = self.machine(router: ChatRouter(subscribeHook: true), access: Self.hookEverywhere)
         guard case .route = machine.messageReceived(bytes("LHTTP/1.0 join\r\nsubscribe:a secret\r\npublish:a\r\n\r\n")) else {
             Issue.record("not routed")
             return
@@ -204,5 +212,98 @@ struct SessionStateMachineTests {
         var machine = self.machine()
         let actions = self.drain(&machine, from: machine.messageReceived(bytes("LHTTP/1.0 c\r\nsubscribe:a\r\nno colon\r\n\r\n")))
         #expect(actions == [.sendError(.protocolError(.headerWithoutColon(line: 2)))])
+    }
+}
+
+/// Issue 13, findings 5 and 6 in the state machine: rate limits on the connection's clock, and the
+/// channel options (who may publish and subscribe) per channel.
+@Suite("Session rate limits and channel options")
+struct SessionRateAndAccessTests {
+    let helper = SessionStateMachineTests()
+
+    func at(_ milliseconds: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(milliseconds) * 1_000_000) }
+
+    @Test func overTheMessageRateIsRefusedWith429AndTheAllowanceRefills() {
+        let rate = RateLimit(messagesPerSecond: 10, burstMessages: 3, maxViolations: 0)
+        var machine = helper.machine(rate: rate)
+        let ping = helper.bytes("LHTTP/1.0 ping\r\n\r\n")
+        for _ in 0..<3 { #expect(machine.messageReceived(ping, now: at(0)) == .none) }
+        #expect(machine.messageReceived(ping, now: at(0)) == .sendError(.rateLimited(rate)))
+        #expect(machine.messageReceived(ping, now: at(50)) == .sendError(.rateLimited(rate)), "half a token after 50 ms")
+        #expect(machine.messageReceived(ping, now: at(100)) == .none, "one token after 100 ms")
+        #expect(machine.messageReceived(ping, now: at(100)) == .sendError(.rateLimited(rate)))
+        // A long quiet time refills up to the burst, not beyond.
+        for _ in 0..<3 { #expect(machine.messageReceived(ping, now: at(60_000)) == .none) }
+        #expect(machine.messageReceived(ping, now: at(60_000)) == .sendError(.rateLimited(rate)))
+        #expect(GatewayError.rateLimited(rate).status == 429)
+    }
+
+    @Test func aPublicationPaysItsSizeOncePerChannel() {
+        let rate = RateLimit(bytesPerSecond: 1000, burstBytes: 1000)
+        var machine = helper.machine(rate: rate)
+        // 100 bytes to 10 channels cost 1000 bytes: the allowance is spent.
+        let body = String(repeating: "x", count: 100 - "LHTTP/1.0 c\r\npublish:a b c d e f g h i j\r\n\r\n".utf8.count)
+        let wide = helper.bytes("LHTTP/1.0 c\r\npublish:a b c d e f g h i j\r\n\r\n\(body)")
+        #expect(wide.readableBytes == 100)
+        guard case .publish = machine.messageReceived(wide, now: at(0)) else { Issue.record("not published"); return }
+        #expect(machine.next() == .none)
+        #expect(machine.messageReceived(helper.bytes("LHTTP/1.0 ping\r\n\r\n"), now: at(0)) == .sendError(.rateLimited(rate)))
+        // One second pays it back.
+        #expect(machine.messageReceived(helper.bytes("LHTTP/1.0 ping\r\n\r\n"), now: at(1001)) == .none)
+    }
+
+    @Test func aClientThatKeepsExceedingTheRateIsClosedWith4029() {
+        let rate = RateLimit(messagesPerSecond: 1, burstMessages: 1, maxViolations: 3)
+        var machine = helper.machine(rate: rate)
+        let ping = helper.bytes("LHTTP/1.0 ping\r\n\r\n")
+        #expect(machine.messageReceived(ping, now: at(0)) == .none)
+        #expect(machine.messageReceived(ping, now: at(0)) == .sendError(.rateLimited(rate)))
+        #expect(machine.messageReceived(ping, now: at(0)) == .sendError(.rateLimited(rate)))
+        #expect(machine.messageReceived(ping, now: at(0)) == .sendError(.rateLimited(rate)))
+        #expect(machine.next() == .close(.rateLimited, reason: "rate limit exceeded"))
+        #expect(CloseCode.rateLimited.rawValue == 4029 && CloseCode.rateLimited.isValidOnTheWire)
+        // An accepted message in between starts the count again.
+        var other = helper.machine(rate: rate)
+        #expect(other.messageReceived(ping, now: at(0)) == .none)
+        #expect(other.messageReceived(ping, now: at(0)) == .sendError(.rateLimited(rate)))
+        #expect(other.messageReceived(ping, now: at(0)) == .sendError(.rateLimited(rate)))
+        #expect(other.messageReceived(ping, now: at(1000)) == .none)
+        #expect(other.messageReceived(ping, now: at(1000)) == .sendError(.rateLimited(rate)))
+        #expect(other.next() == .none)
+    }
+
+    static let lockedDown = ChannelAccess(
+        rules: [.init(prefix: "chat-", publish: .anyone, subscribe: .anyone), .init(prefix: "private-", publish: .none, subscribe: .hook)],
+        fallback: .init(prefix: "", publish: .none, subscribe: .anyone)
+    )
+
+    @Test func aChannelClosedToClientsIsRefusedWith403AndTheOthersStillApply() {
+        var machine = helper.machine(access: Self.lockedDown)
+        let actions = helper.drain(&machine, from: machine.messageReceived(helper.bytes("LHTTP/1.0 c\r\npublish:lobby chat-1 news\r\n\r\nhi")))
+        #expect(actions.count == 2)
+        #expect(actions[0] == .sendError(.channelForbidden(.publish, channels: ["lobby", "news"])))
+        guard case .publish(_, let channels, .websocket) = actions[1] else { Issue.record("\(actions)"); return }
+        #expect(channels == ["chat-1"])
+        #expect(GatewayError.channelForbidden(.publish, channels: ["lobby"]).reply.headers["channels"] == "lobby")
+        #expect(GatewayError.channelForbidden(.publish, channels: ["lobby"]).status == 403)
+    }
+
+    @Test func aHookChannelIsNotJoinedWithoutTheHook() {
+        var machine = helper.machine(access: Self.lockedDown)
+        let actions = helper.drain(&machine, from: machine.messageReceived(helper.bytes("LHTTP/1.0 c\r\nsubscribe:private-9 chat-1\r\n\r\n")))
+        #expect(actions == [.sendError(.channelForbidden(.subscribe, channels: ["private-9"])), .subscribe(["chat-1"])])
+        #expect(machine.subscriptions == ["chat-1"])
+    }
+
+    @Test func aRoutedMessagesOwnPublishListAppliesOnlyWhenTheAppSaysSo() {
+        func routedPublish(_ publication: OwnPublication) -> [SessionAction] {
+            var machine = helper.machine(router: ChatRouter(), access: Self.lockedDown)
+            guard case .route = machine.messageReceived(helper.bytes("LHTTP/1.0 chat\r\npublish:lobby\r\n\r\nann: I quit")) else { return [] }
+            return helper.drain(&machine, from: machine.routeAnswered(.proceed(subscribe: nil, actions: [], publish: publication)))
+        }
+        #expect(routedPublish(.withheld) == [])
+        guard case .publish(_, let channels, _) = routedPublish(.byApp).first else { Issue.record("not relayed"); return }
+        #expect(channels == ["lobby"], "the app relays it, even where clients may not publish")
+        #expect(routedPublish(.asClient) == [.sendError(.channelForbidden(.publish, channels: ["lobby"]))])
     }
 }

@@ -30,6 +30,8 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let slowConsumer = CloseCode(rawValue: 4008)
     /// Nothing (no message, no pong) arrived for `websocket.idle_timeout_s`.
     public static let idleTimeout = CloseCode(rawValue: 4009)
+    /// The client kept sending over its rate: `limits.max_rate_violations` messages in a row were refused.
+    public static let rateLimited = CloseCode(rawValue: 4029)
 
     /// Whether an endpoint may put this code in a close frame: 1000–1003, 1007–1014 (RFC 6455 and the
     /// IANA registry, which added 1012–1014), 3000–4999 (libraries and applications).

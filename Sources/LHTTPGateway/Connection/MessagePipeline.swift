@@ -15,14 +15,18 @@ public final class MessagePipeline: Sendable {
     private let router: (any MessageRouter)?
     /// Whether an `upstream` header is carried out (an upstream adapter is configured).
     private let forwardsUpstream: Bool
+    /// Who may publish and subscribe where.
+    public let access: ChannelAccess
 
     public init(
         limits: LHTTPLimits,
         session: SessionStateMachine.Configuration = .init(),
         processors: [String: any LHTTPProcessor],
         router: (any MessageRouter)?,
-        forwardsUpstream: Bool
+        forwardsUpstream: Bool,
+        access: ChannelAccess = .open
     ) {
+        self.access = access
         self.limits = limits
         self.session = session
         self.parser = LHTTPParser(limits: limits)
@@ -47,10 +51,11 @@ public final class MessagePipeline: Sendable {
             let subscribe = try message.channels(LHTTPChannelList.subscribeHeader, limits: self.limits)
             let publish = try message.channels(LHTTPChannelList.publishHeader, limits: self.limits)
             let unsubscribe = try message.channels(LHTTPChannelList.unsubscribeHeader, limits: self.limits)
-            let routed = self.router?.routes(command: message.command, subscribing: subscribe) ?? false
+            let needingHook = self.access.needingHook(subscribe)
+            let routed = self.router?.routes(command: message.command, subscribing: needingHook) ?? false
             return PlannedMessage(
                 message: message, parts: parts, replies: replies,
-                subscribe: subscribe, publish: publish, unsubscribe: unsubscribe,
+                subscribe: subscribe, needingHook: needingHook, publish: publish, unsubscribe: unsubscribe,
                 upstream: self.forwardsUpstream ? message.headers[Self.upstreamHeader] : nil,
                 isRouted: routed
             )
@@ -69,6 +74,8 @@ struct PlannedMessage: Sendable {
     /// The processor's replies, sent before the message's effects.
     var replies: [LHTTPMessage]
     var subscribe: [String]
+    /// The channels of `subscribe` that only the subscribe hook may allow.
+    var needingHook: [String]
     var publish: [String]
     var unsubscribe: [String]
     /// The `upstream` header's value when upstream calls are carried out.
@@ -79,6 +86,7 @@ struct PlannedMessage: Sendable {
     /// The message with its `subscribe` headers replaced by one naming `channels` (none: removed), as
     /// the subscribe hook allowed them: the published copy and the upstream body show what was applied.
     mutating func narrowSubscriptions(to channels: [String]) {
+        self.needingHook = []
         guard channels != self.subscribe else { return }
         self.subscribe = channels
         self.message.headers.remove(name: LHTTPChannelList.subscribeHeader)

@@ -27,12 +27,18 @@ public struct SessionStateMachine {
         public var maxUpstreamInFlight: Int
         /// `upstream.max_queued_bytes_per_connection`: bytes of messages waiting while reading is paused.
         public var maxBacklogBytes: Int
+        /// `limits.max_messages_per_second` and friends.
+        public var rate: RateLimit
 
-        public init(maxSubscriptions: Int = 128, maxBacklog: Int = 64, maxUpstreamInFlight: Int = 64, maxBacklogBytes: Int = 4 << 20) {
+        public init(
+            maxSubscriptions: Int = 128, maxBacklog: Int = 64, maxUpstreamInFlight: Int = 64, maxBacklogBytes: Int = 4 << 20,
+            rate: RateLimit = .off
+        ) {
             self.maxSubscriptions = maxSubscriptions
             self.maxBacklog = maxBacklog
             self.maxUpstreamInFlight = maxUpstreamInFlight
             self.maxBacklogBytes = maxBacklogBytes
+            self.rate = rate
         }
     }
 
@@ -90,6 +96,7 @@ public struct SessionStateMachine {
     private var backlog = FIFO<ByteBuffer>()
     private var backlogBytes: Int32 = 0
     private var upstreamInFlight: Int32 = 0
+    private var rateLimiter = RateLimiter()
     /// Whether reading is paused (between ``SessionAction/pauseReading`` and ``SessionAction/resumeReading``;
     /// never once finished).
     public private(set) var isReadingPaused = false
@@ -117,9 +124,21 @@ public struct SessionStateMachine {
         return self.next()
     }
 
-    /// One complete websocket message arrived.
-    public mutating func messageReceived(_ payload: ByteBuffer) -> SessionAction {
+    /// One complete websocket message arrived at `now` (the connection's clock, for the rate limits).
+    ///
+    /// Over the connection's rate it is dropped with an error reply 429; after `max_rate_violations` such
+    /// refusals in a row the connection is closed with 4029 as well.
+    public mutating func messageReceived(_ payload: ByteBuffer, now: NIODeadline = .uptimeNanoseconds(0)) -> SessionAction {
         guard !self.isFinished else { return .none }
+        switch self.rateLimiter.admit(bytes: payload.readableBytes, now: now, limit: self.configuration.rate) {
+        case .accepted:
+            break
+        case .refused:
+            return .sendError(.rateLimited(self.configuration.rate))
+        case .closeConnection:
+            self.urgent.append(.close(.rateLimited, reason: "rate limit exceeded"))
+            return .sendError(.rateLimited(self.configuration.rate))
+        }
         guard self.blocker == nil, self.steps.isEmpty, self.backlog.isEmpty else {
             // Paused, only what was already read arrives: bounded in bytes. Otherwise (a route) in count.
             if self.isReadingPaused {
@@ -147,9 +166,14 @@ public struct SessionStateMachine {
         var planned = box.value
         var run: [Step] = []
         switch answer {
-        case .proceed(let allowed, let actions):
-            if let allowed { planned.narrowSubscriptions(to: allowed) }
-            run = self.effects(of: planned)
+        case .proceed(let allowed, let actions, let publication):
+            // The app was asked about `needingHook`: nil allows them all, a list only those.
+            if let allowed {
+                let asked = Set(planned.needingHook)
+                planned.narrowSubscriptions(to: planned.subscribe.filter { !asked.contains($0) || allowed.contains($0) })
+            }
+            planned.needingHook = []
+            run = self.effects(of: planned, publication: publication)
             run.removeLast()  // the answer's actions belong to the same message
             run += actions.map(Self.step(for:))
             run.append(.endOfMessage)
@@ -291,6 +315,10 @@ public struct SessionStateMachine {
             self.steps.append(.error(error))
             return
         }
+        // A publication to several channels costs its size once per channel.
+        if planned.publish.count > 1 {
+            self.rateLimiter.charge(bytes: payload.readableBytes * (planned.publish.count - 1), limit: self.configuration.rate)
+        }
         for reply in planned.replies {
             do {
                 self.steps.append(.send(try reply.serialized()))
@@ -299,20 +327,34 @@ public struct SessionStateMachine {
             }
         }
         guard planned.isRouted else {
-            for step in self.effects(of: planned) { self.steps.append(step) }
+            for step in self.effects(of: planned, publication: .asClient) { self.steps.append(step) }
             return
         }
-        let request = RouteRequest(message: planned.message, parts: planned.parts, subscribe: planned.subscribe, connection: self.info)
+        let request = RouteRequest(message: planned.message, parts: planned.parts, subscribe: planned.needingHook, connection: self.info)
         self.steps.append(.route(request, PlannedMessageBox(planned)))
     }
 
-    /// The message's own effects, in order, closed by ``Step/endOfMessage``.
-    private func effects(of planned: PlannedMessage) -> [Step] {
+    /// The message's own effects, in order, closed by ``Step/endOfMessage``. Channels the channel options
+    /// refuse to this client get one error reply 403 each list (naming them); the rest of the list applies.
+    private func effects(of planned: PlannedMessage, publication: OwnPublication) -> [Step] {
         var run: [Step] = []
-        if !planned.subscribe.isEmpty { run.append(.subscribe(planned.subscribe, .abortMessage)) }
-        if !planned.publish.isEmpty {
+        var subscribe = planned.subscribe
+        if !planned.needingHook.isEmpty {
+            // Nobody asked the subscribe hook (none is configured): what needs it is refused.
+            let refused = Set(planned.needingHook)
+            subscribe.removeAll { refused.contains($0) }
+            run.append(.error(.channelForbidden(.subscribe, channels: planned.needingHook)))
+        }
+        if !subscribe.isEmpty { run.append(.subscribe(subscribe, .abortMessage)) }
+        var publish = publication == .withheld ? [] : planned.publish
+        if publication == .asClient, !publish.isEmpty {
+            let (allowed, refused) = self.pipeline.access.publishable(publish)
+            if !refused.isEmpty { run.append(.error(.channelForbidden(.publish, channels: refused))) }
+            publish = allowed
+        }
+        if !publish.isEmpty {
             do {
-                run.append(.publish(try planned.message.serialized(), planned.publish, .websocket, .abortMessage))
+                run.append(.publish(try planned.message.serialized(), publish, .websocket, .abortMessage))
             } catch {
                 // A processor left a header that would forge lines: nothing of the message applies.
                 return [.error(.protocolError(error)), .endOfMessage]

@@ -60,7 +60,7 @@ struct ConnectionStateMachine {
             return .none
         case .message(let payload):
             self.received += 1
-            return self.lift(self.session.messageReceived(payload))
+            return self.lift(self.session.messageReceived(payload, now: now))
         case .pong(let payload):
             return .writeControl(WebSocketFrameBytes.frame(opcode: WebSocketFrameBytes.pongOpcode, payload: payload))
         case .fail(let code, let reason):
