@@ -38,6 +38,8 @@ struct ExampleBackendTests {
         config.webhook.secret = secret
         config.hooks = HooksConfig(connect: "\(base)/connect.php", subscribe: "\(base)/subscribe.php", disconnect: "\(base)/disconnect.php")
         config.routes = ["chat": RouteConfig(url: "\(base)/chat.php")]
+        // Locked down as the README shows: only the app publishes.
+        config.channels = [ChannelOptionsConfig(prefix: "", publish: .none)]
     }
 
     /// The walk-through every example must pass.
@@ -67,6 +69,22 @@ struct ExampleBackendTests {
         #expect(annSaw.sorted() == ["ann: hi all", "sent"])
         #expect(try await bob.nextMessage().bodyString == "ann: hi all")
         try await server.roundTrip(bob)  // bob got no ack: replies go to the sender only
+
+        // Bob cannot speak as ann: byte for byte the app's line, refused (403 naming the room).
+        try await bob.send(LHTTPMessage(command: "say", headers: ["publish": "lobby"], body: "ann: I quit"))
+        let forged = try await bob.nextMessage()
+        #expect(forged.headers["status"] == "403" && forged.headers["channels"] == "lobby")
+        // Nor through the routed command's own publish list: the app owns chat messages.
+        try await bob.send(LHTTPMessage(command: "chat", headers: ["publish": "lobby"], body: "x"))
+        var bobSaw: [String] = []
+        for _ in 0..<2 { bobSaw.append(try await bob.nextMessage().bodyString) }
+        #expect(bobSaw.sorted() == ["bob: x", "sent"])
+        #expect(try await ann.nextMessage().bodyString == "bob: x")
+        try await server.roundTrip(ann)
+        // The original demo's subscribe (a chat message without text) is no chat line.
+        try await ann.send(LHTTPMessage(command: "chat", headers: ["subscribe": "lobby"]))
+        try await server.roundTrip(ann)  // answered after the app's answer to the chat message
+        try await server.roundTrip(bob)
         try await ann.close()
         try await bob.close()
     }
@@ -91,7 +109,7 @@ struct ExampleBackendTests {
             try await client.send(LHTTPMessage(command: "chat", body: "anyone?"))
             let reply = try await client.nextMessage(timeout: .seconds(10))
             #expect(reply.headers["status"] == "502")
-            try await client.send(LHTTPMessage(command: "note", headers: ["publish": "lobby"], body: "still here"))
+            try await client.send(LHTTPMessage(command: "note", headers: ["unsubscribe": "lobby"], body: "still here"))
             try await server.roundTrip(client)
             let http = try await server.publisher()
             #expect(try await http.request(method: .GET, path: "/healthz").status == 200)

@@ -56,6 +56,8 @@ public class Backend {
             case "/chat.php" -> {
                 String room = field(event, "room");
                 if (room.isEmpty()) room = "lobby";
+                // A chat message without text (the original demo subscribes with one) is no chat line.
+                if (field(event, "body").isBlank()) { send(exchange, 204, null); return; }
                 send(exchange, 200, "{\"publish\":[{\"channels\":[" + quote(room) + "],\"command\":\"chat\",\"body\":"
                     + quote(user + ": " + field(event, "body")) + "}],\"reply\":{\"command\":\"ack\",\"body\":\"sent\"}}");
             }

@@ -1,7 +1,8 @@
 <?php
 // A chat backend for lhttpd, in plain PHP: run it with
 //   LHTTP_WEBHOOK_SECRET=change-me php -S 127.0.0.1:9000 examples/php/router.php
-// and point lhttpd's hooks and routes at it (see the README's "PHP" section).
+// and point lhttpd's hooks and routes at it, with its channels locked down to the app (see the README's
+// "PHP" section: `channels: [{prefix: "", publish: none}]`).
 //
 // lhttpd owns the websockets; this script only answers one HTTP POST per event (docs/webhooks.md).
 
@@ -59,8 +60,14 @@ switch (parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH)) {
         break;
 
     case '/chat.php':
-        // "<user>: <text>" to the room, and an ack to the sender only.
+        // "<user>: <text>" to the room, and an ack to the sender only. A chat message without text (the
+        // original chat demo subscribes with one) is no chat line. The room is the app's: lhttpd's
+        // `channels:` options let no client publish there itself, so nobody can speak as another user.
         $room = $event['headers']['room'] ?? 'lobby';
+        if (trim($event['body'] ?? '') === '') {
+            http_response_code(204);
+            break;
+        }
         answer([
             'publish' => [['channels' => [$room], 'command' => 'chat', 'body' => "$user: {$event['body']}"]],
             'reply' => ['command' => 'ack', 'body' => 'sent'],
