@@ -7,8 +7,8 @@ import NIOPosix
 import NIOWebSocket
 import Prometheus
 
-/// Builds each accepted connection's pipeline: the HTTP/1.1 server pipeline with its request clock and
-/// router, and NIO's websocket upgrader on the configured paths (origin check and connection cap, then the
+/// Builds each accepted connection's pipeline: the HTTP/1.1 server pipeline with its request clock, its
+/// pipelining gate and router, and NIO's websocket upgrader on the configured paths (origin check and connection cap, then the
 /// connect hook, before the upgrade is answered).
 struct ConnectionPipeline: Sendable {
     let configuration: GatewayConfig
@@ -94,6 +94,8 @@ struct ConnectionPipeline: Sendable {
                 onTimeout: { metrics.httpRequestTimedOut() }
             )
             let boundDeadline = NIOLoopBound(deadline, eventLoop: channel.eventLoop)
+            let gate = HTTPPipeliningGate()
+            let boundGate = NIOLoopBound(gate, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.addHandler(deadline)
             // Outbound header validation is off: every response header is written by HTTPRequestRouter
             // from constants and numbers, never from request input (it cost 8% of a publish).
@@ -103,11 +105,15 @@ struct ConnectionPipeline: Sendable {
                     completionHandler: { context in
                         context.pipeline.syncOperations.removeHandler(boundRouter.value, promise: nil)
                         context.pipeline.syncOperations.removeHandler(boundDeadline.value, promise: nil)
+                        context.pipeline.syncOperations.removeHandler(boundGate.value, promise: nil)
                     }
                 ),
                 withErrorHandling: true,
                 withOutboundHeaderValidation: false
             )
+            // Between NIO's pipelining handler and the router: the next request waits for the answers before
+            // it to be written out, not merely queued.
+            try channel.pipeline.syncOperations.addHandler(gate)
             try channel.pipeline.syncOperations.addHandler(router)
         }
     }

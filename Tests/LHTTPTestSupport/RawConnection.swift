@@ -43,6 +43,8 @@ public final class RawConnection: Sendable {
     }
 
     public var received: [UInt8] { self.state.withLockedValue { $0.bytes } }
+    /// How many bytes were received (without copying them).
+    public var receivedCount: Int { self.state.withLockedValue { $0.bytes.count } }
     public var text: String { String(decoding: self.received, as: UTF8.self) }
     public var isClosed: Bool { self.state.withLockedValue { $0.closed } }
     /// The first error seen, if any.

@@ -5,7 +5,7 @@ import NIOHTTP1
 import Prometheus
 import NIOPosix
 
-/// Routes plain HTTP requests: `POST /publish`, `GET /healthz`, static files.
+/// Routes plain HTTP requests: `POST /publish`, `GET /healthz`, `/metrics`, static files.
 ///
 /// Websocket upgrades never reach it (NIO's upgrade handler sits in front). The request body is
 /// buffered only for publish, and only up to `limits.max_message_bytes`.
@@ -184,16 +184,15 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             let text = self.settings.metricsRegistry?.emitToBuffer() ?? []
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-            self.respond(.ok, headers: headers, body: ByteBuffer(bytes: text), length: text.count, head: head, context: context)
+            self.respond(.ok, headers: headers, body: .byteBuffer(ByteBuffer(bytes: text)), length: text.count, head: head, context: context)
         case .staticFile(let path):
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            self.settings.staticFiles.read(path, pool: self.fileThreadPool, eventLoop: context.eventLoop).whenComplete { result in
+            let forBody = head.method != .HEAD
+            self.settings.staticFiles.openFile(path, forBody: forBody, pool: self.fileThreadPool, eventLoop: context.eventLoop).whenComplete { result in
                 let (router, context) = loopBound.value
                 switch result {
-                case .success(.some(let body)):
-                    var headers = HTTPHeaders()
-                    headers.add(name: "content-type", value: StaticFiles.contentType(for: path))
-                    router.respond(.ok, headers: headers, body: head.method == .HEAD ? nil : body, length: body.readableBytes, head: head, context: context)
+                case .success(.some(let file)):
+                    router.respond(file: file, contentType: StaticFiles.contentType(for: path), head: head, context: context)
                 case .success(.none), .failure:
                     if router.settings.websocketPaths.contains(String(QueryString.split(head.uri)?.path ?? "")) {
                         router.fail(.upgradeRequired, head: head, closing: false, context: context)
@@ -254,13 +253,29 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         var body = context.channel.allocator.buffer(capacity: 128)
         json.write(to: &body)
         body.writeStaticString("\n")
-        self.respond(status, headers: headers, body: head.method == .HEAD ? nil : body, length: body.readableBytes, head: head, closing: closing, context: context)
+        self.respond(status, headers: headers, body: head.method == .HEAD ? nil : .byteBuffer(body), length: body.readableBytes, head: head, closing: closing, context: context)
+    }
+
+    /// Answers with a static file, sent from the file (`sendfile`); its handle is closed once the body is
+    /// written or the connection is gone.
+    private func respond(file: StaticFiles.OpenFile, contentType: String, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        guard let handle = file.handle else {
+            self.respond(.ok, headers: headers, body: nil, length: file.size, head: head, context: context)
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in try? handle.close() }
+        let region = FileRegion(fileHandle: handle, readerIndex: 0, endIndex: file.size)
+        self.respond(.ok, headers: headers, body: .fileRegion(region), bodyWritten: written, length: file.size, head: head, context: context)
     }
 
     private func respond(
         _ status: HTTPResponseStatus,
         headers: HTTPHeaders,
-        body: ByteBuffer?,
+        body: IOData?,
+        bodyWritten: EventLoopPromise<Void>? = nil,
         length: Int,
         head: HTTPRequestHead,
         closing: Bool = false,
@@ -273,7 +288,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         if !keepAlive { headers.add(name: "connection", value: "close") }
         if closing { self.state = .closing }
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        if let body { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        if let body { context.write(Self.wrapOutboundOut(.body(body)), promise: bodyWritten) }
         guard keepAlive else {
             let channel = context.channel
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
@@ -287,6 +302,21 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         } else {
             context.flush()
         }
+    }
+
+    /// NIO's HTTP parser failed: `HTTPServerProtocolErrorHandler` has already answered (and flushed) a 400
+    /// with `Connection: close`. The connection closes now, not at the request timeout with a second answer.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        self.logger.warning(
+            "malformed HTTP request: closing",
+            metadata: ["lhttp.remote": "\(context.channel.peerAddress)", "http.status": "400", "lhttp.reason": "\(error)"]
+        )
+        self.state = .closing
+        context.close(promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

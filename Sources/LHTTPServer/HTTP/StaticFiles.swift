@@ -1,13 +1,25 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import NIOPosix
 
-/// Plain `GET` of files under `static_dir`, read on a thread pool so no event loop blocks on disk.
+/// Plain `GET` of files under `static_dir`: opened on a thread pool so no event loop blocks on disk, and sent
+/// from the file (a `FileRegion`, `sendfile`): a file's size costs no memory, whatever its size.
+///
+/// Only what resolves inside `static_dir` is served: a symlink (to a file or a directory) whose target lies
+/// outside it is answered like a missing file.
 struct StaticFiles: Sendable {
     /// The folder served; nil when `static_dir` is empty.
     let root: String?
-    /// Largest file served, in bytes; static assets are small.
-    let maxFileBytes = 16 << 20
+
+    /// A file opened to be sent: its handle (nil for `HEAD`: nothing to send) and its size.
+    struct OpenFile: Sendable {
+        var handle: NIOFileHandle?
+        var size: Int
+    }
 
     init(root: String) {
         self.root = root.isEmpty ? nil : (root.hasSuffix("/") ? String(root.dropLast()) : root)
@@ -28,17 +40,35 @@ struct StaticFiles: Sendable {
         return root + "/" + segments.joined(separator: "/")
     }
 
-    /// Reads a regular file off-loop; nil when absent, not a regular file, or too large.
-    func read(_ path: String, pool: NIOThreadPool, eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer?> {
-        let limit = self.maxFileBytes
+    /// Opens a regular file off-loop, for its body (`forBody`) or only its size; nil when absent, not a
+    /// regular file, or resolving outside `static_dir`. The caller closes the handle once it is written.
+    func openFile(_ path: String, forBody: Bool, pool: NIOThreadPool, eventLoop: any EventLoop) -> EventLoopFuture<OpenFile?> {
+        guard let root = self.root else { return eventLoop.makeSucceededFuture(nil) }
         return pool.runIfActive(eventLoop: eventLoop) {
-            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-            guard attributes?[.type] as? FileAttributeType == .typeRegular,
-                let size = attributes?[.size] as? Int, size <= limit,
-                let data = FileManager.default.contents(atPath: path)
+            // Both resolved now: `static_dir` may itself be a symlink, and the tree may change while serving.
+            guard let realRoot = Self.realPath(root), let target = Self.realPath(path),
+                target.hasPrefix(realRoot == "/" ? "/" : realRoot + "/")
             else { return nil }
-            return ByteBuffer(bytes: data)
+            // The resolved path, not following a symlink swapped in since.
+            let descriptor = open(target, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard descriptor >= 0 else { return nil }
+            var status = stat()
+            guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+                _ = close(descriptor)
+                return nil
+            }
+            guard forBody, status.st_size > 0 else {
+                _ = close(descriptor)
+                return OpenFile(handle: nil, size: Int(status.st_size))
+            }
+            return OpenFile(handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), size: Int(status.st_size))
         }
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// Content type by file extension.

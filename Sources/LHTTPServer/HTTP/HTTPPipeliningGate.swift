@@ -1,0 +1,121 @@
+import NIOCore
+import NIOHTTP1
+
+/// Lets the next pipelined HTTP request through only once the responses before it are (nearly) written out.
+///
+/// NIO's `HTTPServerPipelineHandler` serves one request at a time, but it hands over the next request as soon
+/// as the previous response's `.end` is *written into the channel*, not when its bytes reached the socket: a
+/// client that pipelines thousands of requests and never reads had every answer queued in memory. This handler
+/// sits between NIO's HTTP handlers and the router. When a response ends with more than `maxQueuedBytes` still
+/// in the channel's write buffer (flushed or not), the request parts that follow are held here and reading
+/// stops, until that response's last byte went to the kernel (its `.end` write completed).
+///
+/// So one connection's answers take at most `maxQueuedBytes` plus one response in NIO's buffer (a static file
+/// is a `FileRegion`: its size counts, no memory), plus the kernel send buffer. Inbound, what had already been
+/// read when reading stopped (one read cycle at most) waits, parsed, in NIO's pipelining handler; the parts
+/// held here are those of one request at most (NIO holds the ones after it).
+///
+/// Under the cap nothing waits: pipelined requests of one read are answered back to back and flushed once by
+/// the router, as before. The check is one read of the channel's buffered byte count per response.
+final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Bytes a connection may have queued when a response ends and the next request is let through.
+    static let defaultMaxQueuedBytes = 64 << 10
+
+    private let maxQueuedBytes: Int
+    /// A response ended over the cap: its `.end` is not written to the socket yet.
+    private var waiting = false
+    /// Request parts that arrived while waiting, in order.
+    private var held = CircularBuffer<HTTPServerRequestPart>(initialCapacity: 0)
+    /// The channel asked to read while waiting: asked again when the wait is over.
+    private var readPending = false
+    private var context: ChannelHandlerContext?
+
+    init(maxQueuedBytes: Int = HTTPPipeliningGate.defaultMaxQueuedBytes) {
+        self.maxQueuedBytes = maxQueuedBytes
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // A websocket upgrade removes the gate: what it held belongs to whoever comes next.
+        self.context = nil
+        self.waiting = false
+        while let part = self.held.popFirst() { context.fireChannelRead(Self.wrapInboundOut(part)) }
+        if self.readPending {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard self.waiting || !self.held.isEmpty else {
+            context.fireChannelRead(data)
+            return
+        }
+        self.held.append(Self.unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.held.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.waiting {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .end = Self.unwrapOutboundIn(data), !self.waiting, self.queuedBytes(context) > self.maxQueuedBytes else {
+            context.write(data, promise: promise)
+            return
+        }
+        // Only over the cap: a promise (and a loop hop below) per `maxQueuedBytes` of answers, not per request.
+        self.waiting = true
+        let written = context.eventLoop.makePromise(of: Void.self)
+        if let promise { written.futureResult.cascade(to: promise) }
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        written.futureResult.whenComplete { result in
+            switch result {
+            case .success:
+                // A hop: a write that completes inside a flush must not answer the next request inside it (a
+                // fast reader would nest one flush per held response).
+                eventLoop.execute { loopBound.value.resume() }
+            case .failure:
+                loopBound.value.held.removeAll()  // the connection is gone
+            }
+        }
+        context.write(data, promise: written)
+    }
+
+    /// The response's last byte went out: lets the held parts through until one of them ends over the cap
+    /// again, then reads again if the channel asked to.
+    private func resume() {
+        guard let context = self.context, self.waiting else { return }
+        self.waiting = false
+        if !self.held.isEmpty {
+            while !self.waiting, let part = self.held.popFirst() { context.fireChannelRead(Self.wrapInboundOut(part)) }
+            // The router answers pipelined requests of one read together and flushes at the read's end.
+            context.fireChannelReadComplete()
+        }
+        if !self.waiting, self.readPending {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    private func queuedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+}
