@@ -72,8 +72,9 @@ let package = Package(
         .target(
             name: "LHTTPNATS",
             dependencies: [
-                "LHTTPGateway", "LHTTPConfig",
+                "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -216,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "LHTTPNATSTests",
             dependencies: [
-                "LHTTPNATS", "LHTTPTestSupport", "LHTTPConfig", "LHTTPGateway",
+                "LHTTPNATS", "LHTTPTestSupport", "LHTTPConfig", "LHTTPGateway", "LHTTPProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

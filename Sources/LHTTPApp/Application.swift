@@ -61,7 +61,7 @@ public final class Application: Sendable {
         self.cluster = plan.clusterServers.isEmpty
             ? nil
             : NATSBroker(
-                hub: hub, configuration: configuration.cluster, servers: plan.clusterServers, eventLoop: eventLoopGroup.next(),
+                hub: hub, configuration: configuration.cluster, servers: plan.clusterServers, limits: plan.limits, eventLoop: eventLoopGroup.next(),
                 metrics: gatewayMetrics, logger: logger
             )
         let cluster = self.cluster

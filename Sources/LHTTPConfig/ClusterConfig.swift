@@ -18,6 +18,15 @@ public struct ClusterConfig: Sendable, Equatable {
     public var connectTimeoutMs: Int
     /// Interval of the keep-alive PING; two unanswered PINGs close the link and reconnect.
     public var pingIntervalMs: Int
+    /// Shared by the nodes: every envelope is signed with it (HMAC-SHA256) and unsigned or badly signed
+    /// ones are dropped. Empty (the default): envelopes are not signed and not checked.
+    public var secret: String
+    /// Largest difference between a signed envelope's timestamp and this node's clock, in milliseconds,
+    /// either way; older or newer ones are dropped (bounds replays). 0: no check.
+    public var maxEnvelopeAgeMs: Int
+    /// Most bytes one publication may send to NATS: its envelope times the number of channel subjects it
+    /// goes on. A larger publication is refused (413) before anything is delivered. 0: no cap.
+    public var maxFanoutBytes: Int
 
     /// Creates the section with the documented defaults.
     public init(
@@ -28,7 +37,10 @@ public struct ClusterConfig: Sendable, Equatable {
         reconnectMinMs: Int = 100,
         reconnectMaxMs: Int = 5000,
         connectTimeoutMs: Int = 2000,
-        pingIntervalMs: Int = 20_000
+        pingIntervalMs: Int = 20_000,
+        secret: String = "",
+        maxEnvelopeAgeMs: Int = 60_000,
+        maxFanoutBytes: Int = 4_194_304
     ) {
         self.nats = nats
         self.subjectPrefix = subjectPrefix
@@ -38,6 +50,9 @@ public struct ClusterConfig: Sendable, Equatable {
         self.reconnectMaxMs = reconnectMaxMs
         self.connectTimeoutMs = connectTimeoutMs
         self.pingIntervalMs = pingIntervalMs
+        self.secret = secret
+        self.maxEnvelopeAgeMs = maxEnvelopeAgeMs
+        self.maxFanoutBytes = maxFanoutBytes
     }
 
     /// Whether the node is clustered (at least one NATS server configured).
@@ -67,6 +82,9 @@ extension ClusterConfig: Decodable, ConfigSection {
         case reconnectMaxMs = "reconnect_max_ms"
         case connectTimeoutMs = "connect_timeout_ms"
         case pingIntervalMs = "ping_interval_ms"
+        case secret
+        case maxEnvelopeAgeMs = "max_envelope_age_ms"
+        case maxFanoutBytes = "max_fanout_bytes"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -83,7 +101,10 @@ extension ClusterConfig: Decodable, ConfigSection {
             reconnectMinMs: try c.decodeIfPresent(Int.self, forKey: .reconnectMinMs) ?? d.reconnectMinMs,
             reconnectMaxMs: try c.decodeIfPresent(Int.self, forKey: .reconnectMaxMs) ?? d.reconnectMaxMs,
             connectTimeoutMs: try c.decodeIfPresent(Int.self, forKey: .connectTimeoutMs) ?? d.connectTimeoutMs,
-            pingIntervalMs: try c.decodeIfPresent(Int.self, forKey: .pingIntervalMs) ?? d.pingIntervalMs
+            pingIntervalMs: try c.decodeIfPresent(Int.self, forKey: .pingIntervalMs) ?? d.pingIntervalMs,
+            secret: try c.decodeIfPresent(String.self, forKey: .secret) ?? d.secret,
+            maxEnvelopeAgeMs: try c.decodeIfPresent(Int.self, forKey: .maxEnvelopeAgeMs) ?? d.maxEnvelopeAgeMs,
+            maxFanoutBytes: try c.decodeIfPresent(Int.self, forKey: .maxFanoutBytes) ?? d.maxFanoutBytes
         )
     }
 
@@ -123,11 +144,21 @@ extension ClusterConfig: Decodable, ConfigSection {
         for (key, value) in positives where value <= 0 {
             report(key, "must be greater than 0, is \(value)")
         }
+        if !self.secret.isEmpty, self.secret.utf8.count < Self.minSecretBytes {
+            // The value itself never goes into a message.
+            report("secret", "must be at least \(Self.minSecretBytes) bytes (is \(self.secret.utf8.count)), or empty for unsigned envelopes")
+        }
+        for (key, value) in [("max_envelope_age_ms", self.maxEnvelopeAgeMs), ("max_fanout_bytes", self.maxFanoutBytes)] where value < 0 {
+            report(key, "must be 0 (off) or more, is \(value)")
+        }
         if self.reconnectMinMs > 0, self.reconnectMaxMs < self.reconnectMinMs {
             report("reconnect_max_ms", "\(self.reconnectMaxMs) must not be below reconnect_min_ms (\(self.reconnectMinMs))")
         }
         return problems
     }
+
+    /// Shortest non-empty `secret`: a short shared secret is guessed offline from one signed envelope.
+    public static let minSecretBytes = 16
 
     /// Longest subject the gateway builds (leaves room in a 4096-byte `MSG` control line).
     public static let maxSubjectBytes = 4000

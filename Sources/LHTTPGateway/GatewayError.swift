@@ -20,6 +20,9 @@ public enum GatewayError: Error, Sendable, Equatable {
     case upstreamBusy(limit: Int)
     /// A publication too large for the cluster link (its `max_payload`) (413).
     case publicationTooLarge(size: Int, limit: Int)
+    /// A publication whose envelope, sent once per channel subject, would put more than
+    /// `cluster.max_fanout_bytes` on the cluster link (413).
+    case fanoutTooLarge(size: Int, channels: Int, limit: Int)
     /// The app refused (its webhook answered 401/403). `channels`: the refused channels of a subscribe.
     case refusedByApp(status: Int, channels: [String]?)
     /// The app's webhook failed: timeout (504), unreachable or an invalid answer (502).
@@ -43,7 +46,7 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .subscriptionLimit, .upstreamBusy, .rateLimited: return 429
         case .channelForbidden: return 403
         case .channelLimit, .tooManyWaiting: return 503
-        case .publicationTooLarge: return 413
+        case .publicationTooLarge, .fanoutTooLarge: return 413
         case .refusedByApp(let status, _): return status
         case .appFailed(let status, _): return status
         case .upstreamFailed(let status, _, _): return status
@@ -61,6 +64,8 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .upstreamBusy(let limit): return "too many upstream calls in flight (at most \(limit) per connection) and too many messages waiting"
         case .publicationTooLarge(let size, let limit):
             return "message too large for the cluster: \(size) bytes with its envelope, the cluster link's max_payload is \(limit)"
+        case .fanoutTooLarge(let size, let channels, let limit):
+            return "publication too large for the cluster: \(size) bytes with its envelope × \(channels) channels, over cluster.max_fanout_bytes \(limit)"
         case .refusedByApp(_, let channels): return channels == nil ? "refused by the app" : "subscription refused by the app"
         case .appFailed(_, let reason): return reason
         case .upstreamFailed(_, let reason, _): return reason

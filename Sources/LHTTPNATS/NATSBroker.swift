@@ -1,6 +1,10 @@
+import CoreMetrics
+import Foundation
 import LHTTPConfig
 import LHTTPGateway
+import LHTTPProtocol
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
@@ -9,9 +13,12 @@ import Synchronization
 /// - Local subscribers get a local publication at once, from the hub, without a NATS round trip.
 /// - The node holds one NATS subscription per channel that has local subscribers (not per
 ///   connection), and drops it when the last local subscriber leaves.
-/// - A publication goes to NATS once per channel subject in a ``NATSEnvelope``; a receiving node
-///   delivers the first copy to all its channels (a connection on several of them gets it once) and
-///   ignores its own publications (the client also asks the server not to echo them).
+/// - A publication goes to NATS once per channel subject in a ``NATSEnvelope`` (signed with
+///   `cluster.secret` when set), unless it would send more than `cluster.max_fanout_bytes` in all.
+/// - A copy received on channel `c`'s subject goes to the subscribers of `c` only, once checked by
+///   ``NATSInboundFilter``; a connection also on a channel listed before `c` gets that channel's copy
+///   instead, so it gets the publication once. Its own publications are ignored (the client also asks
+///   the server not to echo them).
 /// - Channel names become subjects through ``NATSSubject``: no name can reach another channel's
 ///   subject or a wildcard.
 public final class NATSBroker: Broker {
@@ -22,9 +29,14 @@ public final class NATSBroker: Broker {
     /// `nodeID#nonce`: tells this process's publications apart even from a node with the same id.
     let origin: String
     private let prefix: String
+    private let signer: NATSEnvelopeSigner?
+    private let filter: NATSInboundFilter
+    /// `cluster.max_fanout_bytes` (0: no cap).
+    private let maxFanoutBytes: Int
     private let sequence = Atomic<UInt64>(0)
     private let interestCount = Atomic<Int>(0)
-    private let foreignCount = Atomic<Int>(0)
+    private let rejections = NIOLockedValueBox(NATSRejectionLog())
+    private let rejectionCounters: [NATSRejection: Counter]
     private let allocator = ByteBufferAllocator()
     private let state: NIOLoopBoundBox<LoopState>
     private let logger: Logger
@@ -35,31 +47,45 @@ public final class NATSBroker: Broker {
     private struct LoopState {
         /// Channels with local subscribers → their NATS subscription.
         var interest: [String: UInt64] = [:]
-        /// Origin → sequence of the last publication delivered from it (copies of one publication
-        /// arrive back to back).
-        var lastSeen: [String: UInt64] = [:]
+        /// The other way round: the channel a message's subscription is for.
+        var channels: [UInt64: String] = [:]
     }
 
-    /// Origins remembered for duplicate detection; past it the table starts over (only a copy arriving
-    /// right after a reset could be delivered twice).
-    static let maxOrigins = 4096
-
     /// - Throws: when `configuration.nats` does not parse.
-    /// - Parameter metrics: counts deliveries of publications from other nodes (source `cluster`); the
-    ///   link's gauges go to the same factory.
-    public convenience init(hub: Hub, configuration: ClusterConfig, eventLoop: any EventLoop, metrics: GatewayMetrics? = nil, logger: Logger) throws(ConfigError) {
-        self.init(hub: hub, configuration: configuration, servers: try configuration.servers(), eventLoop: eventLoop, metrics: metrics, logger: logger)
+    /// - Parameters:
+    ///   - limits: what a message from another node must fit, as one from a client of this node.
+    ///   - metrics: counts deliveries of publications from other nodes (source `cluster`) and rejected
+    ///     messages; the link's gauges go to the same factory.
+    public convenience init(
+        hub: Hub, configuration: ClusterConfig, limits: LHTTPLimits = .default, eventLoop: any EventLoop, metrics: GatewayMetrics? = nil, logger: Logger
+    ) throws(ConfigError) {
+        self.init(hub: hub, configuration: configuration, servers: try configuration.servers(), limits: limits, eventLoop: eventLoop, metrics: metrics, logger: logger)
     }
 
     /// - Parameter servers: `configuration.nats`, parsed.
-    public init(hub: Hub, configuration: ClusterConfig, servers: [NATSServerURL], eventLoop: any EventLoop, metrics: GatewayMetrics? = nil, logger: Logger) {
+    public init(
+        hub: Hub, configuration: ClusterConfig, servers: [NATSServerURL], limits: LHTTPLimits = .default, eventLoop: any EventLoop,
+        metrics: GatewayMetrics? = nil, logger: Logger
+    ) {
         self.metrics = metrics
         self.gauges = metrics.map { NATSGauges(factory: $0.labelled.factory) }
+        var counters: [NATSRejection: Counter] = [:]
+        if let factory = metrics?.labelled.factory {
+            for reason in NATSRejection.allCases {
+                counters[reason] = Counter(label: "lhttp_cluster_rejected_total", dimensions: [("reason", reason.rawValue)], factory: factory)
+            }
+        }
+        self.rejectionCounters = counters
         let nonce = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         self.nodeID = configuration.nodeID.isEmpty ? "node-\(nonce)" : configuration.nodeID
         self.origin = "\(self.nodeID)#\(nonce)"
         self.hub = hub
         self.prefix = configuration.subjectPrefix
+        self.signer = NATSEnvelopeSigner(secret: configuration.secret)
+        self.maxFanoutBytes = configuration.maxFanoutBytes
+        self.filter = NATSInboundFilter(
+            origin: self.origin, signer: self.signer, maxAgeMs: Int64(configuration.maxEnvelopeAgeMs), parser: LHTTPParser(limits: limits)
+        )
         var logger = logger
         logger[metadataKey: "lhttp.node"] = "\(self.nodeID)"
         self.logger = logger
@@ -82,19 +108,29 @@ public final class NATSBroker: Broker {
 
     /// Starts connecting to NATS (in the background; local delivery works meanwhile).
     public func start() {
-        self.client.start { [self] _, _, payload in self.receive(payload) }
+        self.client.start { [self] _, sid, payload in self.receive(payload, sid: sid) }
     }
 
     public func shutdown() async {
         await self.client.shutdown()
     }
 
+    /// Delivers locally and sends one envelope per channel subject. Refused before anything is delivered
+    /// when the envelope exceeds the server's `max_payload`, or the copies together `cluster.max_fanout_bytes`.
     public func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
+        guard !channels.isEmpty else { return 0 }
         let sequence = self.sequence.add(1, ordering: .relaxed).newValue
-        let envelope = NATSEnvelope.encode(origin: self.origin, sequence: sequence, channels: channels, message: payload, allocator: self.allocator)
+        let envelope = NATSEnvelope.encode(
+            origin: self.origin, sequence: sequence, channels: channels, message: payload,
+            signer: self.signer, timestampMs: self.signer == nil ? 0 : Self.wallClockMs(), allocator: self.allocator
+        )
         let maxPayload = self.client.maxPayload
         guard envelope.readableBytes <= maxPayload else {
             throw .publicationTooLarge(size: envelope.readableBytes, limit: maxPayload)
+        }
+        // Each channel subject carries a copy (delivery is confined by subject): the cap is on the sum.
+        if self.maxFanoutBytes > 0, envelope.readableBytes * channels.count > self.maxFanoutBytes {
+            throw .fanoutTooLarge(size: envelope.readableBytes, channels: channels.count, limit: self.maxFanoutBytes)
         }
         let local = self.hub.deliver(payload, to: channels)
         do {
@@ -113,8 +149,8 @@ public final class NATSBroker: Broker {
         }
     }
 
-    /// `"cluster": {state, server, node_id, channels, reconnects, dropped, pending_bytes}` in `/healthz`;
-    /// the node is "degraded" while the link is down.
+    /// `"cluster": {state, server, node_id, channels, reconnects, dropped, pending_bytes, rejected}` in
+    /// `/healthz`; the node is "degraded" while the link is down.
     public var health: HealthReport? {
         let status = self.client.currentStatus
         return HealthReport(
@@ -128,8 +164,14 @@ public final class NATSBroker: Broker {
                 .init("reconnects", .int(max(0, status.connections - 1))),
                 .init("dropped", .int(status.droppedMessages)),
                 .init("pending_bytes", .int(status.pendingBytes)),
+                .init("rejected", .int(self.rejections.withLockedValue { $0.counts.values.reduce(0, +) })),
             ]
         )
+    }
+
+    /// Messages from NATS dropped for `reason` since start.
+    public func rejections(_ reason: NATSRejection) -> Int {
+        self.rejections.withLockedValue { $0.counts[reason] ?? 0 }
     }
 
     public func recordGauges() {
@@ -143,33 +185,51 @@ public final class NATSBroker: Broker {
         let sid = self.state.value.interest[channel]
         if wanted, sid == nil {
             do {
-                self.state.value.interest[channel] = try self.client.subscribe(NATSSubject.channel(channel, prefix: self.prefix))
+                let sid = try self.client.subscribe(NATSSubject.channel(channel, prefix: self.prefix))
+                self.state.value.interest[channel] = sid
+                self.state.value.channels[sid] = channel
             } catch {
                 self.logger.error("cannot subscribe on NATS", metadata: ["lhttp.channel": "\(channel)", "lhttp.error": "\(error)"])
             }
         } else if !wanted, let sid {
             self.client.unsubscribe(sid)
             self.state.value.interest[channel] = nil
+            self.state.value.channels[sid] = nil
         }
         self.interestCount.store(self.state.value.interest.count, ordering: .relaxed)
     }
 
-    /// A publication from NATS (on the client's loop).
-    private func receive(_ payload: ByteBuffer) {
-        guard let envelope = NATSEnvelope(decoding: payload) else {
-            // Someone else publishes on our subjects: never delivered, counted, logged once.
-            if self.foreignCount.add(1, ordering: .relaxed).newValue == 1 {
-                self.logger.warning("ignoring a NATS message that is not an lhttpd envelope (another publisher on the subject prefix?)")
+    /// A message of subscription `sid` (on the client's loop).
+    private func receive(_ payload: ByteBuffer, sid: UInt64) {
+        // A subscription just ended: what was on its way is not for us any more.
+        guard let channel = self.state.value.channels[sid] else { return }
+        switch self.filter.verdict(for: payload, on: channel, nowMs: Self.wallClockMs) {
+        case .deliver(let message, let excluded):
+            let deliveries = self.hub.deliver(message, to: channel, excluding: excluded)
+            // One publication, however many of its copies arrive: counted with the first this node
+            // subscribes to.
+            if excluded.isEmpty || excluded.allSatisfy({ self.state.value.interest[$0] == nil }) {
+                self.metrics?.published(from: .cluster, deliveries: deliveries)
+            } else if deliveries > 0 {
+                self.metrics?.deliveries.increment(by: deliveries)
             }
+        case .ownEcho:
             return
+        case .reject(let reason):
+            self.rejectionCounters[reason]?.increment()
+            guard let count = self.rejections.withLockedValue({ $0.record(reason, now: .now()) }) else { return }
+            self.logger.warning(
+                "dropping NATS messages the cluster does not trust: \(reason.explanation)",
+                metadata: [
+                    "lhttp.reason": "\(reason.rawValue)", "lhttp.channel": "\(channel)", "lhttp.count": "\(count)",
+                    "lhttp.interval_s": "\(NATSRejectionLog.interval.nanoseconds / 1_000_000_000)",
+                ]
+            )
         }
-        guard envelope.origin != self.origin else { return }
-        guard self.state.value.lastSeen[envelope.origin] != envelope.sequence else { return }
-        if self.state.value.lastSeen.count >= Self.maxOrigins, self.state.value.lastSeen[envelope.origin] == nil {
-            self.state.value.lastSeen.removeAll(keepingCapacity: true)
-        }
-        self.state.value.lastSeen[envelope.origin] = envelope.sequence
-        let deliveries = self.hub.deliver(envelope.message, to: envelope.channels)
-        self.metrics?.published(from: .cluster, deliveries: deliveries)
+    }
+
+    /// Milliseconds since 1970 (the envelope timestamp; nodes' clocks should be NTP-synchronised).
+    @Sendable static func wallClockMs() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded())
     }
 }

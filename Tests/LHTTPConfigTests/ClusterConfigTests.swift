@@ -76,4 +76,31 @@ struct ClusterConfigTests {
         #expect(!ClusterConfig.isPlainTokenList(""))
         #expect(!ClusterConfig.isPlainTokenList("a..b"))
     }
+
+    @Test func secretAndFanoutCapLoadWithTheirDefaultsAndBounds() throws {
+        let defaults = ClusterConfig()
+        #expect(defaults.secret == "" && defaults.maxEnvelopeAgeMs == 60_000 && defaults.maxFanoutBytes == 4_194_304)
+        let config = try ConfigLoader.load(yaml: """
+            cluster:
+              nats: ["nats://127.0.0.1:4222"]
+              secret: "0123456789abcdef-shared"
+              max_envelope_age_ms: 0
+              max_fanout_bytes: 0
+            """)
+        #expect(config.cluster.secret == "0123456789abcdef-shared")
+        #expect(config.cluster.maxEnvelopeAgeMs == 0)
+        #expect(config.cluster.maxFanoutBytes == 0)
+        do {
+            _ = try ConfigLoader.load(yaml: """
+                cluster:
+                  secret: "hunter2"
+                  max_envelope_age_ms: -1
+                  max_fanout_bytes: -5
+                """)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.problems.map(\.keyPath) == ["cluster.secret", "cluster.max_envelope_age_ms", "cluster.max_fanout_bytes"])
+            #expect(!error.problems.map(\.message).joined().contains("hunter2"), "the secret is never shown")
+        }
+    }
 }

@@ -96,6 +96,34 @@ final class GatewayTests {
         #expect(addressA == addressB)
     }
 
+    @Test func theClusterCopyOfOneChannelSkipsConnectionsOnAnEarlierChannel() throws {
+        let gateway = Gateway()
+        // More than SubscriberList.indexThreshold on x and y: the indexed lists are compared too.
+        let onXY = (0..<20).map { _ in TestConnection(gateway, on: loop) }
+        for connection in onXY { connection.receive("LHTTP/1.0 s\r\nsubscribe:x y\r\n\r\n") }
+        let onY = TestConnection(gateway, on: loop)
+        onY.receive("LHTTP/1.0 s\r\nsubscribe:y\r\n\r\n")
+        let onZY = TestConnection(gateway, on: loop)
+        onZY.receive("LHTTP/1.0 s\r\nsubscribe:z y\r\n\r\n")
+        let onZ = TestConnection(gateway, on: loop)
+        onZ.receive("LHTTP/1.0 s\r\nsubscribe:z\r\n\r\n")
+        let payload = message("LHTTP/1.0 chat\r\npublish:x y z\r\n\r\nonce")
+        // The three copies of a publication to `x y z`, as a node receives them from NATS, in any order.
+        #expect(gateway.hub.deliver(payload, to: "z", excluding: ["x", "y"]) == 1)
+        #expect(gateway.hub.deliver(payload, to: "x", excluding: []) == 20)
+        #expect(gateway.hub.deliver(payload, to: "y", excluding: ["x"]) == 2)
+        // Channels nobody is on change nothing.
+        #expect(gateway.hub.deliver(payload, to: "y", excluding: ["nobody", "x"]) == 2)
+        #expect(gateway.hub.deliver(payload, to: "nobody", excluding: ["x"]) == 0)
+        loop.run()
+        for connection in onXY + [onZ] {
+            #expect(try connection.messages().map(\.bodyString) == ["once"])
+        }
+        for connection in [onY, onZY] {
+            #expect(try connection.messages().map(\.bodyString) == ["once", "once"], "the repeated y copy above")
+        }
+    }
+
     @Test func duplicateSubscribeIsANoOpAndCountsReturnToZero() throws {
         let gateway = Gateway()
         let connection = TestConnection(gateway, on: loop)

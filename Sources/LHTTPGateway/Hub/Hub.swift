@@ -89,16 +89,46 @@ public final class Hub: Sendable {
     /// - Returns: the number of connections it was sent to.
     @discardableResult
     public func deliver(_ payload: ByteBuffer, to channels: [String]) -> Int {
-        var perLoop: [ContiguousArray<Subscriber>] = []
-        if channels.count == 1 {
-            self.shard(for: channels[0]).withLockedValue { shard in
-                if let entry = shard.channels[channels[0]] {
-                    perLoop = entry.byLoop.map(\.items)
+        let perLoop = channels.count == 1 ? self.subscribers(of: channels[0]) : self.collectDistinct(channels)
+        return self.send(payload, to: perLoop)
+    }
+
+    /// Delivers a serialized LHTTP message to the local subscribers of `channel` that are subscribed to
+    /// none of `excluded`: the cluster's copy of a multi-channel publication on `channel`'s subject, the
+    /// connections also on a channel listed earlier getting that channel's copy instead. With nothing
+    /// excluded (a single-channel publication) it costs what ``deliver(_:to:)`` costs for one channel.
+    /// - Returns: the number of connections it was sent to.
+    @discardableResult
+    public func deliver(_ payload: ByteBuffer, to channel: String, excluding excluded: ArraySlice<String>) -> Int {
+        var perLoop = self.subscribers(of: channel)
+        if !excluded.isEmpty, !perLoop.isEmpty { self.remove(subscribersOf: excluded, from: &perLoop) }
+        return self.send(payload, to: perLoop)
+    }
+
+    /// A snapshot of `channel`'s subscribers, per loop slot (copy-on-write: no copy of the lists).
+    private func subscribers(of channel: String) -> [ContiguousArray<Subscriber>] {
+        self.shard(for: channel).withLockedValue { shard in shard.channels[channel]?.byLoop.map(\.items) ?? [] }
+    }
+
+    /// Removes from `perLoop` the connections subscribed to any of `channels`. Each channel's lists are
+    /// taken under its shard lock (a copy-on-write snapshot) and compared outside it.
+    private func remove(subscribersOf channels: ArraySlice<String>, from perLoop: inout [ContiguousArray<Subscriber>]) {
+        for channel in channels {
+            guard let lists = self.shard(for: channel).withLockedValue({ $0.channels[channel]?.byLoop }) else { continue }
+            var remaining = 0
+            for index in perLoop.indices {
+                if index < lists.count, !perLoop[index].isEmpty, !lists[index].items.isEmpty {
+                    let other = lists[index]
+                    perLoop[index].removeAll { other.contains($0.id) }
                 }
+                remaining += perLoop[index].count
             }
-        } else {
-            perLoop = self.collectDistinct(channels)
+            if remaining == 0 { return }
         }
+    }
+
+    /// Encodes the frame once and writes it to every target, one `execute` per loop.
+    private func send(_ payload: ByteBuffer, to perLoop: [ContiguousArray<Subscriber>]) -> Int {
         var total = 0
         for list in perLoop { total += list.count }
         guard total > 0 else { return 0 }
@@ -212,6 +242,8 @@ struct SubscriberList {
     static let indexThreshold = 16
     var items: ContiguousArray<Subscriber> = []
     var positions: [ConnectionID: Int]?
+
+    func contains(_ id: ConnectionID) -> Bool { self.position(of: id) != nil }
 
     private func position(of id: ConnectionID) -> Int? {
         if let positions = self.positions { return positions[id] }
