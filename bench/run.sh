@@ -61,7 +61,8 @@ start_server() {  # $1 = lhttp | nchan; sets server_pid and port (and backend_po
     if [ "$1" = lhttp ]; then
         # The upstream scenario's backend (run by lhttp-bench) must be allowed.
         backend_port=$(free_port)
-        printf 'upstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
+        # Per-connection rate limits off: one load generator connection stands for many publishers.
+        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\nupstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
             "$backend_port" "$backend_port" > "$work/lhttpd.yaml"
         taskset -c "$SERVER_CPU" "$LHTTPD" --config "$work/lhttpd.yaml" --listen "127.0.0.1:$port" --threads 1 \
             2>>"$work/lhttpd.log" &
@@ -95,7 +96,7 @@ run_cluster() {  # rest = fanout arguments
     extra_pids+=($!)
     wait_port "$nats_port"
     for node in a b; do
-        printf 'cluster:\n  nats: ["nats://127.0.0.1:%s"]\n  node_id: %s\n' "$nats_port" "$node" > "$work/lhttpd-$node.yaml"
+        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\ncluster:\n  nats: ["nats://127.0.0.1:%s"]\n  node_id: %s\n' "$nats_port" "$node" > "$work/lhttpd-$node.yaml"
     done
     port=$(free_port)
     port_b=$(free_port)

@@ -18,9 +18,9 @@ struct HTTPPipeliningBoundsTests {
             $0.limits.socketSendBufferBytes = 64 << 10
             $0.http.requestTimeoutS = 600  // the attacker reads only at the end: no 408 meanwhile
         }) { server in
-            let count = 50_000
+            let count = 32_000
             let attacker = try await RawConnection.connect(port: server.port, reading: false, receiveBuffer: 4096)
-            // 1.7 MB of requests, more than one read cycle of the server (16 reads of at most 64 KiB). Not
+            // 1.15 MB of requests, more than one read cycle of the server (16 reads of at most 64 KiB). Not
             // awaited: the server may stop reading them.
             let requests = String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: count)
             attacker.channel.writeAndFlush(ByteBuffer(string: requests), promise: nil)
@@ -36,14 +36,14 @@ struct HTTPPipeliningBoundsTests {
 
             // What the attacker got answered is what fits in its buffers, not what it sent: NIO holds at most
             // 64 KiB + one answer, the server's kernel buffer 2 × 64 KiB (Linux doubles SO_SNDBUF), the
-            // attacker's 2 × 4 KiB; at ~135 bytes an answer that is ~1,500 answers. Unbounded, all 50,000.
+            // attacker's 2 × 4 KiB; at ~135 bytes an answer that is ~1,500 answers. Unbounded, all 32,000.
             let queued = try await Self.answered(server, route: "healthz") - 100
             #expect(queued < 5_000, "\(queued) answers queued for a client that reads nothing")
 
-            // Once it reads, answering resumes at its pace: 10,000 answers, each the same 200 (not all 50,000:
+            // Once it reads, answering resumes at its pace: 2,000 answers, each the same 200 (not all 32,000:
             // this test client's debug-build pace would take seconds).
             try await attacker.startReading()
-            let resumed = 10_000
+            let resumed = 2_000
             try await server.eventually(timeout: .seconds(60)) { attacker.receivedCount >= resumed * answerSize }
             await attacker.close()
             // Every /healthz answer is the same bytes (no websocket is open): compared as whole buffers.

@@ -116,7 +116,8 @@ struct SlowConsumerTests {
     }
 
     @Test func tenThousandMessagesReachTheFastReaderWhileTheStalledOneIsClosedWith4008() async throws {
-        try await TestServer.with { server in  // default limits.max_outbound_bytes: 1 MiB
+        // Default limits.max_outbound_bytes (1 MiB); the one publisher stands for many, so no rate limit.
+        try await TestServer.with({ $0.limits.maxMessagesPerSecond = 0 }) { server in
             let fast = try await server.client()
             try await server.subscribe(fast, "feed")
             let slow = try await Self.stalledSubscriber(port: server.port, channel: "feed")

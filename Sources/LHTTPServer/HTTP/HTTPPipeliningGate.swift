@@ -25,6 +25,8 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Bytes a connection may have queued when a response ends and the next request is let through.
     static let defaultMaxQueuedBytes = 64 << 10
+    /// How far ahead the resumption after a wait is scheduled: enough for the loop to poll its sockets.
+    static let yieldDelay = TimeAmount.microseconds(50)
 
     private let maxQueuedBytes: Int
     /// A response ended over the cap: its `.end` is not written to the socket yet.
@@ -89,9 +91,13 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
         written.futureResult.whenComplete { result in
             switch result {
             case .success:
-                // A hop: a write that completes inside a flush must not answer the next request inside it (a
-                // fast reader would nest one flush per held response).
-                eventLoop.execute { loopBound.value.resume() }
+                // Not inline: a write that completes inside a flush must not answer the next request inside
+                // it (a fast reader would nest one flush per held response). And not as an immediate task:
+                // the loop runs every task queued while it runs tasks before it looks at its sockets again,
+                // so a client pipelining thousands of requests and reading fast would have the loop to itself
+                // for seconds. A timer a moment ahead sends the loop through its sockets first: every
+                // connection on the loop is served between two `maxQueuedBytes` of this one's answers.
+                eventLoop.scheduleTask(in: Self.yieldDelay) { loopBound.value.resume() }
             case .failure:
                 loopBound.value.held.removeAll()  // the connection is gone
             }

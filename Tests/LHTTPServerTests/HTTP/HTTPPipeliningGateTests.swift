@@ -72,7 +72,7 @@ struct HTTPPipeliningGateTests {
         func drain() {
             self.channel.flush()
             while (try? self.channel.readOutbound(as: IOData.self)) != nil {}
-            self.channel.embeddedEventLoop.run()
+            self.channel.embeddedEventLoop.advanceTime(by: HTTPPipeliningGate.yieldDelay)
         }
     }
 
