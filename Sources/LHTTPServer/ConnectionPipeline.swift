@@ -90,6 +90,7 @@ struct ConnectionPipeline: Sendable {
             let deadline = HTTPDeadlineHandler(
                 requestTimeout: TimeAmount(.seconds(http.requestTimeoutS)),
                 keepaliveTimeout: TimeAmount(.seconds(http.keepaliveTimeoutS)),
+                closeTimeout: TimeAmount(.seconds(configuration.websocket.closeTimeoutS)),
                 logger: logger,
                 onTimeout: { metrics.httpRequestTimedOut() }
             )

@@ -98,6 +98,29 @@ struct HTTPPipeliningBoundsTests {
         }
     }
 
+    /// The pipelining reader that never reads is not kept forever: the request held behind its unread
+    /// answers runs out of `http.request_timeout_s`, its 408 cannot go out either, and after
+    /// `websocket.close_timeout_s` the connection is reset, so the server keeps no socket for it.
+    @Test func aPipeliningClientThatNeverReadsIsResetAfterTheRequestTimeout() async throws {
+        try await TestServer.with({
+            $0.limits.socketSendBufferBytes = 64 << 10
+            $0.http.requestTimeoutS = 0.5
+            $0.websocket.closeTimeoutS = 0.5
+        }) { server in
+            let attacker = try await RawConnection.connect(port: server.port, reading: false, receiveBuffer: 4096)
+            let clientPort = try #require(attacker.channel.localAddress?.port)
+            attacker.channel.writeAndFlush(
+                ByteBuffer(string: String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 32_000)), promise: nil
+            )
+            try await Self.waitFor { try await Self.answered(server, route: "healthz") >= 1 }
+            #expect(try SlowConsumerTests.serverSockets(port: server.port, clientPort: clientPort) == ["01"], "established")
+            try await server.eventually(timeout: .seconds(20)) {
+                (try? SlowConsumerTests.serverSockets(port: server.port, clientPort: clientPort))?.isEmpty == true
+            }
+            await attacker.close()
+        }
+    }
+
     @Test func pipelinedRequestsReadProperlyAreAllAnsweredInOrder() async throws {
         let dir = try Self.staticDir()
         defer { try? FileManager.default.removeItem(at: dir) }

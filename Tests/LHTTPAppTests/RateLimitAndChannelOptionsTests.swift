@@ -32,8 +32,11 @@ struct RateLimitAndChannelOptionsTests {
             config.limits.maxRateViolations = 0
         }) { server in
             let flooder = try await server.client()
-            try await flooder.send(LHTTPMessage(command: "sub", headers: ["subscribe": "self"]))
-            try await flooder.send((0..<10).map { LHTTPMessage(command: "say", headers: ["publish": "self"], body: "\($0)") })
+            // One flush, one read: the allowance cannot refill in between.
+            try await flooder.send(
+                [LHTTPMessage(command: "sub", headers: ["subscribe": "self"])]
+                    + (0..<10).map { LHTTPMessage(command: "say", headers: ["publish": "self"], body: "\($0)") }
+            )
             let (messages, closed) = try await Self.events(flooder, upTo: 10)
             #expect(closed == nil)
             let delivered = messages.filter { $0.command == "say" }.map(\.bodyString)

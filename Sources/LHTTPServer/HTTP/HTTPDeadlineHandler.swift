@@ -29,6 +29,9 @@ final class HTTPDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private let requestTimeout: TimeAmount
     private let keepaliveTimeout: TimeAmount
+    /// How long the 408 may take to go out before the connection is reset instead (a client that stopped
+    /// reading never takes it).
+    private let closeTimeout: TimeAmount
     private let logger: Logger
     private let onTimeout: @Sendable () -> Void
     private var state = State.receiving
@@ -42,9 +45,13 @@ final class HTTPDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// The event loop's clock (virtual on an `EmbeddedEventLoop`).
     private var now: NIODeadline { self.context?.eventLoop.now ?? .now() }
 
-    init(requestTimeout: TimeAmount, keepaliveTimeout: TimeAmount, logger: Logger, onTimeout: @escaping @Sendable () -> Void = {}) {
+    init(
+        requestTimeout: TimeAmount, keepaliveTimeout: TimeAmount, closeTimeout: TimeAmount = .seconds(3), logger: Logger,
+        onTimeout: @escaping @Sendable () -> Void = {}
+    ) {
         self.requestTimeout = requestTimeout
         self.keepaliveTimeout = keepaliveTimeout
+        self.closeTimeout = closeTimeout
         self.logger = logger
         self.onTimeout = onTimeout
     }
@@ -77,6 +84,20 @@ final class HTTPDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.state = .answering(sawNextRequest: true)
         }
         context.fireChannelRead(data)
+    }
+
+    /// A request's head is here but waits (behind answers the client has not read yet, in the
+    /// ``HTTPPipeliningGate``): its clock runs from now, as if it had just arrived.
+    func requestWaiting() {
+        switch self.state {
+        case .idle:
+            self.state = .receiving
+            self.start(self.requestTimeout)
+        case .answering:
+            self.state = .answering(sawNextRequest: true)
+        case .receiving:
+            break
+        }
     }
 
     /// The router has the whole request (head and body).
@@ -148,6 +169,22 @@ final class HTTPDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
         // JSON body as every other refusal.
         let response = Failure.rawResponse(for: .requestTimeout, allocator: context.channel.allocator)
         let channel = context.channel
-        context.writeAndFlush(Self.wrapOutboundOut(response)).whenComplete { _ in channel.close(promise: nil) }
+        // A client that pipelined requests and stopped reading never takes the 408 (it waits behind answers
+        // it did not read): after `closeTimeout` the connection is reset, which frees what the kernel holds.
+        let reset = context.eventLoop.scheduleTask(in: self.closeTimeout) { Self.reset(channel) }
+        context.writeAndFlush(Self.wrapOutboundOut(response)).whenComplete { _ in
+            reset.cancel()
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Closes with a TCP reset (`SO_LINGER` 0): nothing lingers in FIN-WAIT with unsent bytes.
+    private static func reset(_ channel: any Channel) {
+        guard channel.isActive else { return }
+        if let provider = channel as? any SocketOptionProvider {
+            provider.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
     }
 }

@@ -41,13 +41,18 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
         self.maxQueuedBytes = maxQueuedBytes
     }
 
+    /// The connection's request clock: a request held here is on it.
+    private var deadline: HTTPDeadlineHandler?
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.deadline = try? context.pipeline.syncOperations.handler(type: HTTPDeadlineHandler.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         // A websocket upgrade removes the gate: what it held belongs to whoever comes next.
         self.context = nil
+        self.deadline = nil
         self.waiting = false
         while let part = self.held.popFirst() { context.fireChannelRead(Self.wrapInboundOut(part)) }
         if self.readPending {
@@ -61,7 +66,9 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(data)
             return
         }
-        self.held.append(Self.unwrapInboundIn(data))
+        let part = Self.unwrapInboundIn(data)
+        if case .head = part { self.deadline?.requestWaiting() }
+        self.held.append(part)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
