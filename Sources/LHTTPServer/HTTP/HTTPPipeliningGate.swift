@@ -35,6 +35,8 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
     private var held = CircularBuffer<HTTPServerRequestPart>(initialCapacity: 0)
     /// The channel asked to read while waiting: asked again when the wait is over.
     private var readPending = false
+    /// An upper estimate of the bytes queued in the channel: the last exact count plus what was written since.
+    private var unconfirmedBytes = 0
     private var context: ChannelHandlerContext?
 
     init(maxQueuedBytes: Int = HTTPPipeliningGate.defaultMaxQueuedBytes) {
@@ -85,7 +87,21 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .end = Self.unwrapOutboundIn(data), !self.waiting, self.queuedBytes(context) > self.maxQueuedBytes else {
+        let part = Self.unwrapOutboundIn(data)
+        guard case .end = part, !self.waiting else {
+            self.unconfirmedBytes &+= Self.estimatedSize(of: part)
+            context.write(data, promise: promise)
+            return
+        }
+        // Asking the channel for its queued bytes is a dynamic option look-up: only once this handler's
+        // own (over)estimate of what went out since the last look says the cap may be reached.
+        guard self.unconfirmedBytes > self.maxQueuedBytes else {
+            context.write(data, promise: promise)
+            return
+        }
+        let queued = self.queuedBytes(context)
+        self.unconfirmedBytes = queued
+        guard queued > self.maxQueuedBytes else {
             context.write(data, promise: promise)
             return
         }
@@ -117,6 +133,7 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
     private func resume() {
         guard let context = self.context, self.waiting else { return }
         self.waiting = false
+        self.unconfirmedBytes = 0  // everything up to the end waited for is in the kernel
         if !self.held.isEmpty {
             while !self.waiting, let part = self.held.popFirst() { context.fireChannelRead(Self.wrapInboundOut(part)) }
             // The router answers pipelined requests of one read together and flushes at the read's end.
@@ -125,6 +142,16 @@ final class HTTPPipeliningGate: ChannelDuplexHandler, RemovableChannelHandler {
         if !self.waiting, self.readPending {
             self.readPending = false
             context.read()
+        }
+    }
+
+    /// A response part's bytes; a head counts 256 (the router writes a status line and a few short headers).
+    private static func estimatedSize(of part: HTTPServerResponsePart) -> Int {
+        switch part {
+        case .head: return 256
+        case .body(.byteBuffer(let buffer)): return buffer.readableBytes
+        case .body(.fileRegion(let region)): return region.readableBytes
+        case .end: return 0
         }
     }
 
