@@ -21,7 +21,9 @@ public enum LHTTPChannelList {
                 guard index != utf8.endIndex else { break }
                 let start = index
                 var length = 0
+                var valid = true  // no control character (``LHTTPFieldRules``), checked in the same pass
                 while index != utf8.endIndex, utf8[index] != 0x20, utf8[index] != 0x09 {
+                    valid = valid && LHTTPFieldRules.isTokenByte(utf8[index])
                     utf8.formIndex(after: &index)
                     length += 1
                 }
@@ -29,7 +31,7 @@ public enum LHTTPChannelList {
                     throw .channelNameTooLong(limit: limits.maxChannelNameBytes)
                 }
                 let name = value[start..<index]
-                guard LHTTPFieldRules.isValidChannelName(name) else { throw .invalidChannelName(String(name)) }
+                guard valid else { throw .invalidChannelName(String(name)) }
                 // Lists are short (64 at most by default): a linear check beats hashing.
                 guard !channels.contains(where: { $0 == name }) else { continue }
                 guard channels.count < limits.maxChannelsPerMessage else {

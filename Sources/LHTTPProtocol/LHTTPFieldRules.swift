@@ -26,13 +26,8 @@ public enum LHTTPFieldRules {
         value.utf8.allSatisfy(isValueByte)
     }
 
-    /// Whether `name` may be a channel name (non-empty, no space, tab or control character).
-    @inlinable
-    public static func isValidChannelName(_ name: some StringProtocol) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy(isTokenByte)
-    }
-
-    /// A byte of a token: above space, not DEL (UTF-8 continuation and lead bytes are above 0x7F).
+    /// A byte of a token (a command, a header name, a channel name: ``LHTTPChannelList`` checks each name
+    /// with it as it splits the list): above space, not DEL (UTF-8 lead and continuation bytes are above 0x7F).
     @inlinable
     static func isTokenByte(_ byte: UInt8) -> Bool { byte > 0x20 && byte != 0x7F }
 

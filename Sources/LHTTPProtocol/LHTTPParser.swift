@@ -57,7 +57,7 @@ public struct LHTTPParser: Sendable {
         let rest = trimmed[separator...].lhttpTrimmed
         guard !rest.isEmpty else { return .failure(.missingCommand) }
         guard let command = String(lhttpValidating: UnsafeRawBufferPointer(rebasing: rest)) else { return .failure(.invalidUTF8) }
-        guard rest.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return .failure(.invalidCommand(command)) }
+        guard rest.allSatisfy(LHTTPFieldRules.isTokenByte) else { return .failure(.invalidCommand(command)) }
         return .success(command)
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 
 /// `log.format: json`: one JSON object per line on standard error, for log shippers.
 ///
@@ -14,7 +13,7 @@ public struct JSONLogHandler: LogHandler {
     private let write: @Sendable (String) -> Void
 
     /// - Parameter write: where lines go (standard error by default; tests capture them).
-    public init(label: String, write: @escaping @Sendable (String) -> Void = JSONLogHandler.standardError) {
+    public init(label: String, write: @escaping @Sendable (String) -> Void = LogLines.standardError) {
         self.label = label
         self.write = write
     }
@@ -29,10 +28,7 @@ public struct JSONLogHandler: LogHandler {
             ("ts", Self.timestamp()), ("level", event.level.rawValue), ("label", self.label),
             ("source", event.source), ("msg", "\(event.message)"),
         ]
-        var merged = self.metadata
-        if let provided = self.metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let metadata = event.metadata { merged.merge(metadata) { $1 } }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) { fields.append((key, "\(value)")) }
+        for (key, value) in self.mergedMetadata(event).sorted(by: { $0.key < $1.key }) { fields.append((key, "\(value)")) }
         var line = "{"
         for (index, (key, value)) in fields.enumerated() {
             if index > 0 { line += "," }
@@ -69,12 +65,5 @@ public struct JSONLogHandler: LogHandler {
             format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
             parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, time.tv_nsec / 1_000_000
         )
-    }
-
-    private static let lock = NIOLock()
-
-    /// Writes a whole line to standard error at once (lines from several threads never interleave).
-    public static let standardError: @Sendable (String) -> Void = { line in
-        lock.withLock { FileHandle.standardError.write(Data(line.utf8)) }
     }
 }

@@ -16,7 +16,7 @@ public struct TextLogHandler: LogHandler {
     private let write: @Sendable (String) -> Void
 
     /// - Parameter write: where lines go (standard error by default; tests capture them).
-    public init(label: String, write: @escaping @Sendable (String) -> Void = JSONLogHandler.standardError) {
+    public init(label: String, write: @escaping @Sendable (String) -> Void = LogLines.standardError) {
         self.label = label
         self.write = write
     }
@@ -27,11 +27,8 @@ public struct TextLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = self.metadata
-        if let provided = self.metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let metadata = event.metadata { merged.merge(metadata) { $1 } }
         var line = Self.timestamp() + " " + event.level.rawValue + " " + Self.escaped(self.label) + " :"
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in self.mergedMetadata(event).sorted(by: { $0.key < $1.key }) {
             line += " " + Self.escaped(key) + "=" + Self.escaped("\(value)")
         }
         line += " [" + Self.escaped(event.source) + "] " + Self.escaped("\(event.message)") + "\n"

@@ -169,6 +169,30 @@ struct ClusterTrustTests {
         }
     }
 
+    /// A publication partly refused by the channel options reaches the remote subscribers of what was
+    /// allowed: the copy names exactly the channels it was published to, as the receivers check.
+    @Test func aPartlyRefusedPublicationReachesTheRemoteNodeOnItsAllowedChannels() async throws {
+        let nats = try await NATSServerProcess()
+        try await TestServer.withNodes(nats, configure: { config in
+            config.channels = [ChannelOptionsConfig(prefix: "chat-", publish: .anyone), ChannelOptionsConfig(prefix: "", publish: .none)]
+        }) { a, b in
+            let remote = try await b.client()
+            try await b.subscribe(remote, "lobby chat-1")
+            try await ClusterTests.waitForInterest(nats, node: "b", ["lobby", "chat-1"])
+            let publisher = try await a.client()
+            try await publisher.send(LHTTPMessage(command: "chat", headers: ["publish": "lobby chat-1"], body: "hi"))
+            let refused = try await publisher.nextMessage()
+            #expect(refused.headers["status"] == "403" && refused.headers["channels"] == "lobby")
+            let message = try await remote.nextMessage()
+            #expect(message.bodyString == "hi")
+            #expect(message.headers["publish"] == "chat-1")
+            try await b.roundTrip(remote)  // once
+            #expect(b.cluster?.health?["rejected"] == .int(0))
+            try await remote.close()
+            try await publisher.close()
+        }
+    }
+
     // MARK: Signing
 
     @Test func nodesWithTheSameSecretBelieveEachOtherAndNoOneElse() async throws {

@@ -282,8 +282,9 @@ struct SessionRateAndAccessTests {
         let actions = helper.drain(&machine, from: machine.messageReceived(helper.bytes("LHTTP/1.0 c\r\npublish:lobby chat-1 news\r\n\r\nhi")))
         #expect(actions.count == 2)
         #expect(actions[0] == .sendError(.channelForbidden(.publish, channels: ["lobby", "news"])))
-        guard case .publish(_, let channels, .websocket) = actions[1] else { Issue.record("\(actions)"); return }
+        guard case .publish(let payload, let channels, .websocket) = actions[1] else { Issue.record("\(actions)"); return }
         #expect(channels == ["chat-1"])
+        #expect(String(buffer: payload) == "LHTTP/1.0 c\r\npublish:chat-1\r\n\r\nhi", "the copy names what it was published to")
         #expect(GatewayError.channelForbidden(.publish, channels: ["lobby"]).reply.headers["channels"] == "lobby")
         #expect(GatewayError.channelForbidden(.publish, channels: ["lobby"]).status == 403)
     }

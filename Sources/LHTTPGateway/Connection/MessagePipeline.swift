@@ -84,14 +84,29 @@ struct PlannedMessage: Sendable {
     var isRouted: Bool
 
     /// The message with its `subscribe` headers replaced by one naming `channels` (none: removed), as
-    /// the subscribe hook allowed them: the published copy and the upstream body show what was applied.
+    /// the subscribe hook or the channel options allowed them: the published copy and the upstream body
+    /// show what was applied.
     mutating func narrowSubscriptions(to channels: [String]) {
         self.needingHook = []
         guard channels != self.subscribe else { return }
         self.subscribe = channels
-        self.message.headers.remove(name: LHTTPChannelList.subscribeHeader)
-        if !channels.isEmpty {
-            self.message.headers.add(name: LHTTPChannelList.subscribeHeader, value: channels.joined(separator: " "))
-        }
+        self.message.narrow(LHTTPChannelList.subscribeHeader, to: channels)
+    }
+
+    /// The message with its `publish` headers replaced by one naming `channels` (none: removed), as the
+    /// channel options allowed them: every copy names exactly the channels it was published to (what the
+    /// cluster's receivers check).
+    mutating func narrowPublication(to channels: [String]) {
+        guard channels != self.publish else { return }
+        self.publish = channels
+        self.message.narrow(LHTTPChannelList.publishHeader, to: channels)
+    }
+}
+
+extension LHTTPMessage {
+    /// Replaces the channel-list headers `name` by one naming `channels` (none: removed).
+    fileprivate mutating func narrow(_ name: String, to channels: [String]) {
+        self.headers.remove(name: name)
+        if !channels.isEmpty { self.headers.add(name: name, value: channels.joined(separator: " ")) }
     }
 }

@@ -59,7 +59,7 @@ struct RateLimiter {
         let messagesOK = limit.messagesPerSecond <= 0 || self.messageTokens >= 1
         let bytesOK = limit.bytesPerSecond <= 0 || self.byteTokens > 0
         guard messagesOK, bytesOK else {
-            self.violations += 1
+            if self.violations < Int32.max { self.violations += 1 }  // a flood that is never closed must not overflow
             return limit.maxViolations > 0 && Int(self.violations) >= limit.maxViolations ? .closeConnection : .refused
         }
         self.violations = 0

@@ -335,23 +335,26 @@ public struct SessionStateMachine {
     }
 
     /// The message's own effects, in order, closed by ``Step/endOfMessage``. Channels the channel options
-    /// refuse to this client get one error reply 403 each list (naming them); the rest of the list applies.
+    /// refuse to this client get one error reply 403 each list (naming them); the rest of the list applies,
+    /// and the published copy's lists name what was applied (as after the subscribe hook).
     private func effects(of planned: PlannedMessage, publication: OwnPublication) -> [Step] {
+        var planned = planned
         var run: [Step] = []
-        var subscribe = planned.subscribe
         if !planned.needingHook.isEmpty {
             // Nobody asked the subscribe hook (none is configured): what needs it is refused.
-            let refused = Set(planned.needingHook)
-            subscribe.removeAll { refused.contains($0) }
-            run.append(.error(.channelForbidden(.subscribe, channels: planned.needingHook)))
+            let refused = planned.needingHook
+            run.append(.error(.channelForbidden(.subscribe, channels: refused)))
+            planned.narrowSubscriptions(to: planned.subscribe.filter { !refused.contains($0) })
         }
-        if !subscribe.isEmpty { run.append(.subscribe(subscribe, .abortMessage)) }
-        var publish = publication == .withheld ? [] : planned.publish
-        if publication == .asClient, !publish.isEmpty {
-            let (allowed, refused) = self.pipeline.access.publishable(publish)
-            if !refused.isEmpty { run.append(.error(.channelForbidden(.publish, channels: refused))) }
-            publish = allowed
+        if !planned.subscribe.isEmpty { run.append(.subscribe(planned.subscribe, .abortMessage)) }
+        if publication == .asClient, !planned.publish.isEmpty {
+            let (allowed, refused) = self.pipeline.access.publishable(planned.publish)
+            if !refused.isEmpty {
+                run.append(.error(.channelForbidden(.publish, channels: refused)))
+                planned.narrowPublication(to: allowed)
+            }
         }
+        let publish = publication == .withheld ? [] : planned.publish
         if !publish.isEmpty {
             do {
                 run.append(.publish(try planned.message.serialized(), publish, .websocket, .abortMessage))

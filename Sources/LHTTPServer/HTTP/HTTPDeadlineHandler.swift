@@ -171,20 +171,11 @@ final class HTTPDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
         let channel = context.channel
         // A client that pipelined requests and stopped reading never takes the 408 (it waits behind answers
         // it did not read): after `closeTimeout` the connection is reset, which frees what the kernel holds.
-        let reset = context.eventLoop.scheduleTask(in: self.closeTimeout) { Self.reset(channel) }
+        let reset = context.eventLoop.scheduleTask(in: self.closeTimeout) { channel.reset() }
         context.writeAndFlush(Self.wrapOutboundOut(response)).whenComplete { _ in
             reset.cancel()
             channel.close(promise: nil)
         }
     }
 
-    /// Closes with a TCP reset (`SO_LINGER` 0): nothing lingers in FIN-WAIT with unsent bytes.
-    private static func reset(_ channel: any Channel) {
-        guard channel.isActive else { return }
-        if let provider = channel as? any SocketOptionProvider {
-            provider.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            channel.close(promise: nil)
-        }
-    }
 }

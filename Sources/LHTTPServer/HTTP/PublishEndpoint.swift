@@ -40,7 +40,7 @@ struct PublishEndpoint: Sendable {
         query: [(name: String, value: String)]
     ) throws(ServerError) -> (payload: ByteBuffer, channels: [String]) {
         let command = query.last { $0.name == "command" }?.value ?? Self.defaultCommand
-        guard !command.isEmpty, command.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+        guard LHTTPFieldRules.isValidCommand(command) else {
             throw .badQuery("command must be one token without spaces")
         }
         let channels: [String]

@@ -267,11 +267,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private func reset() {
         guard let channel = self.context?.channel, channel.isActive else { return }
         self.metrics?.websocketReset()
-        if let provider = channel as? any SocketOptionProvider {
-            provider.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            channel.close(promise: nil)
-        }
+        channel.reset()
     }
 
     // MARK: FrameSink
