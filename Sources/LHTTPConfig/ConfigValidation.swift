@@ -73,6 +73,9 @@ extension GatewayConfig {
         for (key, value) in seconds where !(value > 0 && value <= 86_400) {
             report(key, "must be greater than 0 and at most 86400 seconds, is \(value)")
         }
+        if !(0...1000).contains(websocket.writeCoalescingUs) {
+            report("websocket.write_coalescing_us", "must be between 0 and 1000 microseconds, is \(websocket.writeCoalescingUs)")
+        }
         if websocket.pingIntervalS > 0, websocket.idleTimeoutS > 0, websocket.idleTimeoutS <= websocket.pingIntervalS {
             report("websocket.idle_timeout_s", "\(websocket.idleTimeoutS) must be longer than websocket.ping_interval_s (\(websocket.pingIntervalS)), or a quiet but healthy client is closed")
         }

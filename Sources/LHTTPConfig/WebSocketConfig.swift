@@ -13,6 +13,10 @@ public struct WebSocketConfig: Sendable, Equatable {
     /// Seconds the closing handshake may take after the server's close frame (or its answer to the
     /// client's) before the connection is reset (a TCP RST frees what the kernel still holds for it).
     public var closeTimeoutS: Double
+    /// Microseconds a delivery to a busy connection may wait to go out with the next ones, in one write
+    /// (0...1000). A connection is busy when it was last written to less than this long ago; a message to
+    /// a quiet connection goes out at the end of the loop tick, as with 0. 0: coalesce within a tick only.
+    public var writeCoalescingUs: Int
 
     /// Creates the section with the documented defaults.
     public init(
@@ -20,8 +24,10 @@ public struct WebSocketConfig: Sendable, Equatable {
         allowedOrigins: [String] = [],
         pingIntervalS: Double = 30,
         idleTimeoutS: Double = 75,
-        closeTimeoutS: Double = 3
+        closeTimeoutS: Double = 3,
+        writeCoalescingUs: Int = 1000
     ) {
+        self.writeCoalescingUs = writeCoalescingUs
         self.closeTimeoutS = closeTimeoutS
         self.paths = paths
         self.allowedOrigins = allowedOrigins
@@ -37,6 +43,7 @@ extension WebSocketConfig: Decodable, ConfigSection {
         case pingIntervalS = "ping_interval_s"
         case idleTimeoutS = "idle_timeout_s"
         case closeTimeoutS = "close_timeout_s"
+        case writeCoalescingUs = "write_coalescing_us"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -50,7 +57,8 @@ extension WebSocketConfig: Decodable, ConfigSection {
             allowedOrigins: try c.decodeIfPresent([String].self, forKey: .allowedOrigins) ?? d.allowedOrigins,
             pingIntervalS: try c.decodeIfPresent(Double.self, forKey: .pingIntervalS) ?? d.pingIntervalS,
             idleTimeoutS: try c.decodeIfPresent(Double.self, forKey: .idleTimeoutS) ?? d.idleTimeoutS,
-            closeTimeoutS: try c.decodeIfPresent(Double.self, forKey: .closeTimeoutS) ?? d.closeTimeoutS
+            closeTimeoutS: try c.decodeIfPresent(Double.self, forKey: .closeTimeoutS) ?? d.closeTimeoutS,
+            writeCoalescingUs: try c.decodeIfPresent(Int.self, forKey: .writeCoalescingUs) ?? d.writeCoalescingUs
         )
     }
 }

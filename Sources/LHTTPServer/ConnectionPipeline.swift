@@ -17,8 +17,8 @@ struct ConnectionPipeline: Sendable {
     let metricsRegistry: PrometheusCollectorRegistry?
     let fileThreadPool: NIOThreadPool
     let logger: Logger
-    /// The keep-alive sweeper of a loop (called on that loop).
-    let sweeper: @Sendable (any EventLoop) -> KeepAliveSweeper
+    /// The websocket services of a loop (called on that loop).
+    let loop: @Sendable (any EventLoop) -> ConnectionLoop
 
     func configure(_ channel: any Channel) -> EventLoopFuture<Void> {
         let configuration = self.configuration
@@ -31,9 +31,10 @@ struct ConnectionPipeline: Sendable {
         let accepted = NIOLoopBoundBox<AcceptedConnect?>(nil, eventLoop: channel.eventLoop)
         let handlerSettings = WebSocketConnectionHandler.Settings(
             maxMessageBytes: limits.maxMessageBytes,
-            closeTimeout: TimeAmount(.seconds(configuration.websocket.closeTimeoutS))
+            closeTimeout: TimeAmount(.seconds(configuration.websocket.closeTimeoutS)),
+            writeCoalescing: .microseconds(Int64(configuration.websocket.writeCoalescingUs))
         )
-        let sweeper = self.sweeper
+        let connectionLoop = self.loop
         let metrics = self.metrics
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: limits.maxMessageBytes,
@@ -74,7 +75,7 @@ struct ConnectionPipeline: Sendable {
                             remoteAddress: channel.peerAddress,
                             connectActions: admitted?.actions ?? [],
                             slot: admitted?.slot,
-                            sweeper: sweeper(channel.eventLoop)
+                            loop: connectionLoop(channel.eventLoop)
                         )
                     )
                 }

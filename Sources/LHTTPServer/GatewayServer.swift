@@ -23,8 +23,8 @@ public final class GatewayServer: Service, Sendable {
     private let metricsRegistry: PrometheusCollectorRegistry?
     private let state = NIOLockedValueBox<(channel: (any Channel)?, started: Bool)>((nil, false))
     private let listening: EventLoopPromise<SocketAddress>
-    /// One keep-alive sweeper per event loop, made on first use on that loop.
-    private let sweepers = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<KeepAliveSweeper>]>([:])
+    /// The websocket services of each event loop (sweeper, flusher), made on first use on that loop.
+    private let loops = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<ConnectionLoop>]>([:])
 
     /// - Parameters:
     ///   - configuration: listen address, paths, limits; `listen` may use port 0 (see ``localAddress``).
@@ -99,8 +99,8 @@ public final class GatewayServer: Service, Sendable {
             return state.channel
         }
         try? await channel?.close()
-        for sweeper in self.sweepers.withLockedValue({ Array($0.values) }) {
-            try? await sweeper.eventLoop.submit { sweeper.value.stop() }.get()
+        for loop in self.loops.withLockedValue({ Array($0.values) }) {
+            try? await loop.eventLoop.submit { loop.value.sweeper.stop() }.get()
         }
         try await self.fileThreadPool.shutdownGracefully()
     }
@@ -112,9 +112,9 @@ public final class GatewayServer: Service, Sendable {
     public func drain(timeout: Duration) async -> Int {
         let listener = self.state.withLockedValue { $0.channel }
         try? await listener?.close()
-        for sweeper in self.sweepers.withLockedValue({ Array($0.values) }) {
-            try? await sweeper.eventLoop.submit {
-                sweeper.value.closeAll(code: .goingAway, reason: "server shutting down")
+        for loop in self.loops.withLockedValue({ Array($0.values) }) {
+            try? await loop.eventLoop.submit {
+                loop.value.sweeper.closeAll(code: .goingAway, reason: "server shutting down")
             }.get()
         }
         _ = await self.gateway.waitUntilNoConnections(timeout: timeout, clock: self.budget.clock)
@@ -135,14 +135,14 @@ public final class GatewayServer: Service, Sendable {
         try await self.stop()
     }
 
-    /// The keep-alive sweeper of `eventLoop` (call on that loop).
-    private func sweeper(for eventLoop: any EventLoop) -> KeepAliveSweeper {
+    /// The websocket services of `eventLoop` (call on that loop).
+    private func connectionLoop(for eventLoop: any EventLoop) -> ConnectionLoop {
         let key = ObjectIdentifier(eventLoop)
-        if let existing = self.sweepers.withLockedValue({ $0[key] }) { return existing.value }
+        if let existing = self.loops.withLockedValue({ $0[key] }) { return existing.value }
         let websocket = self.configuration.websocket
-        let sweeper = KeepAliveSweeper(eventLoop: eventLoop, pingIntervalS: websocket.pingIntervalS, idleTimeoutS: websocket.idleTimeoutS)
-        self.sweepers.withLockedValue { $0[key] = NIOLoopBound(sweeper, eventLoop: eventLoop) }
-        return sweeper
+        let loop = ConnectionLoop(eventLoop: eventLoop, pingIntervalS: websocket.pingIntervalS, idleTimeoutS: websocket.idleTimeoutS)
+        self.loops.withLockedValue { $0[key] = NIOLoopBound(loop, eventLoop: eventLoop) }
+        return loop
     }
 
     private func bootstrap() -> ServerBootstrap {
@@ -163,7 +163,7 @@ public final class GatewayServer: Service, Sendable {
         }
         let pipeline = ConnectionPipeline(
             configuration: configuration, gateway: self.gateway, metrics: self.metrics, metricsRegistry: self.metricsRegistry,
-            fileThreadPool: self.fileThreadPool, logger: self.logger, sweeper: { self.sweeper(for: $0) }
+            fileThreadPool: self.fileThreadPool, logger: self.logger, loop: { self.connectionLoop(for: $0) }
         )
         return bootstrap.childChannelInitializer { channel in pipeline.configure(channel) }
     }

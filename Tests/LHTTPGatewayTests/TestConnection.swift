@@ -12,9 +12,8 @@ final class TestConnection {
     /// Where the hub writes (its own object: the hub's subscriber holds it, and it holds the subscriber
     /// weakly, so a test that never closes a connection leaks no cycle).
     private let sink = RecordingSink()
-    var written: [ByteBuffer] { self.sink.written }
-    var flushed: [ByteBuffer] { self.sink.flushed }
-    var flushCount: Int { self.sink.flushCount }
+    /// Every frame the hub handed to this connection, in order.
+    var frames: [ByteBuffer] { self.sink.frames }
     /// What the session asked for that the test plays the part of.
     private(set) var closedWith: (code: CloseCode, reason: String)?
     private(set) var upstreamCalls: [UpstreamCall] = []
@@ -26,7 +25,6 @@ final class TestConnection {
         self.gateway = gateway
         self.machine = gateway.makeSession(id: .next(), remoteAddress: "127.0.0.1:1")
         self.subscriber = gateway.open(self.machine.info, sink: self.sink, eventLoop: loop)
-        self.sink.subscriber = self.subscriber
         self.drive(self.machine.opened(actions: connectActions))
     }
 
@@ -81,9 +79,9 @@ final class TestConnection {
         return .done
     }
 
-    /// The LHTTP messages of the flushed frames (frames are short: 2- or 4-byte headers here).
+    /// The LHTTP messages of the frames (frames are short: 2- or 4-byte headers here).
     func messages() throws -> [LHTTPMessage] {
-        try self.flushed.map { frame in
+        try self.frames.map { frame in
             var frame = frame
             _ = frame.readInteger(as: UInt8.self)
             let length = frame.readInteger(as: UInt8.self)!
@@ -93,26 +91,12 @@ final class TestConnection {
     }
 }
 
-/// Records what the hub writes to one connection.
+/// Records what the hub writes to one connection (when it goes out is the server's writer's business,
+/// tested there).
 final class RecordingSink: FrameSink {
-    weak var subscriber: Subscriber?
-    private(set) var written: [ByteBuffer] = []
-    private(set) var flushed: [ByteBuffer] = []
-    private(set) var flushCount = 0
-    private var flushPending = false
+    private(set) var frames: [ByteBuffer] = []
 
     func enqueueFrame(_ frame: ByteBuffer) {
-        self.written.append(frame)
-        if !self.flushPending {
-            self.flushPending = true
-            self.subscriber?.requestFlush()
-        }
-    }
-
-    func flushFrames() {
-        self.flushPending = false
-        self.flushCount += 1
-        self.flushed.append(contentsOf: self.written)
-        self.written.removeAll()
+        self.frames.append(frame)
     }
 }

@@ -23,7 +23,8 @@ struct ConnectionStateMachine {
 
     private(set) var websocket: WebSocketStateMachine
     private(set) var session: SessionStateMachine
-    private(set) var outbound = OutboundBuffer()
+    /// The connection's outbound path (what is held, when it is flushed).
+    private(set) var outbound: OutboundWriter
     private var deferred: Deferred?
     private(set) var lastReceived: NIODeadline
     private(set) var lastPing: NIODeadline
@@ -36,7 +37,9 @@ struct ConnectionStateMachine {
     /// frame went out (the peer's answer must be read) or the peer's came in.
     var isReadingPaused: Bool { self.websocket.isOpen && self.session.isReadingPaused }
 
-    init(session: SessionStateMachine, maxMessageBytes: Int, now: NIODeadline) {
+    /// - Parameter writeCoalescing: the longest a delivery to a busy connection waits (`websocket.write_coalescing_us`).
+    init(session: SessionStateMachine, maxMessageBytes: Int, writeCoalescing: TimeAmount = .zero, now: NIODeadline) {
+        self.outbound = OutboundWriter(maxDelay: writeCoalescing)
         self.websocket = WebSocketStateMachine(maxMessageBytes: maxMessageBytes)
         self.session = session
         self.lastReceived = now
@@ -152,20 +155,24 @@ struct ConnectionStateMachine {
     enum OutboundDecision: Equatable {
         /// The connection is closing: nothing more goes out.
         case drop
-        /// Over `limits.max_outbound_bytes`: close with 4008.
-        case slowConsumer
-        case handoff(OutboundBuffer.Handoff)
+        /// The writer's step: hand frames to the channel, ask for a flush, or close with 4008.
+        case step(OutboundWriter.Step)
     }
 
-    mutating func outboundFrame(_ frame: ByteBuffer) -> OutboundDecision {
+    /// A frame for this client; `now` is read only when it asks for a flush.
+    mutating func outboundFrame(_ frame: ByteBuffer, now: @autoclosure () -> NIODeadline) -> OutboundDecision {
         guard self.websocket.isOpen else { return .drop }
-        guard self.outbound.isWritable else { return .slowConsumer }
-        return .handoff(self.outbound.append(frame))
+        return .step(self.outbound.enqueue(frame, now: now()))
     }
 
-    /// The frames held since the last flush.
+    /// The flush asked for is due.
+    mutating func flushOutbound(now: NIODeadline) -> OutboundWriter.Flush {
+        self.outbound.flush(now: now)
+    }
+
+    /// What is held, to write before a control frame that is flushed at once.
     mutating func takeOutbound() -> ByteBuffer? {
-        self.outbound.take()
+        self.outbound.takeForImmediateFlush()
     }
 
     /// Messages received since the last call.

@@ -17,6 +17,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         var maxMessageBytes: Int
         /// How long a close handshake may take before the connection is reset.
         var closeTimeout: TimeAmount
+        /// The longest a delivery to a busy connection waits to share a write (`websocket.write_coalescing_us`).
+        var writeCoalescing: TimeAmount = .zero
     }
 
     private let gateway: Gateway
@@ -29,7 +31,6 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private var subscriber: Subscriber?
     private var context: ChannelHandlerContext?
     private var writeContext: ChannelHandlerContext?
-    private var flushPending = false
     /// Set once the connection was opened with the gateway (`handlerAdded`).
     private var isOpened = false
     /// A `read()` held back while reading is paused.
@@ -37,8 +38,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private var closeTimer: Scheduled<Void>?
     /// Set while actions are being executed: an adapter completing inline is deferred to the next tick.
     private var isDriving = false
-    /// Keep-alive bookkeeping, read by the loop's ``KeepAliveSweeper``.
-    private let sweeper: KeepAliveSweeper?
+    /// The loop's keep-alive sweeper and flusher.
+    private let loop: ConnectionLoop
     /// The connection cap's slot this websocket holds, given back when the session is released.
     private var slot: ConnectionSlot?
     var sweepIndex = -1
@@ -52,17 +53,18 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         remoteAddress: String = "",
         connectActions: [AppAction] = [],
         slot: ConnectionSlot? = nil,
-        sweeper: KeepAliveSweeper? = nil
+        loop: ConnectionLoop
     ) {
         self.slot = slot
         self.gateway = gateway
         self.metrics = metrics
         self.closeTimeout = settings.closeTimeout
         self.machine = ConnectionStateMachine(
-            session: gateway.makeSession(id: id, remoteAddress: remoteAddress), maxMessageBytes: settings.maxMessageBytes, now: .uptimeNanoseconds(0)
+            session: gateway.makeSession(id: id, remoteAddress: remoteAddress), maxMessageBytes: settings.maxMessageBytes,
+            writeCoalescing: settings.writeCoalescing, now: .uptimeNanoseconds(0)
         )
         self.connectActions = connectActions
-        self.sweeper = sweeper
+        self.loop = loop
     }
 
     // MARK: Channel events
@@ -74,7 +76,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         self.subscriber = self.gateway.open(self.machine.session.info, sink: self, eventLoop: context.eventLoop)
         self.isOpened = true
         self.machine.writabilityChanged(isWritable: context.channel.isWritable)
-        self.sweeper?.add(self)
+        self.loop.sweeper.add(self)
         let now = context.eventLoop.now
         self.run { $0.opened(actions: self.connectActions, now: now) }
     }
@@ -201,7 +203,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         case .outcome(let outcome):
             if case .release = action {
                 self.subscriber = nil
-                self.sweeper?.remove(self)
+                self.loop.sweeper.remove(self)
                 self.slot?.release()
                 self.slot = nil
             }
@@ -270,38 +272,41 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         channel.reset()
     }
 
-    // MARK: FrameSink
+    // MARK: FrameSink and the flusher
 
     func enqueueFrame(_ frame: ByteBuffer) {
         guard let writeContext = self.writeContext else { return }
-        switch self.machine.outboundFrame(frame) {
+        switch self.machine.outboundFrame(frame, now: writeContext.eventLoop.now) {
         case .drop:
             return
-        case .slowConsumer:
+        case .step(.slowConsumer):
             self.run { $0.closeRequested(.slowConsumer, reason: "slow consumer") }
             return
-        case .handoff(.none):
-            break
-        case .handoff(.one(let buffer)):
-            writeContext.write(NIOAny(buffer), promise: nil)
-        case .handoff(.two(let first, let second)):
-            writeContext.write(NIOAny(first), promise: nil)
-            writeContext.write(NIOAny(second), promise: nil)
-        }
-        if !self.flushPending {
-            self.flushPending = true
-            self.subscriber?.requestFlush()
+        case .step(.write(let handoff, let flush)):
+            switch handoff {
+            case .none:
+                break
+            case .one(let buffer):
+                writeContext.write(NIOAny(buffer), promise: nil)
+            case .two(let first, let second):
+                writeContext.write(NIOAny(first), promise: nil)
+                writeContext.write(NIOAny(second), promise: nil)
+            }
+            if let flush { self.loop.flusher.schedule(self, at: flush) }
         }
     }
 
-    func flushFrames() {
-        self.flushPending = false
+    /// The loop's flusher: the flush this connection asked for is due.
+    func flushOutbound(now: NIODeadline) {
         guard let writeContext = self.writeContext else { return }
-        // One pipeline pass for the pending bytes and the flush.
-        if let pending = self.machine.takeOutbound() {
-            writeContext.writeAndFlush(NIOAny(pending), promise: nil)
-        } else {
+        switch self.machine.flushOutbound(now: now) {
+        case .nothing:
+            break
+        case .flush:
             writeContext.flush()
+        case .writeAndFlush(let held):
+            // One pipeline pass for the held bytes and the flush.
+            writeContext.writeAndFlush(NIOAny(held), promise: nil)
         }
     }
 

@@ -21,24 +21,25 @@ final class HandlerHarness {
     let channel: EmbeddedChannel
     let gateway: Gateway
     let ends = EndRecorder()
-    let sweeper: KeepAliveSweeper
+    let connectionLoop: ConnectionLoop
+    var sweeper: KeepAliveSweeper { self.connectionLoop.sweeper }
 
     init(
         pingIntervalS: Double = 30, idleTimeoutS: Double = 75, closeTimeout: TimeAmount = .seconds(3),
         maxMessageBytes: Int = 1 << 20, session: SessionStateMachine.Configuration = .init(),
-        upstream: (any UpstreamCaller)? = nil
+        upstream: (any UpstreamCaller)? = nil, writeCoalescing: TimeAmount = .zero
     ) throws {
         self.gateway = Gateway(session: session, upstream: upstream, observers: [self.ends])
         self.channel = EmbeddedChannel(loop: self.loop)
-        self.sweeper = KeepAliveSweeper(eventLoop: self.loop, pingIntervalS: pingIntervalS, idleTimeoutS: idleTimeoutS)
+        self.connectionLoop = ConnectionLoop(eventLoop: self.loop, pingIntervalS: pingIntervalS, idleTimeoutS: idleTimeoutS)
         try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
         try self.channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxMessageBytes)))
         try self.channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
         try self.channel.pipeline.syncOperations.addHandler(
             WebSocketConnectionHandler(
                 gateway: self.gateway,
-                settings: .init(maxMessageBytes: maxMessageBytes, closeTimeout: closeTimeout),
-                sweeper: self.sweeper
+                settings: .init(maxMessageBytes: maxMessageBytes, closeTimeout: closeTimeout, writeCoalescing: writeCoalescing),
+                loop: self.connectionLoop
             )
         )
     }
@@ -304,36 +305,5 @@ struct ConnectionStateMachineTests {
         guard case .session(.release(let summary)) = machine.next() else { Issue.record("no release"); return }
         #expect(summary.code == bye)
         #expect(machine.closeRequested(.goingAway, reason: "drain") == .none, "one close frame only")
-    }
-}
-
-@Suite("Outbound buffer")
-struct OutboundBufferTests {
-    @Test func aLoneFrameGoesOutSharedAndSmallOnesAreBatchedWithoutTouchingTheSharedBuffer() throws {
-        var buffer = OutboundBuffer()
-        let shared = ByteBuffer(string: "first")
-        let first = buffer.append(shared)
-        #expect(first == .none)
-        let taken = buffer.take()
-        let lone = try #require(taken)
-        #expect(lone.withUnsafeReadableBytes { $0.baseAddress } == shared.withUnsafeReadableBytes { $0.baseAddress }, "zero copy")
-        let appended = [buffer.append(shared), buffer.append(ByteBuffer(string: "second")), buffer.append(ByteBuffer(string: "third"))]
-        #expect(appended == [.none, .none, .none])
-        let batch = buffer.take()
-        #expect(batch == ByteBuffer(string: "firstsecondthird"))
-        #expect(shared == ByteBuffer(string: "first"), "the shared frame is never written to")
-        let none = buffer.take()
-        #expect(none == nil)
-    }
-
-    @Test func aLargeFrameFlushesWhatIsHeldFirst() {
-        var buffer = OutboundBuffer()
-        let large = ByteBuffer(repeating: 0x41, count: OutboundBuffer.coalescedFrameBytes + 1)
-        let small = buffer.append(ByteBuffer(string: "a"))
-        #expect(small == .none)
-        let both = buffer.append(large)
-        #expect(both == .two(ByteBuffer(string: "a"), large))
-        let alone = buffer.append(large)
-        #expect(alone == .one(large))
     }
 }
