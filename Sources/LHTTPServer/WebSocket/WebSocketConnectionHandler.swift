@@ -26,11 +26,13 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private let closeTimeout: TimeAmount
     /// What the connect hook asked for (the id it saw is the session's).
     private let connectActions: [AppAction]
+    // What a delivery touches (`enqueueFrame`) is declared together: the write context, then the machine
+    // (whose first fields are the websocket's state and the writer).
+    private var writeContext: ChannelHandlerContext?
     /// Never optional, never copied: the hot path (`enqueueFrame`) mutates it in place.
     private var machine: ConnectionStateMachine
     private var subscriber: Subscriber?
     private var context: ChannelHandlerContext?
-    private var writeContext: ChannelHandlerContext?
     /// Set once the connection was opened with the gateway (`handlerAdded`).
     private var isOpened = false
     /// A `read()` held back while reading is paused.
@@ -275,8 +277,9 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     // MARK: FrameSink and the flusher
 
     func enqueueFrame(_ frame: ByteBuffer) {
-        guard let writeContext = self.writeContext else { return }
-        switch self.machine.outboundFrame(frame, now: writeContext.eventLoop.now) {
+        // The common case (a frame appended to what is held) touches only the machine: no context.
+        guard self.writeContext != nil else { return }
+        switch self.machine.outboundFrame(frame, now: self.loop.eventLoop.now) {
         case .drop:
             return
         case .step(.slowConsumer):
@@ -287,10 +290,10 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
             case .none:
                 break
             case .one(let buffer):
-                writeContext.write(NIOAny(buffer), promise: nil)
+                self.writeContext?.write(NIOAny(buffer), promise: nil)
             case .two(let first, let second):
-                writeContext.write(NIOAny(first), promise: nil)
-                writeContext.write(NIOAny(second), promise: nil)
+                self.writeContext?.write(NIOAny(first), promise: nil)
+                self.writeContext?.write(NIOAny(second), promise: nil)
             }
             if let flush { self.loop.flusher.schedule(self, at: flush) }
         }

@@ -49,6 +49,16 @@ struct OutboundWriterTests {
         #expect(writer.enqueue(ByteBuffer(string: "4"), now: later) == .write(.none, flush: .endOfTick))
     }
 
+    @Test func aRareMessageIsQuietEvenRightAfterAFlushThatRanLate() {
+        // A publication to many connections: this one's flush ran 900 µs after it was asked for (late in a
+        // long pass); the next message comes 1.2 ms after the first one: not faster than the interval.
+        let delay = TimeAmount.microseconds(1000)
+        var writer = OutboundWriter(maxDelay: delay)
+        #expect(writer.enqueue(ByteBuffer(string: "1"), now: Self.t0) == .write(.none, flush: .endOfTick))
+        #expect(writer.flush(now: Self.t0 + .microseconds(900)) == .writeAndFlush(ByteBuffer(string: "1")))
+        #expect(writer.enqueue(ByteBuffer(string: "2"), now: Self.t0 + .microseconds(1200)) == .write(.none, flush: .endOfTick))
+    }
+
     @Test func aBatchReachingItsCapIsHandedOverAtOnceSoTheWatermarkSeesIt() {
         var writer = OutboundWriter(maxDelay: .microseconds(1000))
         let frame = ByteBuffer(repeating: 0x42, count: 1000)
