@@ -78,9 +78,15 @@ struct OutboundWriter {
     /// Frames were handed to the channel since the last flush.
     private var hasUnflushed = false
     private var pending: ByteBuffer?
-    /// When the last flush ran, and when the last flush was asked for (nil: never).
+    /// When the last flush ran (nil: never).
     private var lastFlush: NIODeadline?
-    private var lastRequest: NIODeadline?
+    /// When the last message before the last flush arrived, as far as the writer knows: the flush time
+    /// when it carried several (they kept coming), else the one message's arrival (nil: never).
+    private var lastArrival: NIODeadline?
+    /// When the flush pending was asked for: the arrival of the first frame it carries.
+    private var requestedAt = NIODeadline.uptimeNanoseconds(0)
+    /// A second frame arrived before the pending flush.
+    private var holdsSeveral = false
 
     init(maxDelay: TimeAmount) {
         self.maxDelay = maxDelay
@@ -91,13 +97,16 @@ struct OutboundWriter {
         guard self.isWritable else { return .slowConsumer }
         let handoff = self.append(frame)
         if handoff != .none { self.hasUnflushed = true }
-        guard !self.isFlushScheduled else { return .write(handoff, flush: nil) }
+        guard !self.isFlushScheduled else {
+            self.holdsSeveral = true
+            return .write(handoff, flush: nil)
+        }
         self.isFlushScheduled = true
         guard self.maxDelay > .zero else { return .write(handoff, flush: .endOfTick) }
         let now = now()
-        defer { self.lastRequest = now }
-        guard let lastRequest = self.lastRequest, let lastFlush = self.lastFlush,
-              now < lastRequest + self.maxDelay, now < lastFlush + self.maxDelay
+        self.requestedAt = now
+        guard let lastArrival = self.lastArrival, let lastFlush = self.lastFlush,
+              now < lastArrival + self.maxDelay, now < lastFlush + self.maxDelay
         else { return .write(handoff, flush: .endOfTick) }
         return .write(handoff, flush: .at(lastFlush + self.maxDelay))
     }
@@ -105,6 +114,8 @@ struct OutboundWriter {
     /// The flush asked for is due.
     mutating func flush(now: NIODeadline) -> Flush {
         self.isFlushScheduled = false
+        self.lastArrival = self.holdsSeveral ? now : self.requestedAt
+        self.holdsSeveral = false
         defer { self.hasUnflushed = false }
         if let held = self.take() {
             self.lastFlush = now

@@ -59,6 +59,33 @@ struct OutboundWriterTests {
         #expect(writer.enqueue(ByteBuffer(string: "2"), now: Self.t0 + .microseconds(1200)) == .write(.none, flush: .endOfTick))
     }
 
+    @Test func aSteadyStreamGetsOneWritePerInterval() {
+        // A message every 250 µs for 8 ms, the flusher running each flush at the time asked for.
+        let delay = TimeAmount.microseconds(1000)
+        var writer = OutboundWriter(maxDelay: delay)
+        var due: NIODeadline?
+        var writes = 0
+        var delivered = 0
+        for step in 0..<32 {
+            let now = Self.t0 + .microseconds(Int64(step) * 250)
+            if let time = due, time <= now {
+                if case .writeAndFlush(let batch) = writer.flush(now: time) { writes += 1; delivered += batch.readableBytes }
+                due = nil
+            }
+            switch writer.enqueue(ByteBuffer(string: "m"), now: now) {
+            case .write(_, flush: .endOfTick?):
+                if case .writeAndFlush(let batch) = writer.flush(now: now) { writes += 1; delivered += batch.readableBytes }
+            case .write(_, flush: .at(let time)?):
+                due = time
+            default:
+                break
+            }
+        }
+        if let time = due, case .writeAndFlush(let batch) = writer.flush(now: time) { writes += 1; delivered += batch.readableBytes }
+        #expect(delivered == 32)
+        #expect(writes <= 10, "about one write per millisecond, not one per message or per two: \(writes)")
+    }
+
     @Test func aBatchReachingItsCapIsHandedOverAtOnceSoTheWatermarkSeesIt() {
         var writer = OutboundWriter(maxDelay: .microseconds(1000))
         let frame = ByteBuffer(repeating: 0x42, count: 1000)
