@@ -73,4 +73,12 @@ import Testing
         #expect(throws: NATSStreamParser.ProtocolError.self) { try parse(["MSG s 1 x\r\n"]) }
         #expect(throws: NATSStreamParser.ProtocolError.self) { try parse(["MSG s 1 3\r\nabcd\r\n"]) }
     }
+
+    @Test func natsDialectFramesMatchTheProtocol() {
+        let dialect = BenchDialect.nats
+        #expect(dialect.subscribeFrames(channel: "c") == [BenchDialect.natsConnect + "SUB c 1\r\n"])
+        #expect(String(decoding: dialect.websocketPublishPayload(channel: "c", body: Array("xyz".utf8)), as: UTF8.self) == "PUB c 3\r\nxyz\r\n")
+        #expect(dialect.deliveredPrefix(channel: "c").isEmpty)
+        #expect(!dialect.publishesOverHTTP)
+    }
 }
