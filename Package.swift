@@ -128,7 +128,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        // Load generator: scenarios, LHTTP and Nchan dialects, raw websocket clients, result reports.
+        // Load generator: scenarios, LHTTP, Nchan and NATS dialects, raw websocket clients, result reports and charts.
         .target(
             name: "LHTTPBench",
             dependencies: [
@@ -242,7 +242,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LHTTPBenchTests",
-            dependencies: ["LHTTPConfig", "LHTTPTestSupport", .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: ["LHTTPBench", "LHTTPConfig", "LHTTPTestSupport", .product(name: "NIOPosix", package: "swift-nio")]
         ),
         // End to end, over real sockets, through the composition root (and the lhttpd binary).
         .testTarget(

@@ -4,6 +4,8 @@ public enum BenchError: Error, CustomStringConvertible, Sendable {
     case connectionClosed(String)
     case timeout(String)
     case serverError(String)
+    /// The scenario cannot run against this server (NATS has no HTTP publish).
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -11,6 +13,7 @@ public enum BenchError: Error, CustomStringConvertible, Sendable {
         case .connectionClosed(let what): return "connection closed: \(what)"
         case .timeout(let what): return "timed out: \(what)"
         case .serverError(let why): return "server error: \(why)"
+        case .unsupported(let why): return "unsupported: \(why)"
         }
     }
 }

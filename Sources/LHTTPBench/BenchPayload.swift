@@ -11,6 +11,14 @@ enum BenchClock {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
+
+    /// CPU time (user + system) the bench process has used, in nanoseconds: against the wall clock it
+    /// tells whether the load generator's core, rather than the server, was the limit.
+    static func processCPUNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
 }
 
 /// The body of every bench message: `<seq>.<sent-nanos>.<filler>`, where the filler is a pattern derived

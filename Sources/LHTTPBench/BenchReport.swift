@@ -1,7 +1,7 @@
 import Foundation
 
-/// The side-by-side table of `make bench`: one row per figure, lhttpd and Nchan from the same run, and
-/// their ratio stated so that > 1 always means lhttpd is better.
+/// The side-by-side table of `make bench`: one row per figure, lhttpd, Nchan and NATS from the same run,
+/// and lhttpd's ratio to each stated so that > 1 always means lhttpd is better.
 public enum BenchReport {
     struct Figure {
         var name: String
@@ -25,13 +25,15 @@ public enum BenchReport {
         }
     }
 
-    static func key(_ result: BenchResult) -> String {
+    /// The row a result belongs to: scenario, labels and parameters (not the payload size).
+    static func key(_ result: BenchResult, dropping dropped: Set<String> = []) -> String {
+        let labels = (result.labels ?? [:]).filter { !dropped.contains($0.key) }.sorted { $0.key < $1.key }
         let params = result.parameters.filter { $0.key != "payload_bytes" }.sorted { $0.key < $1.key }
-        return "\(result.scenario) " + params.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        return "\(result.scenario) " + (labels.map { "\($0.key)=\($0.value)" } + params.map { "\($0.key)=\($0.value)" }).joined(separator: " ")
     }
 
-    /// Renders the table for results of both dialects (JSON lines in any order).
-    public static func table(_ results: [BenchResult]) -> String {
+    /// Results grouped by ``key(_:dropping:)``, in the order their rows first appear.
+    static func rows(_ results: [BenchResult]) -> [(key: String, byDialect: [BenchDialect: BenchResult])] {
         var order: [String] = []
         var byKey: [String: [BenchDialect: BenchResult]] = [:]
         for result in results {
@@ -39,19 +41,29 @@ public enum BenchReport {
             if byKey[key] == nil { order.append(key) }
             byKey[key, default: [:]][result.dialect] = result
         }
-        var rows: [[String]] = [["scenario", "figure", "lhttpd", "Nchan", "lhttpd vs Nchan"]]
-        for key in order {
-            let pair = byKey[key] ?? [:]
-            guard let any = pair[.lhttp] ?? pair[.nchan] else { continue }
+        return order.map { ($0, byKey[$0] ?? [:]) }
+    }
+
+    /// lhttpd against a peer, stated so that > 1 means lhttpd is better.
+    static func ratio(_ ours: Double?, _ theirs: Double?, higherIsBetter: Bool) -> String {
+        guard let ours, let theirs, ours > 0, theirs > 0 else { return "-" }
+        let factor = higherIsBetter ? ours / theirs : theirs / ours
+        return String(format: "%.2f× %@", factor, factor >= 1 ? "better" : "worse")
+    }
+
+    /// Renders the table for results of all dialects (JSON lines in any order).
+    public static func table(_ results: [BenchResult]) -> String {
+        var rows: [[String]] = [["scenario", "figure", "lhttpd", "Nchan", "NATS", "lhttpd vs Nchan", "lhttpd vs NATS"]]
+        for (key, row) in self.rows(results) {
+            guard let any = row[.lhttp] ?? row[.nchan] ?? row[.nats] else { continue }
             for figure in figures(for: any) {
-                let ours = pair[.lhttp]?.metrics[figure.metric]
-                let theirs = pair[.nchan]?.metrics[figure.metric]
-                var ratio = "-"
-                if let ours, let theirs, ours > 0, theirs > 0 {
-                    let factor = figure.higherIsBetter ? ours / theirs : theirs / ours
-                    ratio = String(format: "%.2f× %@", factor, factor >= 1 ? "better" : "worse")
-                }
-                rows.append([key, figure.name, cell(ours, figure, pair[.lhttp]), cell(theirs, figure, pair[.nchan]), ratio])
+                let value = { (dialect: BenchDialect) in row[dialect]?.metrics[figure.metric] }
+                rows.append([
+                    key, figure.name,
+                    cell(value(.lhttp), figure, row[.lhttp]), cell(value(.nchan), figure, row[.nchan]), cell(value(.nats), figure, row[.nats]),
+                    ratio(value(.lhttp), value(.nchan), higherIsBetter: figure.higherIsBetter),
+                    ratio(value(.lhttp), value(.nats), higherIsBetter: figure.higherIsBetter),
+                ])
             }
         }
         var text = render(rows)
@@ -74,6 +86,7 @@ public enum BenchReport {
             text += "\n\n" + render(rows)
         }
         if let cluster = clusterTable(results) { text += "\n\n" + cluster }
+        if let unpinned = unpinnedTable(results) { text += "\n\n" + unpinned }
         for soak in results where soak.scenario == "soak" {
             let m = soak.metrics
             text += "\n\nsoak (\(soak.parameters["connections"] ?? 0) connections, \(soak.parameters["seconds"] ?? 0) s): "
@@ -94,8 +107,9 @@ public enum BenchReport {
         ]]
         for run in runs {
             let single = results.first { result in
-                result.scenario == "fanout" && result.dialect == .lhttp
-                    && ["subscribers", "messages", "window"].allSatisfy { result.parameters[$0] == run.parameters[$0] }
+                result.scenario == "fanout" && result.dialect == .lhttp && result.labels?["pinned"] == nil
+                    && result.labels?["publisher"] == run.labels?["publisher"]
+                    && ["subscribers", "messages", "window", "publishers"].allSatisfy { result.parameters[$0] == run.parameters[$0] }
             }
             let params = "subscribers=\(run.parameters["subscribers"] ?? 0) messages=\(run.parameters["messages"] ?? 0) window=\(run.parameters["window"] ?? 0)"
             let ours = run.metrics["deliveries_per_s"] ?? 0
@@ -112,7 +126,29 @@ public enum BenchReport {
         return render(rows)
     }
 
-    private static func render(_ rows: [[String]]) -> String {
+    /// lhttpd unpinned (a loop per core, no taskset: `--label pinned=false`) against its pinned one-loop
+    /// run of the same fan-out in the same file. Issue 14's target: unpinned no lower than pinned.
+    static func unpinnedTable(_ results: [BenchResult]) -> String? {
+        let runs = results.filter { $0.dialect == .lhttp && $0.labels?["pinned"] == "false" }
+        guard !runs.isEmpty else { return nil }
+        var rows: [[String]] = [["lhttpd unpinned (loop per core) vs pinned (one loop)", "pinned deliveries/s", "unpinned deliveries/s", "unpinned vs pinned", "target ≥ 1×"]]
+        for run in runs {
+            let key = key(run, dropping: ["pinned"])
+            let pinned = results.first { $0.dialect == .lhttp && $0.labels?["pinned"] != "false" && self.key($0, dropping: ["pinned"]) == key }
+            let ours = run.metrics["deliveries_per_s"] ?? 0
+            let base = pinned?.metrics["deliveries_per_s"]
+            rows.append([
+                key + (run.ok ? "" : " (FAILED: lost \(run.lost), errors \(run.errors))"),
+                base.map { BenchResult.format($0) } ?? "n/a",
+                BenchResult.format(ours),
+                base.map { String(format: "%.2f×", ours / max($0, 1)) } ?? "-",
+                base.map { ours >= $0 ? "met" : "not met" } ?? "-",
+            ])
+        }
+        return render(rows)
+    }
+
+    static func render(_ rows: [[String]]) -> String {
         let columns = rows.first?.count ?? 0
         let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.enumerated().map { index, row in

@@ -6,6 +6,9 @@ public struct BenchResult: Codable, Sendable {
     public var dialect: BenchDialect
     /// Inputs (subscribers, messages, window, ...).
     public var parameters: [String: Int]
+    /// Inputs that are words, not numbers (`publisher`: `http-pipelined`, `http`, `websocket`; `pinned`:
+    /// `false` for a run without taskset, set by `--label`). Absent in results from before issue 14.
+    public var labels: [String: String]?
     /// Measured figures (deliveries_per_s, p99_ms, kib_per_conn, ...).
     public var metrics: [String: Double]
     public var lost: Int
@@ -21,6 +24,7 @@ public struct BenchResult: Codable, Sendable {
         scenario: String,
         dialect: BenchDialect,
         parameters: [String: Int],
+        labels: [String: String]? = nil,
         metrics: [String: Double],
         lost: Int = 0,
         duplicates: Int = 0,
@@ -32,6 +36,7 @@ public struct BenchResult: Codable, Sendable {
         self.scenario = scenario
         self.dialect = dialect
         self.parameters = parameters
+        self.labels = labels?.isEmpty == true ? nil : labels
         self.metrics = metrics
         self.lost = lost
         self.duplicates = duplicates
@@ -51,7 +56,8 @@ public struct BenchResult: Codable, Sendable {
 
     /// A readable one-paragraph summary.
     public var summary: String {
-        let params = self.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let words = (self.labels ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let params = (words + self.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ")
         let figures = self.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.format($0.value))" }.joined(separator: " ")
         var text = "[\(self.dialect.rawValue)] \(self.scenario) (\(params)): \(figures)"
         text += " | lost=\(self.lost) dup=\(self.duplicates) corrupt=\(self.corrupted) errors=\(self.errors) \(self.ok ? "OK" : "FAILED")"

@@ -21,6 +21,7 @@ public struct IdleConnectionsScenario: Sendable {
     static func channelName(_ index: Int) -> String { "idle-\(index)" }
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
+        try self.target.requireHTTPPublish("idle-conns")
         guard let before = ProcessMemory.residentKiB(pid: self.serverPID) else {
             throw BenchError.serverError("cannot read /proc/\(self.serverPID)/status")
         }

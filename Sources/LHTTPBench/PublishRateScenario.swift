@@ -22,6 +22,7 @@ public struct PublishRateScenario: Sendable {
     }
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
+        try self.target.requireHTTPPublish("publish-rps")
         let scenario = self
         let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { PublishRateTracker(scenario: scenario, eventLoop: eventLoop) }
         var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)

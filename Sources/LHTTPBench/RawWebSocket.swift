@@ -1,12 +1,22 @@
+import Foundation
 import NIOCore
 import NIOPosix
 
 /// A lean websocket client for load generation: upgrades with a hand-written request, then parses
 /// server frames straight out of the read buffer (no per-frame objects), and hands payload slices to
-/// a ``BenchSink``. Everything runs on one event loop.
+/// a ``BenchSink``. With NATS framing, the frames' payloads are one NATS byte stream, parsed in place too
+/// (``NATSStreamParser``), and the sink gets each MSG payload. Everything runs on one event loop.
 final class RawWebSocketHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+
+    /// What a websocket message is to the sink.
+    enum Framing {
+        /// Each websocket message is one delivery (LHTTP, Nchan).
+        case messages
+        /// The payloads are a NATS protocol stream: each MSG is a delivery; PING is answered with PONG.
+        case nats
+    }
 
     private let host: String
     private let path: String
@@ -17,13 +27,18 @@ final class RawWebSocketHandler: ChannelInboundHandler {
     private var upgradeCompleted = false
     private var pending: ByteBuffer?
     private var fragments: ByteBuffer?
+    private var nats: NATSStreamParser?
 
-    init(host: String, path: String, index: Int, sink: any BenchSink, upgraded: EventLoopPromise<Void>) {
+    init(host: String, path: String, index: Int, sink: any BenchSink, framing: Framing = .messages, upgraded: EventLoopPromise<Void>) {
         self.host = host
         self.path = path
         self.index = index
         self.sink = sink
         self.upgraded = upgraded
+        switch framing {
+        case .messages: self.nats = nil
+        case .nats: self.nats = NATSStreamParser()
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -76,6 +91,8 @@ final class RawWebSocketHandler: ChannelInboundHandler {
     /// frame unread.
     private func parseFrames(_ input: inout ByteBuffer, context: ChannelHandlerContext) {
         var control: [(opcode: UInt8, payload: [UInt8])] = []
+        var natsPings = 0
+        var natsFailure: String?
         let consumed: Int = input.withUnsafeReadableBytes { raw in
             var offset = 0
             let count = raw.count
@@ -99,7 +116,23 @@ final class RawWebSocketHandler: ChannelInboundHandler {
                 let payload = UnsafeRawBufferPointer(rebasing: raw[(offset + headerLength)..<(offset + headerLength + length)])
                 let opcode = first & 0x0F
                 let fin = first & 0x80 != 0
-                if opcode <= 0x2 {
+                if opcode <= 0x2, self.nats != nil {
+                    // Frame boundaries mean nothing to NATS: every data payload continues the stream.
+                    if natsFailure == nil {
+                        do {
+                            try self.nats!.parse(payload) { event in
+                                switch event {
+                                case .message(let body): self.sink.received(body, from: self.index)
+                                case .ping: natsPings += 1
+                                case .error(let text): natsFailure = text
+                                case .pong, .ok, .info: break
+                                }
+                            }
+                        } catch {
+                            natsFailure = "\(error)"
+                        }
+                    }
+                } else if opcode <= 0x2 {
                     if fin && opcode != 0 && self.fragments == nil {
                         self.sink.received(payload, from: self.index)
                     } else {
@@ -113,6 +146,17 @@ final class RawWebSocketHandler: ChannelInboundHandler {
             return offset
         }
         input.moveReaderIndex(forwardBy: consumed)
+        if natsPings > 0 {
+            var pongs = context.channel.allocator.buffer(capacity: 16 * natsPings)
+            for _ in 0..<natsPings { BenchFrames.masked(opcode: 0x2, payload: Array("PONG\r\n".utf8), into: &pongs) }
+            context.writeAndFlush(Self.wrapOutboundOut(pongs), promise: nil)
+        }
+        if let natsFailure {
+            // -ERR or a stream that is not NATS: the server closes after -ERR anyway; the sink counts the close.
+            FileHandle.standardError.write(Data("lhttp-bench: NATS connection \(self.index): \(natsFailure)\n".utf8))
+            context.close(promise: nil)
+            return
+        }
         for (opcode, payload) in control {
             switch opcode {
             case 0x9:
@@ -175,6 +219,7 @@ enum RawWebSocket {
         path: String,
         index: Int,
         sink: NIOLoopBound<any BenchSink>,
+        framing: RawWebSocketHandler.Framing = .messages,
         receiveBuffer: Int? = nil
     ) -> EventLoopFuture<any Channel> {
         let upgraded = eventLoop.makePromise(of: Void.self)
@@ -192,6 +237,7 @@ enum RawWebSocket {
                         path: path,
                         index: index,
                         sink: sink.value,
+                        framing: framing,
                         upgraded: upgraded
                     )
                     try channel.pipeline.syncOperations.addHandler(handler)
@@ -201,10 +247,11 @@ enum RawWebSocket {
             .flatMap { channel in upgraded.futureResult.map { channel } }
     }
 
-    /// Sends text messages as masked frames, flushed once.
-    static func send(_ texts: [String], on channel: any Channel) {
+    /// Sends messages as masked frames (text unless `opcode` says otherwise), flushed once.
+    static func send(_ texts: [String], opcode: UInt8 = 0x1, on channel: any Channel) {
+        guard !texts.isEmpty else { return }
         var buffer = channel.allocator.buffer(capacity: 256)
-        for text in texts { BenchFrames.masked(opcode: 0x1, payload: Array(text.utf8), into: &buffer) }
+        for text in texts { BenchFrames.masked(opcode: opcode, payload: Array(text.utf8), into: &buffer) }
         channel.writeAndFlush(buffer, promise: nil)
     }
 }

@@ -11,6 +11,14 @@ public struct BenchTarget: Sendable {
         self.port = port
         self.dialect = dialect
     }
+
+    /// Throws unless the server takes HTTP publications (every scenario but `fanout --publisher websocket`
+    /// needs them).
+    func requireHTTPPublish(_ scenario: String) throws {
+        guard self.dialect.publishesOverHTTP else {
+            throw BenchError.unsupported("\(scenario) publishes over HTTP, which \(self.dialect.rawValue) does not take")
+        }
+    }
 }
 
 /// The connections a scenario opens, all on the bench's one event loop, all closed by ``closeAll()``.
@@ -45,23 +53,26 @@ struct ScenarioConnections {
             let futures = batch.map { index in
                 RawWebSocket.connect(
                     on: self.eventLoop, host: self.target.host, port: ports.isEmpty ? self.target.port : ports[index % ports.count],
-                    path: self.target.dialect.subscribePath(channel: channel(index)), index: index, sink: sink
+                    path: self.target.dialect.subscribePath(channel: channel(index)), index: index, sink: sink,
+                    framing: self.target.dialect.framing
                 )
             }
             for (index, future) in zip(batch, futures) {
                 let connection = try await future.get()
                 self.channels.append(connection)
-                RawWebSocket.send(self.target.dialect.subscribeFrames(channel: channel(index)), on: connection)
+                RawWebSocket.send(
+                    self.target.dialect.subscribeFrames(channel: channel(index)), opcode: self.target.dialect.websocketOpcode, on: connection
+                )
             }
             next = batch.upperBound
         }
     }
 
-    /// A websocket on `path` whose messages are reported as connection `index`.
+    /// A websocket on `path` whose messages are reported as connection `index` (read in the dialect's framing).
     mutating func websocket(path: String, index: Int, sink: NIOLoopBound<any BenchSink>, receiveBuffer: Int? = nil) async throws -> any Channel {
         let connection = try await RawWebSocket.connect(
             on: self.eventLoop, host: self.target.host, port: self.target.port, path: path, index: index, sink: sink,
-            receiveBuffer: receiveBuffer
+            framing: self.target.dialect.framing, receiveBuffer: receiveBuffer
         ).get()
         self.channels.append(connection)
         return connection

@@ -19,6 +19,7 @@ public struct SeedScenario: Sendable {
     }
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
+        try self.target.requireHTTPPublish("seed")
         let scenario = self
         let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { SeedTracker(scenario: scenario, eventLoop: eventLoop) }
         var connections = ScenarioConnections(eventLoop: eventLoop, target: self.target)

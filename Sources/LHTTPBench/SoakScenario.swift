@@ -37,6 +37,7 @@ public struct SoakScenario: Sendable {
     static let firehose = "soak-firehose"
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
+        try self.target.requireHTTPPublish("soak")
         guard let rssStart = ProcessMemory.residentKiB(pid: self.serverPID) else {
             throw BenchError.serverError("cannot read /proc/\(self.serverPID)/status")
         }

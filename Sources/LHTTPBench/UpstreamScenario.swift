@@ -26,6 +26,7 @@ public struct UpstreamScenario: Sendable {
     var backendURL: String { "http://127.0.0.1:\(self.backendPort)/ingest" }
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
+        try self.target.requireHTTPPublish("upstream")
         let scenario = self
         let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { UpstreamTracker(scenario: scenario, eventLoop: eventLoop) }
         let onBody = try await eventLoop.submit {

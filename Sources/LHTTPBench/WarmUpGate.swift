@@ -17,15 +17,26 @@ final class WarmUpGate {
         self.seen = Array(repeating: false, count: subscribers)
     }
 
-    /// Starts publishing warm-ups on `publisher`; the future succeeds when all subscribers saw one.
+    /// Starts publishing warm-ups on `publisher` (at most 4 unanswered); the future succeeds when all
+    /// subscribers saw one.
     func open(publisher: HTTPLoadConnection, target: String, payloadBytes: Int) -> EventLoopFuture<Void> {
+        let body = BenchPayload.warmup(size: payloadBytes)
+        return self.open {
+            guard publisher.inFlight < 4 else { return }
+            publisher.write(target: target, body: body)
+            publisher.flush()
+        }
+    }
+
+    /// Starts calling `publish` (which publishes one warm-up message) every 20 ms; the future succeeds
+    /// when all subscribers saw one.
+    func open(publish: @escaping () -> Void) -> EventLoopFuture<Void> {
         let promise = self.eventLoop.makePromise(of: Void.self)
         guard self.subscribers > 0 else {
             promise.succeed(())
             return promise.futureResult
         }
         self.promise = promise
-        let body = BenchPayload.warmup(size: payloadBytes)
         let deadline = NIODeadline.now() + .seconds(15)
         func tick() {
             guard let pending = self.promise else { return }
@@ -34,10 +45,7 @@ final class WarmUpGate {
                 pending.fail(BenchError.timeout("\(self.subscribers - self.count) subscribers never received a warm-up message"))
                 return
             }
-            if publisher.inFlight < 4 {
-                publisher.write(target: target, body: body)
-                publisher.flush()
-            }
+            publish()
             self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(20)) { tick() }
         }
         tick()

@@ -27,6 +27,7 @@ public struct WebhookScenario: Sendable {
     }
 
     public func run(on eventLoop: any EventLoop) async throws -> BenchResult {
+        try self.target.requireHTTPPublish("webhook")
         let scenario = self
         let (tracker, sink) = try await ScenarioConnections.bind(on: eventLoop) { WebhookTracker(scenario: scenario, eventLoop: eventLoop) }
         // The backend echoes the bench body: from the JSON envelope (gateway) or the raw request (direct).

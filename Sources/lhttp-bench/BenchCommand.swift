@@ -4,12 +4,12 @@ import LHTTPBench
 import NIOCore
 import NIOPosix
 
-/// `lhttp-bench`: load scenarios against lhttpd or nginx+Nchan. Argument parsing and wiring only.
+/// `lhttp-bench`: load scenarios against lhttpd, nginx+Nchan or nats-server. Argument parsing and wiring only.
 @main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lhttp-bench",
-        abstract: "Benchmark lhttpd (LHTTP) or nginx+Nchan: every scenario prints one JSON line (stdout) and a summary (stderr).",
+        abstract: "Benchmark lhttpd (LHTTP), nginx+Nchan or nats-server (websocket): every scenario prints one JSON line (stdout) and a summary (stderr).",
         subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Soak.self, Report.self]
     )
 }
@@ -17,17 +17,42 @@ struct BenchCommand: AsyncParsableCommand {
 struct Target: ParsableArguments {
     @Option(help: "Server host (loopback).") var host = "127.0.0.1"
     @Option(help: "Server port.") var port = 8081
-    @Option(help: "lhttp or nchan.") var dialect: BenchDialect = .lhttp
+    @Option(help: "lhttp, nchan or nats (nats: fanout --publisher websocket only).") var dialect: BenchDialect = .lhttp
     @Option(help: "Give up after this many seconds.") var timeout = 120
+    @Option(name: .customLong("label"), help: "KEY=VALUE recorded in the result's labels (repeat it), e.g. pinned=false.")
+    var labels: [String] = []
 
     var server: BenchTarget { BenchTarget(host: self.host, port: self.port, dialect: self.dialect) }
     var limit: TimeAmount { .seconds(Int64(self.timeout)) }
+
+    var labelPairs: [String: String] {
+        var pairs: [String: String] = [:]
+        for label in self.labels {
+            let parts = label.split(separator: "=", maxSplits: 1)
+            pairs[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return pairs
+    }
+
+    func validate() throws {
+        for label in self.labels where !label.contains("=") || label.hasPrefix("=") {
+            throw ValidationError("--label takes KEY=VALUE, got \(label)")
+        }
+    }
+
+    /// For every scenario that publishes over HTTP (all but `fanout --publisher websocket`).
+    func requireHTTPPublish() throws {
+        guard self.dialect.publishesOverHTTP else {
+            throw ValidationError("\(self.dialect.rawValue) takes no HTTP publish: only `fanout --publisher websocket` runs against it")
+        }
+    }
 }
 
 extension BenchDialect: ExpressibleByArgument {}
 
-/// Runs a scenario on a one-thread event loop, prints its JSON line and summary; exit 2 when not ok.
-func report(_ run: @Sendable (any EventLoop) async throws -> BenchResult) async throws {
+/// Runs a scenario on a one-thread event loop, prints its JSON line (with the `--label`s) and summary;
+/// exit 2 when not ok.
+func report(_ target: Target, _ run: @Sendable (any EventLoop) async throws -> BenchResult) async throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let outcome: Result<BenchResult, any Error>
     do {
@@ -36,7 +61,8 @@ func report(_ run: @Sendable (any EventLoop) async throws -> BenchResult) async 
         outcome = .failure(error)
     }
     try? await group.shutdownGracefully()
-    let result = try outcome.get()
+    var result = try outcome.get()
+    if !target.labels.isEmpty { result.labels = (result.labels ?? [:]).merging(target.labelPairs) { $1 } }
     FileHandle.standardOutput.write(Data((result.jsonLine + "\n").utf8))
     printError(result.summary)
     if !result.ok { throw ExitCode(2) }
@@ -46,15 +72,46 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// How `fanout` publishes, on the command line.
+enum PublisherKind: String, ExpressibleByArgument, CaseIterable {
+    case http
+    case websocket
+}
+
 struct Fanout: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "S subscribers on one channel, one HTTP publisher, M messages.")
+    static let configuration = CommandConfiguration(
+        abstract: "S subscribers on one channel, M messages from HTTP publishers (one pipelining, or N independent) or one websocket publisher."
+    )
     @OptionGroup var target: Target
     @Option var subscribers = 100
     @Option var messages = 10_000
-    @Option(help: "Most messages published but not yet delivered to every subscriber.") var window = 64
+    @Option(help: "Most messages published but not yet delivered to every subscriber (publishers wait while it is full).")
+    var window = 64
     @Option var payloadBytes = 64
+    @Option(help: "http: POST over keep-alive HTTP; websocket: one websocket connection sending publish messages (the only one nats takes).")
+    var publisher: PublisherKind = .http
+    @Option(help: "HTTP publishers, each on its own connection with one POST in flight. Not given or 0: one connection pipelining its POSTs (the mode before issue 14).")
+    var publishers: Int?
     @Option(name: .customLong("subscriber-port"), help: "Cluster mode (repeat it): spread subscribers over these ports; the publisher stays on --port.")
     var subscriberPorts: [Int] = []
+
+    var mode: FanoutPublisher {
+        switch self.publisher {
+        case .websocket: return .websocket
+        case .http: return (self.publishers ?? 0) == 0 ? .pipelined : .http(self.publishers ?? 0)
+        }
+    }
+
+    func validate() throws {
+        if let publishers {
+            guard publishers >= 0 else { throw ValidationError("--publishers must be 0 or more") }
+            if self.publisher == .websocket { throw ValidationError("--publishers counts HTTP publishers: the websocket publisher is one connection") }
+            if self.target.dialect == .nats { throw ValidationError("nats has no HTTP publish, so no --publishers: use --publisher websocket") }
+        }
+        if self.publisher == .http, self.target.dialect == .nats {
+            throw ValidationError("nats has no HTTP publish: use --publisher websocket")
+        }
+    }
 
     func run() async throws {
         var scenario = FanoutScenario(
@@ -62,8 +119,9 @@ struct Fanout: AsyncParsableCommand {
             payloadBytes: payloadBytes, timeout: target.limit
         )
         scenario.subscriberPorts = subscriberPorts
+        scenario.publisher = mode
         let configured = scenario
-        try await report { try await configured.run(on: $0) }
+        try await report(target) { try await configured.run(on: $0) }
     }
 }
 
@@ -78,12 +136,14 @@ struct PublishRate: AsyncParsableCommand {
     @Option var subscribers = 0
     @Option var payloadBytes = 64
 
+    func validate() throws { try target.requireHTTPPublish() }
+
     func run() async throws {
         let scenario = PublishRateScenario(
             target: target.server, workers: workers, requests: requests, subscribers: subscribers,
             payloadBytes: payloadBytes, timeout: target.limit
         )
-        try await report { try await scenario.run(on: $0) }
+        try await report(target) { try await scenario.run(on: $0) }
     }
 }
 
@@ -96,9 +156,11 @@ struct IdleConnections: AsyncParsableCommand {
     @Option var connections = 5_000
     @Option(help: "PID of the server process (its children are counted too).") var serverPid: Int32
 
+    func validate() throws { try target.requireHTTPPublish() }
+
     func run() async throws {
         let scenario = IdleConnectionsScenario(target: target.server, connections: connections, serverPID: serverPid)
-        try await report { try await scenario.run(on: $0) }
+        try await report(target) { try await scenario.run(on: $0) }
     }
 }
 
@@ -108,9 +170,11 @@ struct Seed: AsyncParsableCommand {
     @Option var messages = 10_000
     @Option var payloadBytes = 64
 
+    func validate() throws { try target.requireHTTPPublish() }
+
     func run() async throws {
         let scenario = SeedScenario(target: target.server, messages: messages, payloadBytes: payloadBytes, timeout: target.limit)
-        try await report { try await scenario.run(on: $0) }
+        try await report(target) { try await scenario.run(on: $0) }
     }
 }
 
@@ -124,12 +188,14 @@ struct Upstream: AsyncParsableCommand {
     @Option(help: "Messages sent but not yet at the backend.") var inFlight = 8
     @Option var payloadBytes = 64
 
+    func validate() throws { try target.requireHTTPPublish() }
+
     func run() async throws {
         let scenario = UpstreamScenario(
             target: target.server, backendPort: backendPort, messages: messages, inFlight: inFlight,
             payloadBytes: payloadBytes, timeout: target.limit
         )
-        try await report { try await scenario.run(on: $0) }
+        try await report(target) { try await scenario.run(on: $0) }
     }
 }
 
@@ -143,18 +209,25 @@ struct Webhook: AsyncParsableCommand {
     @Option(help: "Messages awaiting their reply.") var inFlight = 8
     @Option var payloadBytes = 64
 
+    func validate() throws { try target.requireHTTPPublish() }
+
     func run() async throws {
         let scenario = WebhookScenario(
             target: target.server, backendPort: backendPort, messages: messages, inFlight: inFlight,
             payloadBytes: payloadBytes, timeout: target.limit
         )
-        try await report { try await scenario.run(on: $0) }
+        try await report(target) { try await scenario.run(on: $0) }
     }
 }
 
 struct Report: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the side-by-side table from JSON-lines result files.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the side-by-side table from JSON-lines result files; with --chart, draw the fan-out rows as a PNG (gnuplot)."
+    )
     @Argument(help: "Files of JSON lines written by the scenarios.") var files: [String]
+    @Option(help: "Write a bar chart of the fan-out deliveries/s to this PNG (needs gnuplot: Debian's gnuplot-nox).")
+    var chart: String?
+    @Option(help: "The chart's title (default: the first file's name).") var chartTitle: String?
 
     func run() throws {
         let decoder = JSONDecoder()
@@ -166,6 +239,29 @@ struct Report: ParsableCommand {
             }
         }
         print(BenchReport.table(results))
+        guard let chart else { return }
+        let title = chartTitle ?? "fan-out deliveries/s, same machine, same run (\(URL(fileURLWithPath: files.first ?? "").lastPathComponent))"
+        guard let script = BenchChart.gnuplotScript(results, output: chart, title: title) else {
+            printError("no fan-out rows: no chart")
+            return
+        }
+        try Self.gnuplot(script)
+    }
+
+    /// Pipes `script` into gnuplot (found on PATH).
+    static func gnuplot(_ script: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["gnuplot"]
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        input.fileHandleForWriting.write(Data(script.utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("gnuplot failed (exit \(process.terminationStatus)); is it installed? (apt-get install gnuplot-nox)")
+        }
     }
 }
 
@@ -182,11 +278,13 @@ struct Soak: AsyncParsableCommand {
     @Option(help: "Readers that subscribe to a busy channel and stop reading.") var stalled = 10
     @Option(help: "PID of the server process.") var serverPid: Int32
 
+    func validate() throws { try target.requireHTTPPublish() }
+
     func run() async throws {
         let scenario = SoakScenario(
             target: target.server, connections: connections, channels: channels, seconds: seconds,
             rate: rate, churn: churn, stalled: stalled, serverPID: serverPid
         )
-        try await report { try await scenario.run(on: $0) }
+        try await report(target) { try await scenario.run(on: $0) }
     }
 }

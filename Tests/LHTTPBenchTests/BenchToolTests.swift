@@ -135,3 +135,33 @@ extension BenchToolTests {
         }
     }
 }
+
+extension BenchToolTests {
+    @Test func fanoutWithIndependentAndWebsocketPublishersReportsEveryDeliveryIntact() async throws {
+        try await TestServer.with { server in
+            for mode in [["--publishers", "3"], ["--publisher", "websocket"]] {
+                let line = try await run(["fanout", "--subscribers", "10", "--messages", "200", "--window", "16"] + mode, port: server.port)
+                #expect(line.ok, "\(mode)")
+                #expect(line.lost == 0 && line.duplicates == 0 && line.corrupted == 0 && line.errors == 0)
+                #expect(line.metrics["deliveries"] == 2000)
+            }
+        }
+    }
+
+    @Test func natsFanoutOverTheWebsocketListener() async throws {
+        let websocketPort = try await NATSServerProcess.freePort()
+        let nats = try await NATSServerProcess(extraConfig: "websocket { host: 127.0.0.1, port: \(websocketPort), no_tls: true }\n")
+        defer { nats.stop() }
+        let line = try await run(
+            ["fanout", "--dialect", "nats", "--publisher", "websocket", "--subscribers", "10", "--messages", "200", "--window", "16"],
+            port: websocketPort
+        )
+        #expect(line.ok)
+        #expect(line.lost == 0 && line.duplicates == 0 && line.corrupted == 0 && line.errors == 0)
+        #expect(line.metrics["deliveries"] == 2000)
+        // NATS takes no HTTP publish: refused before connecting, with a message that says what to use.
+        let refused = try ChildProcess(["fanout", "--dialect", "nats", "--publishers", "4", "--port", String(websocketPort)], binary: Self.binary)
+        #expect(try await refused.exitStatus(timeout: .seconds(30)) != 0)
+        #expect(refused.text.contains("--publisher websocket"))
+    }
+}

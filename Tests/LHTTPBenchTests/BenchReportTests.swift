@@ -1,0 +1,44 @@
+import Testing
+
+@testable import LHTTPBench
+
+/// The three-server table, the unpinned comparison and the chart script, from results made up here.
+@Suite struct BenchReportTests {
+    static func fanout(_ dialect: BenchDialect, rate: Double, publisher: String = "websocket", pinned: Bool = true, ok: Bool = true) -> BenchResult {
+        var labels = ["publisher": publisher]
+        if !pinned { labels["pinned"] = "false" }
+        return BenchResult(
+            scenario: "fanout", dialect: dialect,
+            parameters: ["subscribers": 1000, "messages": 2000, "window": 200, "publishers": 1, "payload_bytes": 64],
+            labels: labels, metrics: ["deliveries_per_s": rate, "p99_ms": 10], lost: ok ? 0 : 1
+        )
+    }
+
+    @Test func tableShowsAllThreeServersWithRatios() {
+        let table = BenchReport.table([Self.fanout(.lhttp, rate: 2_000_000), Self.fanout(.nchan, rate: 500_000), Self.fanout(.nats, rate: 1_000_000)])
+        let row = table.split(separator: "\n").first { $0.contains("deliveries/s") } ?? ""
+        #expect(row.contains("fanout publisher=websocket messages=2000 publishers=1 subscribers=1000 window=200"))
+        #expect(row.contains("4.00× better"))
+        #expect(row.contains("2.00× better"))
+        #expect(table.split(separator: "\n").first?.contains("lhttpd vs NATS") == true)
+    }
+
+    @Test func unpinnedRunIsComparedWithThePinnedOne() {
+        let table = BenchReport.table([Self.fanout(.lhttp, rate: 2_000_000), Self.fanout(.lhttp, rate: 3_000_000, pinned: false)])
+        let row = table.split(separator: "\n").first { $0.contains("1.50×") } ?? ""
+        #expect(row.contains("met"))
+        #expect(!row.contains("not met"))
+    }
+
+    @Test func chartHasOneGroupPerFanoutRowAndSkipsFailedRuns() throws {
+        let results = [
+            Self.fanout(.lhttp, rate: 2_000_000), Self.fanout(.nchan, rate: 500_000, ok: false),
+            Self.fanout(.lhttp, rate: 1_500_000, publisher: "http", pinned: false),
+        ]
+        let script = try #require(BenchChart.gnuplotScript(results, output: "out.png", title: "t"))
+        #expect(script.contains("set output \"out.png\""))
+        #expect(script.contains("\"1000 subs\\nwebsocket publisher\\nwindow 200\" 2.000 NaN NaN\n"))
+        #expect(script.contains("\"1000 subs\\n1 HTTP publishers\\nwindow 200\\nunpinned, loop/core\" 1.500 NaN NaN\n"))
+        #expect(BenchChart.gnuplotScript([], output: "out.png", title: "t") == nil)
+    }
+}
