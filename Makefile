@@ -74,14 +74,14 @@ asan: deps
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan.supp $(SWIFT) test --scratch-path .build-asan \
 	  --sanitize=address --disable-xctest --filter "LHTTPUpstreamTests|LHTTPNATSTests|LHTTPServerTests|LHTTPGatewayTests|UpstreamTests|PubSubEndToEndTests|ErrorHandlingTests|SlowConsumerTests|ConformanceTests|WebhookRouteTests|WebhookHookTests|ClusterTests"
 
-## bench: lhttpd vs nginx+Nchan, every scenario, one table (see bench/README.md)
+## bench: lhttpd vs nginx+Nchan vs nats-server, every scenario, one table and a chart (see bench/README.md)
 bench: release
-	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux"
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox"
 	$(SWIFT) build -c release --product lhttp-bench
 	bash bench/run.sh
 
 bench-quick: release
-	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux"
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox"
 	$(SWIFT) build -c release --product lhttp-bench
 	QUICK=1 bash bench/run.sh
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make bench`: runs every lhttp-bench scenario against lhttpd and against nginx+Nchan, one server at a
-# time on the same machine, and prints one table. The server is pinned to one core and the load generator
-# to another (taskset), so the comparison is fair on a 2-core machine. Every process started here is
-# stopped here, by PID. Results: bench/results/<stamp>.jsonl.
+# `make bench`: runs every lhttp-bench scenario against lhttpd, nginx+Nchan and (websocket fan-out only)
+# nats-server, one server at a time on the same machine, and prints one table and a chart. The server is
+# pinned to one core and the load generator to another (taskset), so the comparison is fair on a 2-core
+# machine; the "unpinned" rows run lhttpd with a loop per core and nothing pinned. Every process started
+# here is stopped here, by PID. Results: bench/results/<stamp>.jsonl and <stamp>.png (and bench/latest.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +15,9 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 NATS=${NATS:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 # QUICK=1: small counts, for trying the pipeline (numbers not comparable to the targets).
 QUICK=${QUICK:-0}
-# DIALECTS="lhttp" or "nchan" runs one side only; ONLY=<scenario name> runs one scenario
-# (ONLY=fanout-cluster: the cluster mode alone, with its single-node peers).
-DIALECTS=${DIALECTS:-lhttp nchan}
+# DIALECTS="lhttp" (or any subset of "lhttp nchan nats") runs those servers only; ONLY=<scenario name> runs
+# one scenario (ONLY=fanout-cluster: the cluster mode alone, with its single-node peers).
+DIALECTS=${DIALECTS:-lhttp nchan nats}
 ONLY=${ONLY:-}
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -27,6 +28,9 @@ work=$(mktemp -d)
 server_pid=""
 # Cluster mode: the second lhttpd node and the nats-server.
 extra_pids=()
+# Where the server and the load generator run: "taskset -c N", or nothing for an unpinned run.
+server_pin=(taskset -c "$SERVER_CPU")
+load_pin=(taskset -c "$LOAD_CPU")
 
 stop_pid() {
     kill "$1" 2>/dev/null || true
@@ -56,33 +60,51 @@ wait_port() {
     return 1
 }
 
-start_server() {  # $1 = lhttp | nchan; sets server_pid and port (and backend_port for lhttpd)
+start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned; sets server_pid and port (and backend_port for lhttpd)
     port=$(free_port)
-    if [ "$1" = lhttp ]; then
+    if [ "$2" = unpinned ]; then server_pin=(); else server_pin=(taskset -c "$SERVER_CPU"); fi
+    case "$1" in
+    lhttp)
         # The upstream scenario's backend (run by lhttp-bench) must be allowed.
         backend_port=$(free_port)
         # Per-connection rate limits off: one load generator connection stands for many publishers.
         printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\nupstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
             "$backend_port" "$backend_port" > "$work/lhttpd.yaml"
-        taskset -c "$SERVER_CPU" "$LHTTPD" --config "$work/lhttpd.yaml" --listen "127.0.0.1:$port" --threads 1 \
+        # Pinned: one event loop on the server's core. Unpinned: lhttpd's default, a loop per core.
+        local threads=(--threads 1)
+        [ "$2" = unpinned ] && threads=()
+        "${server_pin[@]}" "$LHTTPD" --config "$work/lhttpd.yaml" --listen "127.0.0.1:$port" "${threads[@]}" \
             2>>"$work/lhttpd.log" &
-    else
+        ;;
+    nchan)
         sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" bench/nginx.conf.template > "$work/nginx.conf"
-        taskset -c "$SERVER_CPU" "$NGINX" -p "$work" -c "$work/nginx.conf" 2>>"$work/nginx.log" &
-    fi
+        "${server_pin[@]}" "$NGINX" -p "$work" -c "$work/nginx.conf" 2>>"$work/nginx.log" &
+        ;;
+    nats)
+        # The bench talks to the websocket listener ($port); the client port is required but unused.
+        printf 'websocket {\n  host: 127.0.0.1\n  port: %s\n  no_tls: true\n}\n' "$port" > "$work/nats.conf"
+        "${server_pin[@]}" "$NATS" -c "$work/nats.conf" -a 127.0.0.1 -p "$(free_port)" 2>>"$work/nats.log" &
+        ;;
+    esac
     server_pid=$!
     wait_port "$port"
 }
 
 # One fresh server per scenario, so no scenario inherits another's memory or buffers.
-run() {  # $1 = dialect, rest = scenario arguments
-    local dialect=$1
-    shift
-    start_server "$dialect"
+run() {  # $1 = dialect, $2 = pinned | unpinned, rest = scenario arguments
+    local dialect=$1 pinning=$2
+    shift 2
+    start_server "$dialect" "$pinning"
     local extra=()
     [ "$1" = idle-conns ] || [ "$1" = soak ] && extra=(--server-pid "$server_pid")
     [ "$1" = upstream ] || [ "$1" = webhook ] && extra=(--backend-port "$backend_port")
-    taskset -c "$LOAD_CPU" "$BENCH" "$@" --dialect "$dialect" --port "$port" "${extra[@]}" >>"$out" \
+    if [ "$pinning" = unpinned ]; then
+        load_pin=()
+        extra+=(--label pinned=false)
+    else
+        load_pin=(taskset -c "$LOAD_CPU")
+    fi
+    "${load_pin[@]}" "$BENCH" "$@" --dialect "$dialect" --port "$port" "${extra[@]}" >>"$out" \
         || echo "  ($dialect $1 reported a failure: see the line above)" >&2
     stop_server
 }
@@ -111,70 +133,116 @@ run_cluster() {  # rest = fanout arguments
     stop_server
 }
 
+# Every scenario: "<servers>|<arguments>". <servers> are those it runs against (filtered by DIALECTS);
+# "lhttp-unpinned" is lhttpd with a loop per core and neither side pinned.
 if [ "$QUICK" = 1 ]; then
     scenarios=(
-        "fanout --subscribers 20 --messages 500 --window 16"
-        "fanout --subscribers 100 --messages 100 --window 1"
-        "publish-rps --workers 8 --requests 2000 --subscribers 0"
-        "publish-rps --workers 8 --requests 1000 --subscribers 10"
-        "seed --messages 2000"
-        "idle-conns --connections 500"
-        "upstream --messages 500 --in-flight 8"
-        "webhook --messages 500 --in-flight 8"
-        "soak --connections 500 --channels 20 --seconds 5 --rate 200 --churn 10 --stalled 2"
+        "lhttp nchan|fanout --subscribers 20 --messages 500 --window 16"
+        "lhttp nchan|fanout --subscribers 20 --messages 500 --window 64 --publishers 4"
+        "lhttp nchan nats|fanout --subscribers 20 --messages 500 --window 64 --publisher websocket"
+        "lhttp nchan nats|fanout --subscribers 200 --messages 100 --window 64 --publisher websocket"
+        "lhttp-unpinned|fanout --subscribers 20 --messages 500 --window 64 --publishers 4"
+        "lhttp-unpinned|fanout --subscribers 200 --messages 100 --window 64 --publisher websocket"
+        "lhttp nchan|fanout --subscribers 100 --messages 100 --window 1"
+        "lhttp nchan|publish-rps --workers 8 --requests 2000 --subscribers 0"
+        "lhttp nchan|publish-rps --workers 8 --requests 1000 --subscribers 10"
+        "lhttp nchan|seed --messages 2000"
+        "lhttp nchan|idle-conns --connections 500"
+        "lhttp|upstream --messages 500 --in-flight 8"
+        "lhttp|webhook --messages 500 --in-flight 8"
+        "lhttp|soak --connections 500 --channels 20 --seconds 5 --rate 200 --churn 10 --stalled 2"
     )
     cluster_scenarios=("--subscribers 20 --messages 500 --window 16")
 else
     scenarios=(
-        "fanout --subscribers 100 --messages 10000 --window 256"
-        "fanout --subscribers 1000 --messages 2000 --window 256"
-        "fanout --subscribers 100 --messages 10000 --window 64"
-        "fanout --subscribers 1000 --messages 500 --window 1"
-        "publish-rps --workers 32 --requests 100000 --subscribers 0"
-        "publish-rps --workers 32 --requests 50000 --subscribers 10"
-        "seed --messages 10000"
-        "idle-conns --connections 5000"
-        "upstream --messages 20000 --in-flight 1"
-        "upstream --messages 20000 --in-flight 8"
-        "upstream --messages 20000 --in-flight 64"
-        "webhook --messages 20000 --in-flight 1"
-        "webhook --messages 20000 --in-flight 8"
-        "soak --connections 10000 --channels 100 --seconds 30 --rate 500 --churn 20 --stalled 10"
+        # Independent HTTP publishers (one POST in flight each, like PHP workers), then one websocket publisher.
+        "lhttp nchan|fanout --subscribers 100 --messages 10000 --window 256 --publishers 4"
+        "lhttp nchan|fanout --subscribers 1000 --messages 1500 --window 256 --publishers 4"
+        "lhttp nchan nats|fanout --subscribers 100 --messages 30000 --window 200 --publisher websocket"
+        "lhttp nchan nats|fanout --subscribers 1000 --messages 3000 --window 200 --publisher websocket"
+        # The same as the first and fourth with lhttpd's default threads and nothing pinned.
+        "lhttp-unpinned|fanout --subscribers 100 --messages 10000 --window 256 --publishers 4"
+        "lhttp-unpinned|fanout --subscribers 1000 --messages 3000 --window 200 --publisher websocket"
+        # One pipelining HTTP publisher (the mode of issues 3-13), and latency with one message in flight.
+        "lhttp nchan|fanout --subscribers 1000 --messages 2000 --window 256"
+        "lhttp nchan|fanout --subscribers 1000 --messages 500 --window 1"
+        "lhttp nchan|publish-rps --workers 32 --requests 100000 --subscribers 0"
+        "lhttp nchan|publish-rps --workers 32 --requests 50000 --subscribers 10"
+        "lhttp nchan|seed --messages 10000"
+        "lhttp nchan|idle-conns --connections 5000"
+        "lhttp|upstream --messages 20000 --in-flight 1"
+        "lhttp|upstream --messages 20000 --in-flight 8"
+        "lhttp|upstream --messages 20000 --in-flight 64"
+        "lhttp|webhook --messages 20000 --in-flight 1"
+        "lhttp|webhook --messages 20000 --in-flight 8"
+        "lhttp|soak --connections 10000 --channels 100 --seconds 30 --rate 500 --churn 20 --stalled 10"
     )
     cluster_scenarios=(
-        "--subscribers 100 --messages 10000 --window 256"
         "--subscribers 1000 --messages 2000 --window 256"
         "--subscribers 1000 --messages 500 --window 1"
     )
 fi
 
-echo "lhttp-bench: server pinned to CPU $SERVER_CPU, load generator to CPU $LOAD_CPU (taskset); lhttpd --threads 1, nginx worker_processes 1" >&2
-for scenario in "${scenarios[@]}"; do
+# The runs, in order: "<server> <pinned|unpinned> <arguments>" or "cluster - <fanout arguments>".
+runs=()
+for entry in "${scenarios[@]}"; do
+    servers=${entry%%|*}
+    scenario=${entry#*|}
     [ -n "$ONLY" ] && [ "${scenario%% *}" != "$ONLY" ] && continue
-    for dialect in $DIALECTS; do
-        # Nchan has no upstream: that scenario compares lhttpd with calling the backend directly.
-        case "${scenario%% *}" in upstream | webhook | soak) [ "$dialect" != lhttp ] && continue ;; esac
-        # shellcheck disable=SC2086
-        run "$dialect" $scenario
+    for server in $servers; do
+        dialect=${server%-unpinned}
+        case " $DIALECTS " in *" $dialect "*) ;; *) continue ;; esac
+        [ "$server" = "$dialect" ] && pinning=pinned || pinning=unpinned
+        runs+=("$dialect $pinning $scenario")
     done
 done
-
-if [ -z "$ONLY" ] || [ "$ONLY" = fanout-cluster ]; then
-    if [ ! -x "$NATS" ]; then
-        echo "nats-server not found: make bench installs it (the cluster mode needs it)" >&2
-        exit 1
-    fi
+if { [ -z "$ONLY" ] || [ "$ONLY" = fanout-cluster ]; } && [[ " $DIALECTS " == *" lhttp "* ]]; then
     for scenario in "${cluster_scenarios[@]}"; do
         # The single-node peer, unless the main loop above already measured it.
-        # shellcheck disable=SC2086
-        [ "$ONLY" = fanout-cluster ] && run lhttp fanout $scenario
-        # shellcheck disable=SC2086
-        run_cluster $scenario
+        [ "$ONLY" = fanout-cluster ] && runs+=("lhttp pinned fanout $scenario")
+        runs+=("cluster - $scenario")
     done
 fi
+for item in "${runs[@]}"; do
+    case "$item" in nats\ * | cluster\ *)
+        if [ ! -x "$NATS" ]; then
+            echo "nats-server not found: make bench installs it (the nats dialect and the cluster mode need it)" >&2
+            exit 1
+        fi ;;
+    esac
+done
+
+echo "lhttp-bench: server pinned to CPU $SERVER_CPU, load generator to CPU $LOAD_CPU (taskset); lhttpd --threads 1, nginx worker_processes 1, nats-server (Go sizes GOMAXPROCS to the pinned CPU: 1); unpinned rows: lhttpd a loop per core, nothing pinned" >&2
+started=$SECONDS
+index=0
+for item in "${runs[@]}"; do
+    index=$((index + 1))
+    read -r dialect pinning scenario <<<"$item"
+    if [ "$dialect" = cluster ]; then
+        echo "[$index/${#runs[@]}] fanout-cluster lhttp x2 + nats-server ${scenario#fanout } ($((SECONDS - started)) s)" >&2
+        # shellcheck disable=SC2086
+        run_cluster $scenario
+    else
+        label=$dialect
+        [ "$pinning" = unpinned ] && label="$dialect (unpinned, loop per core)"
+        echo "[$index/${#runs[@]}] ${scenario%% *} $label ${scenario#* } ($((SECONDS - started)) s)" >&2
+        # shellcheck disable=SC2086
+        run "$dialect" "$pinning" $scenario
+    fi
+done
 
 echo
-echo "lhttpd vs nginx+Nchan — same machine, same run ($stamp); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU"
-"$BENCH" report "$out"
+echo "lhttpd vs nginx+Nchan vs nats-server — same machine, same run ($stamp, $((SECONDS - started)) s); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU"
+chart=()
+if command -v gnuplot >/dev/null; then
+    chart=(--chart "bench/results/$stamp.png" --chart-title "fan-out deliveries/s, one server core each (unless unpinned), same run $stamp")
+else
+    echo "(gnuplot not found: no chart; make bench installs gnuplot-nox)" >&2
+fi
+"$BENCH" report "$out" "${chart[@]}"
+if [ -f "bench/results/$stamp.png" ]; then
+    cp "bench/results/$stamp.png" bench/latest.png
+    echo "chart: bench/results/$stamp.png (copied to bench/latest.png)"
+fi
 echo
 echo "results: $out"
