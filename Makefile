@@ -6,6 +6,10 @@ SWIFT ?= swift
 APT_PACKAGES ?= ca-certificates pkg-config libcurl4-openssl-dev php-cli default-jdk-headless nats-server
 # What only the tests need on top: a real browser for the demo and the JS SDK, Node for the parser cases.
 TEST_APT_PACKAGES ?= chromium chromium-driver nodejs python3-pip
+# Release builds drop the run-time exclusivity checks in every module, the dependencies' too (swift-nio's
+# pipeline and ByteBuffer): `swift_beginAccess` and its bookkeeping were 3-4% of the publish and fan-out
+# profiles (issue 14). Package.swift does the same for our hot-path modules in any release build.
+RELEASE_FLAGS ?= -Xswiftc -enforce-exclusivity=unchecked
 
 .PHONY: all build release run test deps test-deps check-config clean bench bench-quick asan tsan fuzz fuzz-build
 # Seconds `make fuzz` runs the LHTTP parser fuzzer (`make test` runs it for 30).
@@ -29,8 +33,8 @@ build: deps
 	$(SWIFT) build
 
 release: deps
-	$(SWIFT) build -c release --product lhttpd
-	$(SWIFT) build -c release --product lhttp
+	$(SWIFT) build -c release $(RELEASE_FLAGS) --product lhttpd
+	$(SWIFT) build -c release $(RELEASE_FLAGS) --product lhttp
 
 ## run: build in release and start lhttpd on the sample config (Ctrl-C stops it)
 run: release
@@ -77,12 +81,12 @@ asan: deps
 ## bench: lhttpd vs nginx+Nchan vs nats-server, every scenario, one table and a chart (see bench/README.md)
 bench: release
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox"
-	$(SWIFT) build -c release --product lhttp-bench
+	$(SWIFT) build -c release $(RELEASE_FLAGS) --product lhttp-bench
 	bash bench/run.sh
 
 bench-quick: release
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox"
-	$(SWIFT) build -c release --product lhttp-bench
+	$(SWIFT) build -c release $(RELEASE_FLAGS) --product lhttp-bench
 	QUICK=1 bash bench/run.sh
 
 clean:
