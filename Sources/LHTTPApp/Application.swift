@@ -29,6 +29,9 @@ public final class Application: Sendable {
     /// What `/metrics` prints; every module records into it.
     public let registry: PrometheusCollectorRegistry
     public let budget: StopBudget
+    /// The one-node history (nil: no channel keeps any).
+    public let history: ChannelHistory?
+    private let clock: any Clock<Duration>
     private let logger: Logger
 
     /// Builds the node (threads of the curl clients start; nothing listens until the server runs).
@@ -65,6 +68,8 @@ public final class Application: Sendable {
                 metrics: gatewayMetrics, logger: logger
             )
         let cluster = self.cluster
+        self.history = ChannelHistory.make(configuration, limits: plan.limits)
+        self.clock = clock
         self.gateway = Gateway(
             limits: plan.limits,
             session: SessionStateMachine.Configuration(configuration),
@@ -77,6 +82,7 @@ public final class Application: Sendable {
             hub: hub,
             broker: { hub -> any Broker in cluster ?? LocalBroker(hub: hub) },
             access: ChannelAccess(configuration),
+            history: self.history,
             metrics: gatewayMetrics,
             logger: logger
         )
@@ -109,6 +115,9 @@ public final class Application: Sendable {
         services.append(CurlClientService(client: self.upstreamClient, budget: self.budget, logger: self.logger))
         if let webhookClient = self.webhookClient {
             services.append(CurlClientService(client: webhookClient, budget: self.budget, logger: self.logger))
+        }
+        if let history = self.history {
+            services.append(HistorySweepService(history: history, interval: .seconds(10), clock: self.clock))
         }
         services.append(self.server)
         return services

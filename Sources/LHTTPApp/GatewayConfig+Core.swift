@@ -1,6 +1,7 @@
 import LHTTPConfig
 import LHTTPGateway
 import LHTTPProtocol
+import NIOCore
 
 extension LHTTPLimits {
     /// The parser limits of a `limits:` config section.
@@ -49,5 +50,31 @@ extension ChannelAccess {
         }
         let fallback = rules.first { $0.prefix.isEmpty } ?? Rule(prefix: "", publish: .anyone, subscribe: hookDefault)
         self.init(rules: rules.filter { !$0.prefix.isEmpty }, fallback: fallback)
+    }
+}
+
+extension HistoryPolicies {
+    /// `history.size`/`history.ttl_s` for every channel, overridden per prefix by the `channels:` list's
+    /// `history_size`/`history_ttl_s` (a prefix entry without them keeps the defaults).
+    public init(_ config: GatewayConfig) {
+        func ttl(_ seconds: Double) -> TimeAmount? { seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil }
+        let fallback = HistoryPolicy(size: config.history.size, ttl: ttl(config.history.ttlS))
+        let rules = config.channels.map { options in
+            (prefix: options.prefix, policy: HistoryPolicy(
+                size: options.historySize ?? config.history.size,
+                ttl: ttl(options.historyTTLS ?? config.history.ttlS)
+            ))
+        }
+        self.init(rules: rules.filter { !$0.prefix.isEmpty }, fallback: rules.first { $0.prefix.isEmpty }?.policy ?? fallback)
+    }
+}
+
+extension ChannelHistory {
+    /// The one-node history of a configuration; nil when no channel keeps any.
+    public static func make(_ config: GatewayConfig, limits: LHTTPLimits) -> ChannelHistory? {
+        let policies = HistoryPolicies(config)
+        guard policies.isAnyEnabled else { return nil }
+        let store = MemoryHistory(maxBytes: config.history.maxBytes, metaTTL: .nanoseconds(Int64(config.history.metaTTLS * 1e9)))
+        return ChannelHistory(store: store, policies: policies, limits: limits)
     }
 }

@@ -6,6 +6,8 @@
 ///   - prefix: ""
 ///     publish: anyone    # anyone | none (only POST /publish and webhook answers publish here)
 ///     subscribe: anyone  # anyone | hook (the subscribe hook must allow it)
+///     history_size: 100  # messages kept (default: history.size)
+///     history_ttl_s: 3600  # seconds a message is kept (default: history.ttl_s)
 /// ```
 public struct ChannelOptionsConfig: Sendable, Equatable {
     /// Who may publish from a websocket.
@@ -22,17 +24,25 @@ public struct ChannelOptionsConfig: Sendable, Equatable {
     public var publish: Publish
     /// Nil: `anyone`, or `hook` when `hooks.subscribe` is set (a configured hook keeps being asked).
     public var subscribe: Subscribe?
+    /// Messages kept per channel; nil: `history.size`.
+    public var historySize: Int?
+    /// Seconds a message is kept; nil: `history.ttl_s`.
+    public var historyTTLS: Double?
 
-    public init(prefix: String, publish: Publish = .anyone, subscribe: Subscribe? = nil) {
+    public init(prefix: String, publish: Publish = .anyone, subscribe: Subscribe? = nil, historySize: Int? = nil, historyTTLS: Double? = nil) {
         self.prefix = prefix
         self.publish = publish
         self.subscribe = subscribe
+        self.historySize = historySize
+        self.historyTTLS = historyTTLS
     }
 }
 
 extension ChannelOptionsConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prefix, publish, subscribe
+        case historySize = "history_size"
+        case historyTTLS = "history_ttl_s"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -43,7 +53,9 @@ extension ChannelOptionsConfig: Decodable, ConfigSection {
         self.init(
             prefix: try c.decode(String.self, forKey: .prefix),
             publish: try Self.decodeChoice(Publish.self, c, .publish) ?? .anyone,
-            subscribe: try Self.decodeChoice(Subscribe.self, c, .subscribe)
+            subscribe: try Self.decodeChoice(Subscribe.self, c, .subscribe),
+            historySize: try c.decodeIfPresent(Int.self, forKey: .historySize),
+            historyTTLS: try c.decodeIfPresent(Double.self, forKey: .historyTTLS)
         )
     }
 

@@ -193,6 +193,31 @@ extension GatewayConfig {
             if options.subscribe == .hook, hooks.subscribe.isEmpty {
                 report("channels[\(index)].subscribe", "hook needs hooks.subscribe to be set")
             }
+            if let size = options.historySize, !(0...HistoryConfig.maxSize).contains(size) {
+                report("channels[\(index)].history_size", "must be between 0 (no history) and \(HistoryConfig.maxSize), is \(size)")
+            }
+            if let ttl = options.historyTTLS, ttl < 0 || !ttl.isFinite {
+                report("channels[\(index)].history_ttl_s", "must be 0 (no expiry) or more seconds, is \(ttl)")
+            }
+        }
+
+        if !(0...HistoryConfig.maxSize).contains(history.size) {
+            report("history.size", "must be between 0 (no history) and \(HistoryConfig.maxSize), is \(history.size)")
+        }
+        if history.ttlS < 0 || !history.ttlS.isFinite {
+            report("history.ttl_s", "must be 0 (no expiry) or more seconds, is \(history.ttlS)")
+        }
+        if history.maxBytes < 1 {
+            report("history.max_bytes", "must be at least 1, is \(history.maxBytes)")
+        }
+        if history.metaTTLS <= 0 || !history.metaTTLS.isFinite {
+            report("history.meta_ttl_s", "must be more than 0 seconds, is \(history.metaTTLS)")
+        }
+        let keepsHistory = history.size > 0 || channels.contains { ($0.historySize ?? 0) > 0 }
+        if keepsHistory, !cluster.nats.isEmpty {
+            // The cluster's history is JetStream's (issue 15, next step); a per-node memory store would give
+            // each node its own offsets for the same publication.
+            report("history", "history with cluster.nats is not available yet: only a single node keeps history for now")
         }
 
         problems += cluster.problems(limits: limits)

@@ -37,6 +37,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var cluster: ClusterConfig
     /// Per-prefix channel options (who may publish and subscribe); the longest matching prefix wins.
     public var channels: [ChannelOptionsConfig]
+    /// What channels keep across reconnects (defaults; per prefix in `channels`).
+    public var history: HistoryConfig
     /// Logging settings.
     public var log: LogConfig
 
@@ -57,9 +59,11 @@ public struct GatewayConfig: Sendable, Equatable {
         routes: [String: RouteConfig] = [:],
         cluster: ClusterConfig = ClusterConfig(),
         channels: [ChannelOptionsConfig] = [],
+        history: HistoryConfig = HistoryConfig(),
         log: LogConfig = LogConfig()
     ) {
         self.channels = channels
+        self.history = history
         self.listen = listen
         self.threads = threads
         self.websocket = websocket
@@ -83,7 +87,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         case listen, threads, websocket, http, metrics
         case shutdownTimeoutS = "shutdown_timeout_s"
         case staticDir = "static_dir"
-        case publish, limits, upstream, webhook, hooks, routes, cluster, channels, log
+        case publish, limits, upstream, webhook, hooks, routes, cluster, channels, history, log
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
@@ -98,6 +102,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         .routes: .map(RouteConfig.schema),
         .cluster: ClusterConfig.schema,
         .channels: .list(ChannelOptionsConfig.schema),
+        .history: HistoryConfig.schema,
         .log: LogConfig.schema,
     ])
 
@@ -121,6 +126,7 @@ extension GatewayConfig: Decodable, ConfigSection {
             routes: try c.decodeIfPresent([String: RouteConfig].self, forKey: .routes) ?? d.routes,
             cluster: try c.decodeIfPresent(ClusterConfig.self, forKey: .cluster) ?? d.cluster,
             channels: try c.decodeIfPresent([ChannelOptionsConfig].self, forKey: .channels) ?? d.channels,
+            history: try c.decodeIfPresent(HistoryConfig.self, forKey: .history) ?? d.history,
             log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
         )
     }

@@ -24,6 +24,8 @@ public final class Gateway: Sendable {
     public let upstream: (any UpstreamCaller)?
     /// Asked before a websocket upgrade is accepted (the `connect` webhook).
     public let connectHook: (any ConnectHook)?
+    /// Channels with history (nil: none anywhere, every publication on the plain path).
+    public let history: ChannelHistory?
     private let processors: [String: any LHTTPProcessor]
     private let observers: [any ConnectionObserver]
     private let openConnections = Atomic<Int>(0)
@@ -38,6 +40,7 @@ public final class Gateway: Sendable {
     ///   - observers: told when a connection ends (the disconnect hook).
     ///   - broker: makes the broker from the hub; defaults to ``LocalBroker``.
     ///   - access: who may publish and subscribe where from a websocket (the `channels:` options).
+    ///   - history: which channels keep history, and the store (nil: none).
     public init(
         limits: LHTTPLimits = .default,
         session: SessionStateMachine.Configuration = .init(),
@@ -50,6 +53,7 @@ public final class Gateway: Sendable {
         hub: Hub = Hub(),
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
         access: ChannelAccess = .open,
+        history: ChannelHistory? = nil,
         metrics: GatewayMetrics = GatewayMetrics(),
         logger: Logger = Logger(label: "lhttpd.gateway")
     ) {
@@ -63,6 +67,7 @@ public final class Gateway: Sendable {
         self.router = router
         self.upstream = upstream
         self.connectHook = connectHook
+        self.history = history.flatMap { $0.policies.isAnyEnabled ? $0 : nil }
         self.observers = observers
         self.metrics = metrics
         self.logger = logger
@@ -137,6 +142,8 @@ public final class Gateway: Sendable {
             return .send(self.reply(to: connection(), with: error))
         case .subscribe(let channels):
             return .outcome(self.subscribe(subscriber, to: channels).map(StepOutcome.refused) ?? .done)
+        case .subscribeRecovering(let requests):
+            return .outcome(self.subscribe(subscriber, recovering: requests).map(StepOutcome.refused) ?? .done)
         case .unsubscribe(let channels):
             self.unsubscribe(subscriber, from: channels)
         case .publish(let payload, let channels, let source):
@@ -167,6 +174,20 @@ public final class Gateway: Sendable {
         return nil
     }
 
+    /// Joins the channels of `requests` and recovers each from its position: the publications retained after
+    /// it, then a `subscribed` answer per channel, are handed to the connection (on its loop) before anything
+    /// published later. Without history anywhere, each channel is answered `recovered:false`.
+    /// - Returns: the refusal when the node's channel cap would be exceeded; nothing changed then.
+    public func subscribe(_ subscriber: Subscriber, recovering requests: [RecoveryRequest]) -> GatewayError? {
+        let channels = requests.map(\.channel)
+        let history = self.history ?? ChannelHistory(store: MemoryHistory(maxBytes: 1), policies: .none)
+        let (refusal, frames) = history.recover(requests.map { ($0.channel, $0.position) }) {
+            self.subscribe(subscriber, to: channels)
+        }
+        for frame in frames { subscriber.sink.enqueueFrame(WebSocketFrameBytes.message(frame)) }
+        return refusal
+    }
+
     /// Leaves `channels` (ones the connection is in).
     public func unsubscribe(_ subscriber: Subscriber, from channels: [String]) {
         let emptied = self.hub.remove(subscriber, from: channels)
@@ -178,9 +199,23 @@ public final class Gateway: Sendable {
     /// - Throws: when the broker refuses it (too large for the cluster); nothing was delivered then.
     @discardableResult
     public func publish(_ payload: ByteBuffer, to channels: [String], source: PublicationSource) throws(GatewayError) -> Int {
-        let deliveries = try self.broker.publish(payload, to: channels)
-        self.metrics.published(from: source, deliveries: deliveries)
-        return deliveries
+        try self.publishKeepingHistory(payload, to: channels, source: source).deliveries
+    }
+
+    /// Publishes as ``publish(_:to:source:)`` and tells where the publication landed in each channel with
+    /// history (`POST /publish` answers with them). A publication to channels with history is stamped with
+    /// its positions (`seq`, `prev`) and kept; one to channels without goes out untouched.
+    public func publishKeepingHistory(_ payload: ByteBuffer, to channels: [String], source: PublicationSource) throws(GatewayError) -> ChannelHistory.Published {
+        let published: ChannelHistory.Published
+        if let history = self.history,
+           let kept = try history.publish(payload, to: channels, deliver: { (stamped) throws(GatewayError) -> Int in try self.broker.publishInOrder(stamped, to: channels) })
+        {
+            published = kept
+        } else {
+            published = ChannelHistory.Published(deliveries: try self.broker.publish(payload, to: channels), positions: [])
+        }
+        self.metrics.published(from: source, deliveries: published.deliveries)
+        return published
     }
 
     /// The error reply for `error`, counted and logged (one warning line per rejected message): the one

@@ -9,6 +9,11 @@ public protocol Broker: Sendable {
     /// - Returns: the number of local connections it was delivered to.
     /// - Throws: when the message cannot go to every node (too large for the cluster); nothing was delivered then.
     func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int
+    /// The same, for a publication with history: called under the history store's lock, it must reach the
+    /// local connections in call order and do no socket I/O. The hub does both: connections on the caller's
+    /// loop get the frame in their writers (flushed later, by the loop's flusher), other loops get one task
+    /// each, queued in call order.
+    func publishInOrder(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int
     /// Local interest changed: `added` channels got their first local subscriber, `removed` lost their last.
     ///
     /// Calls come from every event loop and may arrive out of order: a broker compares with
@@ -21,6 +26,12 @@ public protocol Broker: Sendable {
 }
 
 extension Broker {
+    /// A broker that does not keep history hands over as for any publication (a cluster with history is
+    /// refused by the configuration until its broker keeps the order itself).
+    public func publishInOrder(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
+        try self.publish(payload, to: channels)
+    }
+
     public var health: HealthReport? { nil }
     public func recordGauges() {}
 }

@@ -51,19 +51,46 @@ public final class MessagePipeline: Sendable {
             let subscribe = try message.channels(LHTTPChannelList.subscribeHeader, limits: self.limits)
             let publish = try message.channels(LHTTPChannelList.publishHeader, limits: self.limits)
             let unsubscribe = try message.channels(LHTTPChannelList.unsubscribeHeader, limits: self.limits)
+            let since = try Self.since(of: message, subscribe: subscribe)
             let needingHook = self.access.needingHook(subscribe)
             let routed = self.router?.routes(command: message.command, subscribing: needingHook) ?? false
             return PlannedMessage(
                 message: message, parts: parts, replies: replies,
-                subscribe: subscribe, needingHook: needingHook, publish: publish, unsubscribe: unsubscribe,
+                subscribe: subscribe, since: since, needingHook: needingHook, publish: publish, unsubscribe: unsubscribe,
                 upstream: self.forwardsUpstream ? message.headers[Self.upstreamHeader] : nil,
                 isRouted: routed
             )
+        } catch let error as GatewayError {
+            throw error
         } catch let error as LHTTPProtocolError {
             throw .protocolError(error)
         } catch {
             throw GatewayError(error)
         }
+    }
+}
+
+extension MessagePipeline {
+    /// The `since:` list: one position (`<epoch>:<offset>`) or `-` per channel of the `subscribe:` list, in
+    /// its order. - Returns: channel → position (nil: `-`), or nil without the header.
+    static func since(of message: LHTTPMessage, subscribe: [String]) throws(GatewayError) -> [String: HistoryPosition?]? {
+        let values = message.headers.values(for: ChannelHistory.sinceHeader)
+        guard !values.isEmpty else { return nil }
+        let tokens = values.flatMap { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        guard tokens.count == subscribe.count else {
+            throw .rejected(status: 400, reason: "since: needs one position or - per channel of subscribe: (\(subscribe.count), got \(tokens.count))")
+        }
+        var since: [String: HistoryPosition?] = [:]
+        for (channel, token) in zip(subscribe, tokens) {
+            if token == "-" {
+                since[channel] = .some(nil)
+            } else if let position = HistoryPosition(parsing: token) {
+                since[channel] = position
+            } else {
+                throw .rejected(status: 400, reason: "since: \"\(token.prefix(80))\" is not <epoch>:<offset> or -")
+            }
+        }
+        return since
     }
 }
 
@@ -74,6 +101,8 @@ struct PlannedMessage: Sendable {
     /// The processor's replies, sent before the message's effects.
     var replies: [LHTTPMessage]
     var subscribe: [String]
+    /// The `since:` positions of `subscribe`'s channels (nil: no `since:` header).
+    var since: [String: HistoryPosition?]?
     /// The channels of `subscribe` that only the subscribe hook may allow.
     var needingHook: [String]
     var publish: [String]

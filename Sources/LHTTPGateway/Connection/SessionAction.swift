@@ -12,6 +12,10 @@ public enum SessionAction: Sendable, Equatable {
     /// Join the hub's `channels` (only channels the connection is not in yet). Report a refusal (the
     /// node's channel cap) with `next(.refused(error))`.
     case subscribe([String])
+    /// Join the hub's channels and recover each from its position (a subscribe with `since:`): the replayed
+    /// publications and a `subscribed` answer per channel go to this connection before any later delivery.
+    /// Report a refusal as for ``subscribe(_:)``.
+    case subscribeRecovering([RecoveryRequest])
     /// Leave the hub's `channels` (only channels the connection is in).
     case unsubscribe([String])
     /// Publish through the broker. Report a refusal (too large for the cluster) with `next(.refused(error))`.
@@ -49,5 +53,16 @@ public struct ConnectionSummary: Sendable, Equatable {
 extension RouteRequest: Equatable {
     public static func == (lhs: RouteRequest, rhs: RouteRequest) -> Bool {
         lhs.message == rhs.message && lhs.parts == rhs.parts && lhs.subscribe == rhs.subscribe && lhs.connection == rhs.connection
+    }
+}
+
+/// One channel of a subscribe with `since:`: where the client was (nil: `-`, it only wants the position).
+public struct RecoveryRequest: Sendable, Hashable {
+    public var channel: String
+    public var position: HistoryPosition?
+
+    public init(channel: String, position: HistoryPosition?) {
+        self.channel = channel
+        self.position = position
     }
 }

@@ -64,7 +64,7 @@ public struct SessionStateMachine {
     enum Step: Equatable {
         case send(ByteBuffer)
         case error(GatewayError)
-        case subscribe([String], Refusal)
+        case subscribe([String], Refusal, since: [String: HistoryPosition?]? = nil)
         case publish(ByteBuffer, [String], PublicationSource, Refusal)
         case unsubscribe([String])
         case upstream(UpstreamCall)
@@ -249,7 +249,7 @@ public struct SessionStateMachine {
             return .send(bytes)
         case .error(let error):
             return .sendError(error)
-        case .subscribe(let channels, let refusal):
+        case .subscribe(let channels, let refusal, let since):
             var fresh: [String] = []
             for channel in channels where !self.subscriptions.contains(channel) && !fresh.contains(channel) {
                 fresh.append(channel)
@@ -260,7 +260,8 @@ public struct SessionStateMachine {
             }
             self.subscriptions.formUnion(fresh)
             self.awaiting = (refusal, fresh)
-            return .subscribe(fresh)
+            guard let since else { return .subscribe(fresh) }
+            return .subscribeRecovering(fresh.map { RecoveryRequest(channel: $0, position: since[$0] ?? nil) })
         case .publish(let payload, let channels, let source, let refusal):
             self.awaiting = (refusal, [])
             return .publish(payload, channels: channels, source: source)
@@ -346,7 +347,7 @@ public struct SessionStateMachine {
             run.append(.error(.channelForbidden(.subscribe, channels: refused)))
             planned.narrowSubscriptions(to: planned.subscribe.filter { !refused.contains($0) })
         }
-        if !planned.subscribe.isEmpty { run.append(.subscribe(planned.subscribe, .abortMessage)) }
+        if !planned.subscribe.isEmpty { run.append(.subscribe(planned.subscribe, .abortMessage, since: planned.since)) }
         if publication == .asClient, !planned.publish.isEmpty {
             let (allowed, refused) = self.pipeline.access.publishable(planned.publish)
             if !refused.isEmpty {

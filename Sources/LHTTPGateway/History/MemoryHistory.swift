@@ -30,29 +30,51 @@ public final class MemoryHistory: Sendable {
     }
 
     /// Appends one publication to every channel of `channels` (each with history), atomically: the offsets
-    /// are assigned, `build` makes the payload from them (the message with its `seq` and `prev` headers, in
-    /// `channels` order), and that one payload is kept in each channel. Serializing under the store's lock
-    /// keeps a multi-channel publication's offsets consistent with every other publication's.
-    /// - Returns: the payload and each channel's new position and previous offset, in `channels` order.
-    public func append<Failure: Error>(
+    /// are assigned, `publish` builds the payload from them (the message with its `seq` and `prev` headers, in
+    /// `channels` order) and hands it over for delivery, and that one payload is kept in each channel. Under
+    /// the store's lock, so publications reach every connection's queue in offset order (`publish` must only
+    /// queue work, never write to a socket). When `publish` throws, nothing is kept and no offset is used.
+    /// - Returns: what `publish` returned and each channel's new position and previous offset, in `channels` order.
+    public func append<Failure: Error, Delivered>(
         to channels: [(channel: String, policy: HistoryPolicy)],
         now: NIODeadline,
-        build: ([(position: HistoryPosition, prev: UInt64)]) throws(Failure) -> ByteBuffer
-    ) throws(Failure) -> (payload: ByteBuffer, positions: [(position: HistoryPosition, prev: UInt64)]) {
+        publish: ([(position: HistoryPosition, prev: UInt64)]) throws(Failure) -> (payload: ByteBuffer, delivered: Delivered)
+    ) throws(Failure) -> (delivered: Delivered, positions: [(position: HistoryPosition, prev: UInt64)]) {
         // The lock's closure rethrows untyped errors: carry the typed one out as a Result.
-        let result = self.state.withLockedValue { state -> Result<(ByteBuffer, [(position: HistoryPosition, prev: UInt64)]), Failure> in
+        let result = self.state.withLockedValue { state -> Result<(Delivered, [(position: HistoryPosition, prev: UInt64)]), Failure> in
             let positions = channels.map { state.next(in: $0.channel, policy: $0.policy, now: now) }
-            let payload: ByteBuffer
+            let published: (payload: ByteBuffer, delivered: Delivered)
             do throws(Failure) {
-                payload = try build(positions)
+                published = try publish(positions)
             } catch {
                 return .failure(error)
             }
-            for (channel, _) in channels { state.store(payload, in: channel, now: now) }
+            for (channel, _) in channels { state.store(published.payload, in: channel, now: now) }
             state.enforce(maxBytes: self.maxBytes)
-            return .success((payload, positions))
+            return .success((published.delivered, positions))
         }
         return try result.get()
+    }
+
+    /// A subscription with recovery, atomically with respect to every publication: `join` (the hub's
+    /// subscribe) runs and each channel is read under the store's lock, so a publication is either in a
+    /// read or delivered live after it, never both, never neither. A request without a position (`since:-`)
+    /// reads only the channel's top.
+    public func recover<Joined>(
+        _ requests: [(channel: String, since: HistoryPosition?, policy: HistoryPolicy)],
+        now: NIODeadline,
+        joining join: () -> Joined
+    ) -> (joined: Joined, reads: [HistoryRead]) {
+        self.state.withLockedValue { state in
+            let joined = join()
+            let reads = requests.map { request -> HistoryRead in
+                let stream = state.touch(request.channel, policy: request.policy, now: now)
+                guard let since = request.since else { return HistoryRead(top: stream.top, entries: [], recovered: true) }
+                return stream.read(after: since, limit: .max)
+            }
+            state.enforce(maxBytes: self.maxBytes)
+            return (joined, reads)
+        }
     }
 
     /// The channel's current stream position (`stream:` of a `subscribed` answer); creates the channel's

@@ -209,13 +209,14 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private func publish(head: HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer, context: ChannelHandlerContext) {
         do throws(ServerError) {
             let (payload, channels) = try self.settings.publish.publication(body: body, query: query)
-            let deliveries: Int
+            let published: ChannelHistory.Published
             do {
-                deliveries = try self.gateway.publish(payload, to: channels, source: .http)
+                published = try self.gateway.publishKeepingHistory(payload, to: channels, source: .http)
             } catch {
                 throw ServerError.publishRefused(error)
             }
-            self.respond(.ok, json: PublishResult(channels: channels, deliveries: deliveries), head: head, context: context)
+            let result = PublishResult(channels: channels, deliveries: published.deliveries, positions: published.positions)
+            self.respond(.ok, json: result, head: head, context: context)
         } catch {
             self.fail(error, head: head, closing: false, context: context)
         }

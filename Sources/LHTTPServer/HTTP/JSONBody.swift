@@ -11,9 +11,13 @@ protocol JSONBody {
 }
 
 /// `{"channels":[...],"deliveries":N}`
+/// `{"channels":[...],"deliveries":N}`, and `"seq":["<epoch>:<offset>"|null,...]` in `channels` order when a
+/// channel keeps history (null: that channel does not).
 struct PublishResult: JSONBody {
     var channels: [String]
     var deliveries: Int
+    /// Empty: no channel keeps history (the answer has no `seq`).
+    var positions: [HistoryPosition?] = []
 
     func write(to buffer: inout ByteBuffer) {
         buffer.writeStaticString("{\"channels\":[")
@@ -23,6 +27,14 @@ struct PublishResult: JSONBody {
         }
         buffer.writeStaticString("],\"deliveries\":")
         buffer.writeString(String(self.deliveries))
+        if !self.positions.isEmpty {
+            buffer.writeStaticString(",\"seq\":[")
+            for (index, position) in self.positions.enumerated() {
+                if index > 0 { buffer.writeStaticString(",") }
+                if let position { buffer.writeJSONString(position.description) } else { buffer.writeStaticString("null") }
+            }
+            buffer.writeStaticString("]")
+        }
         buffer.writeStaticString("}")
     }
 }

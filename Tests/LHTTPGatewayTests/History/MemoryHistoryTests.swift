@@ -13,7 +13,7 @@ struct MemoryHistoryTests {
     func publish(_ history: MemoryHistory, _ body: String, to channels: [String], policy: HistoryPolicy? = nil, at time: NIODeadline? = nil) -> [(position: HistoryPosition, prev: UInt64)] {
         let policy = policy ?? self.policy
         return history.append(to: channels.map { ($0, policy) }, now: time ?? self.start) { positions in
-            ByteBuffer(string: body + "|" + positions.map { "\($0.position) \($0.prev)" }.joined(separator: ","))
+            (ByteBuffer(string: body + "|" + positions.map { "\($0.position) \($0.prev)" }.joined(separator: ",")), ())
         }.positions
     }
 
@@ -191,7 +191,7 @@ struct MemoryHistoryTests {
         let history = MemoryHistory(maxBytes: 1 << 20)
         publish(history, "a", to: ["c"])
         #expect(throws: Refused.self) {
-            try history.append(to: [("c", policy)], now: start) { (_: [(position: HistoryPosition, prev: UInt64)]) throws(Refused) -> ByteBuffer in throw Refused() }
+            try history.append(to: [("c", policy)], now: start) { (_: [(position: HistoryPosition, prev: UInt64)]) throws(Refused) -> (payload: ByteBuffer, delivered: Int) in throw Refused() }
         }
         #expect(history.stats.messages == 1)
         #expect(publish(history, "b", to: ["c"])[0].position.offset == 2)

@@ -1,0 +1,128 @@
+import LHTTPProtocol
+import NIOCore
+
+/// History as the gateway uses it: which channels keep it, the store, the clock, and the wire format of
+/// positions (`seq`, `prev`) and of the `subscribed` answer.
+///
+/// A publication to channels with history gets `seq:<epoch>:<offset> ...` and `prev:<offset> ...`, one
+/// per channel of its `publish:` list in that order (`-` for a channel without history); the server owns
+/// those two headers on such a publication (a publisher's own are replaced). A publication to channels
+/// without history is untouched (an app's own `seq` header there is the app's).
+public final class ChannelHistory: Sendable {
+    /// The header a delivery's positions are in.
+    public static let seqHeader = "seq"
+    /// The header with each channel's previous offset.
+    public static let prevHeader = "prev"
+    /// The subscribe header asking for recovery.
+    public static let sinceHeader = "since"
+    /// The command of the answer to a subscribe with `since:`.
+    public static let subscribedCommand = "subscribed"
+
+    public let store: MemoryHistory
+    public let policies: HistoryPolicies
+    private let parser: LHTTPParser
+    private let now: @Sendable () -> NIODeadline
+
+    /// - Parameter now: the clock of TTLs (tests pass their own).
+    public init(store: MemoryHistory, policies: HistoryPolicies, limits: LHTTPLimits = .default, now: @escaping @Sendable () -> NIODeadline = { .now() }) {
+        self.store = store
+        self.policies = policies
+        self.parser = LHTTPParser(limits: limits)
+        self.now = now
+    }
+
+    /// What a publication with history did.
+    public struct Published: Sendable, Equatable {
+        /// Local deliveries.
+        public var deliveries: Int
+        /// Each channel's new position, in the publication's channel order (nil: no history there).
+        public var positions: [HistoryPosition?]
+    }
+
+    /// Publishes `payload` to `channels` when one of them keeps history: stamps the positions, hands it to
+    /// `deliver` in offset order, keeps it. - Returns: nil when no channel keeps history (the caller
+    /// publishes as usual).
+    func publish(
+        _ payload: ByteBuffer,
+        to channels: [String],
+        deliver: (ByteBuffer) throws(GatewayError) -> Int
+    ) throws(GatewayError) -> Published? {
+        let policies = channels.map { self.policies.policy(for: $0) }
+        guard policies.contains(where: \.isEnabled) else { return nil }
+        var message: LHTTPMessage
+        do {
+            message = try self.parser.parse(payload)
+        } catch {
+            throw .protocolError(error)
+        }
+        let kept = zip(channels, policies).filter { $0.1.isEnabled }.map { (channel: $0.0, policy: $0.1) }
+        let (deliveries, positions) = try self.store.append(to: kept, now: self.now()) { (positions) throws(GatewayError) -> (payload: ByteBuffer, delivered: Int) in
+            var next = positions.makeIterator()
+            var seq: [String] = []
+            var prev: [String] = []
+            for policy in policies {
+                if policy.isEnabled, let position = next.next() {
+                    seq.append(position.position.description)
+                    prev.append(String(position.prev))
+                } else {
+                    seq.append("-")
+                    prev.append("-")
+                }
+            }
+            message.headers.remove(name: Self.seqHeader)
+            message.headers.remove(name: Self.prevHeader)
+            message.headers.add(name: Self.seqHeader, value: seq.joined(separator: " "))
+            message.headers.add(name: Self.prevHeader, value: prev.joined(separator: " "))
+            let stamped: ByteBuffer
+            do throws(LHTTPProtocolError) {
+                stamped = try message.serialized()
+            } catch {
+                throw .protocolError(error)
+            }
+            return (stamped, try deliver(stamped))
+        }
+        var next = positions.makeIterator()
+        return Published(deliveries: deliveries, positions: policies.map { $0.isEnabled ? next.next()?.position : nil })
+    }
+
+    /// Joins channels with recovery: `join` runs atomically with the reads (see
+    /// ``MemoryHistory/recover(_:now:joining:)``), then the replayed publications (a publication two channels
+    /// hold, once) and one `subscribed` answer per channel, in `since` order, are returned to be sent to the
+    /// connection before anything published later.
+    func recover(
+        _ since: [(channel: String, position: HistoryPosition?)],
+        joining join: () -> GatewayError?
+    ) -> (refusal: GatewayError?, frames: [ByteBuffer]) {
+        let requests = since.map { (channel: $0.channel, since: $0.position, policy: self.policies.policy(for: $0.channel)) }
+        let withHistory = requests.filter { $0.policy.isEnabled }
+        let (refusal, reads) = self.store.recover(withHistory, now: self.now(), joining: join)
+        guard refusal == nil else { return (refusal, []) }
+        var frames: [ByteBuffer] = []
+        var sent = Set<ByteBuffer>()
+        var readsByChannel = zip(withHistory.map(\.channel), reads).makeIterator()
+        var nextRead = readsByChannel.next()
+        for request in requests {
+            var answer: LHTTPHeaders = ["channel": request.channel]
+            if request.policy.isEnabled, let (channel, read) = nextRead, channel == request.channel {
+                nextRead = readsByChannel.next()
+                var missed = 0
+                for entry in read.entries where sent.insert(entry.payload).inserted {
+                    frames.append(entry.payload)
+                    missed += 1
+                }
+                answer.add(name: "stream", value: read.top.description)
+                answer.add(name: "recovered", value: read.recovered ? "true" : "false")
+                answer.add(name: "missed", value: String(missed))
+            } else {
+                // No history on this channel: nothing to recover, and the client learns it.
+                answer.add(name: "recovered", value: "false")
+                answer.add(name: "missed", value: "0")
+            }
+            if let bytes = try? LHTTPMessage(command: Self.subscribedCommand, headers: answer).serialized() { frames.append(bytes) }
+        }
+        return (nil, frames)
+    }
+
+    /// Drops expired messages and idle records (the application's timer).
+    public func sweep() { self.store.sweep(now: self.now()) }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import LHTTPClient
+import LHTTPConfig
+import LHTTPGateway
+import LHTTPProtocol
+import LHTTPTestSupport
+import NIOCore
+import Testing
+
+/// History on one node over real sockets: `POST /publish` answers with positions, a client that went away
+/// comes back with `since:` and gets exactly what it missed, a publication racing the recovery lands once.
+@Suite("History over real sockets")
+struct HistoryEndToEndTests {
+    static func withHistory(_ configure: @escaping (inout GatewayConfig) -> Void = { _ in }) -> (inout GatewayConfig) -> Void {
+        { config in
+            config.channels = [ChannelOptionsConfig(prefix: "chat-", historySize: 100)]
+            configure(&config)
+        }
+    }
+
+    /// The position in a `POST /publish` answer's `seq`.
+    func position(_ response: HTTPResponse) throws -> HistoryPosition {
+        struct Answer: Decodable { var seq: [String?] }
+        let answer = try JSONDecoder().decode(Answer.self, from: Data(response.bodyString.utf8))
+        return try #require(answer.seq.first.flatMap { $0 }.flatMap { HistoryPosition(parsing: Substring($0)) })
+    }
+
+    @Test func aClientBackWithItsPositionGetsExactlyWhatItMissedInOrder() async throws {
+        try await TestServer.with(Self.withHistory()) { server in
+            let http = try await server.publisher()
+            let client = try await server.client()
+            try await server.subscribe(client, "chat-room")
+            let first = try await http.request(path: "/publish?channel=chat-room", body: ByteBuffer(string: "seen"))
+            #expect(first.status == 200)
+            let seen = try position(first)
+            let delivered = try await client.nextMessage()
+            #expect(delivered.bodyString == "seen")
+            #expect(delivered.headers["seq"] == seen.description)
+            #expect(delivered.headers["prev"] == "0")
+            try await client.close()
+
+            var missed: [HistoryPosition] = []
+            for index in 0..<5 {
+                missed.append(try position(try await http.request(path: "/publish?channel=chat-room", body: ByteBuffer(string: "m\(index)"))))
+            }
+            #expect(missed.map(\.offset) == [2, 3, 4, 5, 6])
+            #expect(Set(missed.map(\.epoch)) == [seen.epoch])
+
+            let back = try await server.client()
+            try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-room", "since": seen.description]))
+            for index in 0..<5 {
+                let message = try await back.nextMessage()
+                #expect(message.bodyString == "m\(index)")
+                #expect(message.headers["seq"] == missed[index].description)
+            }
+            let answer = try await back.nextMessage()
+            #expect(answer.command == "subscribed")
+            #expect(answer.headers["stream"] == "\(seen.epoch):6")
+            #expect(answer.headers["recovered"] == "true")
+            #expect(answer.headers["missed"] == "5")
+            // Live again, and nothing doubled.
+            _ = try await http.request(path: "/publish?channel=chat-room", body: ByteBuffer(string: "live"))
+            #expect(try await back.nextMessage().bodyString == "live")
+            try await server.roundTrip(back)
+            try await back.close()
+            try await http.close()
+        }
+    }
+
+    @Test func aPublicationRacingTheRecoveryIsDeliveredOnceAfterTheReplayedOnes() async throws {
+        try await TestServer.with(Self.withHistory()) { server in
+            let http = try await server.publisher()
+            let total = 60
+            let epoch = try position(try await http.request(path: "/publish?channel=chat-race", body: ByteBuffer(string: "0"))).epoch
+            // Publications keep coming on their own connection while clients recover from offset 1.
+            let publishing = Task {
+                let racer = try await server.publisher()
+                for index in 1..<total {
+                    _ = try await racer.request(path: "/publish?channel=chat-race", body: ByteBuffer(string: "\(index)"))
+                }
+                try await racer.close()
+            }
+            var clients: [LHTTPWebSocketClient] = []
+            for _ in 0..<4 {
+                let client = try await server.client()
+                try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-race", "since": "\(epoch):1"]))
+                clients.append(client)
+            }
+            try await publishing.value
+            for client in clients {
+                // Offsets 2...total, each once, in order; the `subscribed` answer somewhere in between.
+                var offsets: [UInt64] = []
+                var answers = 0
+                while offsets.count < total - 1 || answers == 0 {
+                    let message = try await client.nextMessage()
+                    if message.command == "subscribed" {
+                        answers += 1
+                        #expect(message.headers["recovered"] == "true")
+                        continue
+                    }
+                    let seq = try #require(message.headers["seq"].flatMap { HistoryPosition(parsing: Substring($0)) })
+                    #expect(seq.epoch == epoch)
+                    #expect(message.bodyString == "\(seq.offset - 1)")
+                    offsets.append(seq.offset)
+                }
+                #expect(offsets == Array(2...UInt64(total)))
+                #expect(answers == 1)
+                try await server.roundTrip(client)
+                try await client.close()
+            }
+            try await http.close()
+        }
+    }
+
+    @Test func withoutHistoryConfiguredNothingChangesOnTheWire() async throws {
+        try await TestServer.with { server in
+            let http = try await server.publisher()
+            let client = try await server.client()
+            try await server.subscribe(client, "chat-room")
+            let response = try await http.request(path: "/publish?channel=chat-room", body: ByteBuffer(string: "plain"))
+            #expect(response.bodyString.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"channels":["chat-room"],"deliveries":1}"#)
+            let message = try await client.nextMessage()
+            #expect(message.headers["seq"] == nil && message.headers["prev"] == nil)
+            try await client.close()
+            try await http.close()
+        }
+    }
+
+    @Test func historyWithAClusterIsRefusedByTheConfiguration() throws {
+        var config = GatewayConfig()
+        config.history.size = 10
+        config.cluster.nats = ["nats://127.0.0.1:4222"]
+        #expect(config.validate().contains { $0.keyPath == "history" })
+        config.cluster.nats = []
+        #expect(!config.validate().contains { $0.keyPath == "history" })
+    }
+}
