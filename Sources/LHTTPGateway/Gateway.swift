@@ -211,6 +211,10 @@ public final class Gateway: Sendable {
            let kept = try history.publish(payload, to: channels, deliver: { (stamped) throws(GatewayError) -> Int in try self.broker.publishInOrder(stamped, to: channels) })
         {
             published = kept
+        } else if self.history != nil {
+            // Queued as the publications with history are, so a publisher's messages keep their order
+            // whichever channels they go to.
+            published = ChannelHistory.Published(deliveries: try self.broker.publishInOrder(payload, to: channels), positions: [])
         } else {
             published = ChannelHistory.Published(deliveries: try self.broker.publish(payload, to: channels), positions: [])
         }

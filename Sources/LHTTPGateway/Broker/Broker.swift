@@ -9,10 +9,9 @@ public protocol Broker: Sendable {
     /// - Returns: the number of local connections it was delivered to.
     /// - Throws: when the message cannot go to every node (too large for the cluster); nothing was delivered then.
     func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int
-    /// The same, for a publication with history: called under the history store's lock, it must reach the
-    /// local connections in call order and do no socket I/O. The hub does both: connections on the caller's
-    /// loop get the frame in their writers (flushed later, by the loop's flusher), other loops get one task
-    /// each, queued in call order.
+    /// The same, on a node that keeps history: publications reach every local connection in call order (the
+    /// history lock's order), even across loops, and nothing is written while the lock is held: every loop,
+    /// the caller's included, gets one task per publication, queued in call order (``Hub/deliver(_:to:queued:)``).
     func publishInOrder(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int
     /// Local interest changed: `added` channels got their first local subscriber, `removed` lost their last.
     ///
@@ -44,6 +43,10 @@ public struct LocalBroker: Broker {
 
     public func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
         self.hub.deliver(payload, to: channels)
+    }
+
+    public func publishInOrder(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
+        self.hub.deliver(payload, to: channels, queued: true)
     }
 
     public func interest(added: [String], removed: [String]) {}

@@ -87,10 +87,14 @@ public final class Hub: Sendable {
 
     /// Delivers a serialized LHTTP message to every local subscriber of `channels`, once per connection.
     /// - Returns: the number of connections it was sent to.
+    /// - Parameter queued: hand the frame over through each loop's task queue, the caller's own loop
+    ///   included, so that deliveries made in one order (under the history lock) reach every connection in
+    ///   that order: a frame handed over inline on the caller's loop would overtake one another loop queued
+    ///   there a moment before.
     @discardableResult
-    public func deliver(_ payload: ByteBuffer, to channels: [String]) -> Int {
+    public func deliver(_ payload: ByteBuffer, to channels: [String], queued: Bool = false) -> Int {
         let perLoop = channels.count == 1 ? self.subscribers(of: channels[0]) : self.collectDistinct(channels)
-        return self.send(payload, to: perLoop)
+        return self.send(payload, to: perLoop, queued: queued)
     }
 
     /// Delivers a serialized LHTTP message to the local subscribers of `channel` that are subscribed to
@@ -128,7 +132,7 @@ public final class Hub: Sendable {
     }
 
     /// Encodes the frame once and writes it to every target, one `execute` per loop.
-    private func send(_ payload: ByteBuffer, to perLoop: [ContiguousArray<Subscriber>]) -> Int {
+    private func send(_ payload: ByteBuffer, to perLoop: [ContiguousArray<Subscriber>], queued: Bool = false) -> Int {
         var total = 0
         for list in perLoop { total += list.count }
         guard total > 0 else { return 0 }
@@ -136,7 +140,7 @@ public final class Hub: Sendable {
         let frame = WebSocketFrameBytes.message(payload, allocator: self.allocator)
         for list in perLoop where !list.isEmpty {
             let slot = list[0].slot
-            if slot.eventLoop.inEventLoop {
+            if !queued, slot.eventLoop.inEventLoop {
                 slot.deliver(frame, to: list)
             } else {
                 slot.eventLoop.execute { slot.deliver(frame, to: list) }
