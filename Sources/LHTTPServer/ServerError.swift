@@ -32,6 +32,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case publishRefused(GatewayError)
     /// The connect hook refused (401/403) or failed (502/504): the upgrade is answered with its status.
     case connectRefused(status: Int, reason: String)
+    /// `GET /history` for a channel that keeps no history.
+    case noHistory(String)
 
     public var httpStatus: Int {
         switch self {
@@ -40,7 +42,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .protocolError(let error): return error.status
         case .noChannel: return 422
         case .badQuery: return 400
-        case .notFound: return 404
+        case .notFound, .noHistory: return 404
         case .methodNotAllowed: return 405
         case .upgradeRequired: return 426
         case .bindFailed: return 500
@@ -60,6 +62,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noChannel: return "no channel: give a 'publish' header or ?channel="
         case .badQuery(let why): return "bad query: \(why)"
         case .notFound: return "not found"
+        case .noHistory(let channel): return "channel \"\(channel.prefix(200))\" keeps no history"
         case .methodNotAllowed(let allowed): return "method not allowed (allowed: \(allowed))"
         case .upgradeRequired: return "this path serves websocket upgrades only"
         case .bindFailed(let why): return "cannot listen: \(why)"

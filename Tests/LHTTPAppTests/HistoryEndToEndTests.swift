@@ -112,6 +112,56 @@ struct HistoryEndToEndTests {
         }
     }
 
+    struct HistoryJSON: Decodable {
+        struct Message: Decodable {
+            var seq: String
+            var prev: UInt64
+            var command: String
+            var headers: [String: String]
+            var body: String
+        }
+        var channel: String
+        var stream: String
+        var recovered: Bool
+        var messages: [Message]
+    }
+
+    @Test func getHistoryGivesTheNewestOrWhatFollowsAPositionBehindThePublishToken() async throws {
+        try await TestServer.with(Self.withHistory { $0.publish.token = "s3cret" }) { server in
+            let http = try await server.publisher()
+            let auth = [("Authorization", "Bearer s3cret")]
+            var positions: [HistoryPosition] = []
+            for index in 0..<5 {
+                let response = try await http.request(path: "/publish?channel=chat-log&command=say", headers: auth, body: ByteBuffer(string: "line \(index) \"quoted\""))
+                positions.append(try position(response))
+            }
+            let newest = try await http.request(method: .GET, path: "/history?channel=chat-log&limit=2", headers: auth)
+            #expect(newest.status == 200)
+            let answer = try JSONDecoder().decode(HistoryJSON.self, from: Data(newest.bodyString.utf8))
+            #expect(answer.channel == "chat-log")
+            #expect(answer.stream == positions[4].description)
+            #expect(answer.messages.map(\.seq) == [positions[3].description, positions[4].description])
+            #expect(answer.messages.map(\.body) == ["line 3 \"quoted\"", "line 4 \"quoted\""])
+            #expect(answer.messages.map(\.prev) == [3, 4])
+            #expect(answer.messages.first?.command == "say")
+            #expect(answer.messages.first?.headers["publish"] == "chat-log")
+            #expect(answer.messages.first?.headers["seq"] == positions[3].description)
+
+            let after = try await http.request(method: .GET, path: "/history?channel=chat-log&since=\(positions[0])&limit=2", headers: auth)
+            let following = try JSONDecoder().decode(HistoryJSON.self, from: Data(after.bodyString.utf8))
+            #expect(following.messages.map(\.seq) == [positions[1].description, positions[2].description])
+            #expect(following.recovered)
+
+            // The token, the channel's history, and the query are checked.
+            #expect(try await http.request(method: .GET, path: "/history?channel=chat-log").status == 401)
+            #expect(try await http.request(method: .GET, path: "/history?channel=plain", headers: auth).status == 404)
+            for bad in ["/history", "/history?channel=chat-log&since=nope", "/history?channel=chat-log&limit=0", "/history?channel=chat-log&limit=x"] {
+                #expect(try await http.request(method: .GET, path: bad, headers: auth).status == 400, "\(bad)")
+            }
+            try await http.close()
+        }
+    }
+
     @Test func withoutHistoryConfiguredNothingChangesOnTheWire() async throws {
         try await TestServer.with { server in
             let http = try await server.publisher()

@@ -123,6 +123,15 @@ public final class ChannelHistory: Sendable {
         return (nil, frames)
     }
 
+    /// A channel's retained publications for `GET /history`: the first `limit` after `since`, or without it
+    /// the newest `limit`, oldest first. - Returns: nil when the channel keeps no history.
+    public func read(_ channel: String, since: HistoryPosition?, limit: Int) -> HistoryRead? {
+        let policy = self.policies.policy(for: channel)
+        guard policy.isEnabled else { return nil }
+        if let since { return self.store.read(channel, after: since, limit: limit, policy: policy, now: self.now()) }
+        return self.store.newest(channel, limit: limit, policy: policy, now: self.now())
+    }
+
     /// Drops expired messages and idle records (the application's timer).
     public func sweep() { self.store.sweep(now: self.now()) }
 }

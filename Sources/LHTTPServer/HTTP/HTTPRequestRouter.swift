@@ -1,4 +1,5 @@
 import LHTTPGateway
+import LHTTPProtocol
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -40,6 +41,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum Route {
         case healthz
+        case history(channel: String, since: HistoryPosition?, limit: Int)
         case metrics
         case staticFile(String)
         case failure(ServerError)
@@ -143,6 +145,9 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             return
         case (_, _) where path == self.settings.publishPath:
             route = .failure(.methodNotAllowed(allowed: "POST"))
+        case (.GET, "/history"):
+            self.metricsRoute = .other
+            route = self.historyRoute(query: query, authorization: head.headers["authorization"])
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             self.metricsRoute = .healthz
             route = .healthz
@@ -168,8 +173,43 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         self.state = .waiting(head, route, bodyBytes: 0)
     }
 
+    /// `GET /history?channel=<name>&since=<epoch>:<offset>&limit=<n>`, with the publish token when one is set.
+    private func historyRoute(query: [(name: String, value: String)]?, authorization: [String]) -> Route {
+        guard let query else { return .failure(.badQuery("invalid percent-encoding")) }
+        guard self.settings.publish.isAuthorized(authorization) else { return .failure(.unauthorized) }
+        guard let channel = query.last(where: { $0.name == "channel" })?.value, !channel.isEmpty else {
+            return .failure(.badQuery("channel is required"))
+        }
+        var since: HistoryPosition?
+        if let text = query.last(where: { $0.name == "since" })?.value {
+            guard let position = HistoryPosition(parsing: Substring(text)) else { return .failure(.badQuery("since must be <epoch>:<offset>")) }
+            since = position
+        }
+        var limit = Self.defaultHistoryLimit
+        if let text = query.last(where: { $0.name == "limit" })?.value {
+            guard let value = Int(text), (1...Self.maxHistoryLimit).contains(value) else {
+                return .failure(.badQuery("limit must be between 1 and \(Self.maxHistoryLimit)"))
+            }
+            limit = value
+        }
+        return .history(channel: channel, since: since, limit: limit)
+    }
+
+    /// Messages a `GET /history` returns without `limit`, and the most it may ask for.
+    static let defaultHistoryLimit = 100
+    static let maxHistoryLimit = 10_000
+
     private func answer(_ route: Route, head: HTTPRequestHead, context: ChannelHandlerContext) {
         switch route {
+        case .history(let channel, let since, let limit):
+            guard let read = self.gateway.history?.read(channel, since: since, limit: limit) else {
+                self.fail(.noHistory(channel), head: head, closing: false, context: context)
+                return
+            }
+            let parser = LHTTPParser(limits: self.gateway.limits)
+            // What was kept was delivered: it parses (a message that would not is left out rather than failing all).
+            let messages = read.entries.compactMap { entry in (try? parser.parse(entry.payload)).map { (entry, $0) } }
+            self.respond(.ok, json: HistoryAnswer(channel: channel, read: read, messages: messages), head: head, context: context)
         case .healthz:
             let stats = self.gateway.hub.stats
             let health = Health(

@@ -1,4 +1,5 @@
 import LHTTPGateway
+import LHTTPProtocol
 import NIOCore
 import NIOHTTP1
 
@@ -10,7 +11,6 @@ protocol JSONBody {
     func write(to buffer: inout ByteBuffer)
 }
 
-/// `{"channels":[...],"deliveries":N}`
 /// `{"channels":[...],"deliveries":N}`, and `"seq":["<epoch>:<offset>"|null,...]` in `channels` order when a
 /// channel keeps history (null: that channel does not).
 struct PublishResult: JSONBody {
@@ -36,6 +36,48 @@ struct PublishResult: JSONBody {
             buffer.writeStaticString("]")
         }
         buffer.writeStaticString("}")
+    }
+}
+
+/// `GET /history`: `{"channel":...,"stream":"<epoch>:<top>","recovered":B,"messages":[{"seq":...,"prev":N,
+/// "command":...,"headers":{...},"body":...}]}`, oldest first. A header named twice has its values joined
+/// by ", " (as HTTP does); the body is UTF-8 (invalid bytes replaced).
+struct HistoryAnswer: JSONBody {
+    var channel: String
+    var read: HistoryRead
+    var messages: [(entry: HistoryEntry, message: LHTTPMessage)]
+
+    func write(to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"channel\":")
+        buffer.writeJSONString(self.channel)
+        buffer.writeStaticString(",\"stream\":")
+        buffer.writeJSONString(self.read.top.description)
+        buffer.writeStaticString(self.read.recovered ? ",\"recovered\":true" : ",\"recovered\":false")
+        buffer.writeStaticString(",\"messages\":[")
+        for (index, (entry, message)) in self.messages.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            buffer.writeStaticString("{\"seq\":")
+            buffer.writeJSONString(HistoryPosition(epoch: self.read.top.epoch, offset: entry.offset).description)
+            buffer.writeString(",\"prev\":\(entry.prev),\"command\":")
+            buffer.writeJSONString(message.command)
+            buffer.writeStaticString(",\"headers\":{")
+            var names: [String] = []
+            var values: [String: [String]] = [:]
+            for header in message.headers {
+                if values[header.name] == nil { names.append(header.name) }
+                values[header.name, default: []].append(header.value)
+            }
+            for (position, name) in names.enumerated() {
+                if position > 0 { buffer.writeStaticString(",") }
+                buffer.writeJSONString(name)
+                buffer.writeStaticString(":")
+                buffer.writeJSONString(values[name]!.joined(separator: ", "))
+            }
+            buffer.writeStaticString("},\"body\":")
+            buffer.writeJSONString(message.bodyString)
+            buffer.writeStaticString("}")
+        }
+        buffer.writeStaticString("]}")
     }
 }
 
