@@ -201,6 +201,12 @@ extension GatewayConfig {
             }
         }
 
+        if publish.idempotencyWindowS < 0 || !publish.idempotencyWindowS.isFinite {
+            report("publish.idempotency_window_s", "must be 0 (off) or more seconds, is \(publish.idempotencyWindowS)")
+        }
+        if publish.idempotencyMaxKeys < 1 {
+            report("publish.idempotency_max_keys", "must be at least 1, is \(publish.idempotencyMaxKeys)")
+        }
         if !(0...HistoryConfig.maxSize).contains(history.size) {
             report("history.size", "must be between 0 (no history) and \(HistoryConfig.maxSize), is \(history.size)")
         }

@@ -140,17 +140,25 @@ public struct PublishConfig: Sendable, Equatable {
     public var path: String
     /// When non-empty, a publish must carry `Authorization: Bearer <token>`.
     public var token: String
+    /// Seconds within which a retried publish with the same `Idempotency-Key` header publishes once.
+    public var idempotencyWindowS: Double
+    /// Most `Idempotency-Key`s remembered at once (the oldest is forgotten first).
+    public var idempotencyMaxKeys: Int
 
     /// Creates the section; defaults to `/publish` with no token.
-    public init(path: String = "/publish", token: String = "") {
+    public init(path: String = "/publish", token: String = "", idempotencyWindowS: Double = 300, idempotencyMaxKeys: Int = 10000) {
         self.path = path
         self.token = token
+        self.idempotencyWindowS = idempotencyWindowS
+        self.idempotencyMaxKeys = idempotencyMaxKeys
     }
 }
 
 extension PublishConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case path, token
+        case idempotencyWindowS = "idempotency_window_s"
+        case idempotencyMaxKeys = "idempotency_max_keys"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -161,7 +169,9 @@ extension PublishConfig: Decodable, ConfigSection {
         let d = PublishConfig()
         self.init(
             path: try c.decodeIfPresent(String.self, forKey: .path) ?? d.path,
-            token: try c.decodeIfPresent(String.self, forKey: .token) ?? d.token
+            token: try c.decodeIfPresent(String.self, forKey: .token) ?? d.token,
+            idempotencyWindowS: try c.decodeIfPresent(Double.self, forKey: .idempotencyWindowS) ?? d.idempotencyWindowS,
+            idempotencyMaxKeys: try c.decodeIfPresent(Int.self, forKey: .idempotencyMaxKeys) ?? d.idempotencyMaxKeys
         )
     }
 }

@@ -19,6 +19,8 @@ struct ConnectionPipeline: Sendable {
     let logger: Logger
     /// The websocket services of a loop (called on that loop).
     let loop: @Sendable (any EventLoop) -> ConnectionLoop
+    /// `Idempotency-Key` answers, shared by every connection (nil: `publish.idempotency_window_s` is 0).
+    let deduplication: PublishDeduplication?
 
     func configure(_ channel: any Channel) -> EventLoopFuture<Void> {
         let configuration = self.configuration
@@ -131,7 +133,8 @@ struct ConnectionPipeline: Sendable {
             maxRequestBodyBytes: configuration.http.maxBodyBytes,
             metricsPath: configuration.metrics.path,
             metricsToken: BearerToken(configuration.metrics.token),
-            metricsRegistry: self.metricsRegistry
+            metricsRegistry: self.metricsRegistry,
+            deduplication: self.deduplication
         )
     }
 

@@ -163,7 +163,12 @@ public final class GatewayServer: Service, Sendable {
         }
         let pipeline = ConnectionPipeline(
             configuration: configuration, gateway: self.gateway, metrics: self.metrics, metricsRegistry: self.metricsRegistry,
-            fileThreadPool: self.fileThreadPool, logger: self.logger, loop: { self.connectionLoop(for: $0) }
+            fileThreadPool: self.fileThreadPool, logger: self.logger, loop: { self.connectionLoop(for: $0) },
+            deduplication: configuration.publish.idempotencyWindowS > 0
+                ? PublishDeduplication(
+                    window: .nanoseconds(Int64(configuration.publish.idempotencyWindowS * 1e9)), maxKeys: configuration.publish.idempotencyMaxKeys
+                )
+                : nil
         )
         return bootstrap.childChannelInitializer { channel in pipeline.configure(channel) }
     }

@@ -162,6 +162,30 @@ struct HistoryEndToEndTests {
         }
     }
 
+    @Test func aRetriedPublishWithTheSameIdempotencyKeyPublishesOnceAndGetsTheFirstAnswer() async throws {
+        try await TestServer.with(Self.withHistory()) { server in
+            let http = try await server.publisher()
+            let client = try await server.client()
+            try await server.subscribe(client, "chat-cron")
+            let first = try await http.request(path: "/publish?channel=chat-cron", headers: [("Idempotency-Key", "job-42")], body: ByteBuffer(string: "once"))
+            let retry = try await http.request(path: "/publish?channel=chat-cron", headers: [("idempotency-key", "job-42")], body: ByteBuffer(string: "once"))
+            #expect(first.status == 200 && retry.status == 200)
+            #expect(retry.bodyString == first.bodyString, "the same answer, the same seq")
+            #expect(try position(retry) == position(first))
+            #expect(retry.headers.first(name: "idempotent-replayed") == "true")
+            #expect(first.headers.first(name: "idempotent-replayed") == nil)
+            let other = try await http.request(path: "/publish?channel=chat-cron", headers: [("Idempotency-Key", "job-43")], body: ByteBuffer(string: "twice"))
+            #expect(try position(other).offset == 2)
+            #expect(try await client.nextMessage().bodyString == "once")
+            #expect(try await client.nextMessage().bodyString == "twice")
+            try await server.roundTrip(client)  // nothing doubled
+            let long = String(repeating: "k", count: 257)
+            #expect(try await http.request(path: "/publish?channel=chat-cron", headers: [("Idempotency-Key", long)], body: ByteBuffer(string: "x")).status == 400)
+            try await client.close()
+            try await http.close()
+        }
+    }
+
     @Test func withoutHistoryConfiguredNothingChangesOnTheWire() async throws {
         try await TestServer.with { server in
             let http = try await server.publisher()

@@ -27,6 +27,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         var metricsPath: String
         var metricsToken: BearerToken
         var metricsRegistry: PrometheusCollectorRegistry?
+        /// `Idempotency-Key` answers (nil: off).
+        var deduplication: PublishDeduplication?
     }
 
     private enum State {
@@ -249,14 +251,29 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private func publish(head: HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer, context: ChannelHandlerContext) {
         do throws(ServerError) {
             let (payload, channels) = try self.settings.publish.publication(body: body, query: query)
-            let published: ChannelHistory.Published
-            do {
-                published = try self.gateway.publishKeepingHistory(payload, to: channels, source: .http)
-            } catch {
-                throw ServerError.publishRefused(error)
+            func publish() throws(ServerError) -> ByteBuffer {
+                let published: ChannelHistory.Published
+                do throws(GatewayError) {
+                    published = try self.gateway.publishKeepingHistory(payload, to: channels, source: .http)
+                } catch {
+                    throw ServerError.publishRefused(error)
+                }
+                var answer = context.channel.allocator.buffer(capacity: 128)
+                PublishResult(channels: channels, deliveries: published.deliveries, positions: published.positions).write(to: &answer)
+                return answer
             }
-            let result = PublishResult(channels: channels, deliveries: published.deliveries, positions: published.positions)
-            self.respond(.ok, json: result, head: head, context: context)
+            let key = head.headers.first(name: "idempotency-key")
+            guard let key, let deduplication = self.settings.deduplication else {
+                self.respond(.ok, json: RawJSON(bytes: try publish()), head: head, context: context)
+                return
+            }
+            guard !key.isEmpty, key.utf8.count <= PublishDeduplication.maxKeyBytes else {
+                throw ServerError.badQuery("Idempotency-Key must be 1 to \(PublishDeduplication.maxKeyBytes) bytes")
+            }
+            let (answer, replayed) = try deduplication.publishOnce(key: key, now: context.eventLoop.now) { () throws(ServerError) -> ByteBuffer in try publish() }
+            var headers = HTTPHeaders()
+            if replayed { headers.add(name: "idempotent-replayed", value: "true") }
+            self.respond(.ok, json: RawJSON(bytes: answer), headers: headers, head: head, context: context)
         } catch {
             self.fail(error, head: head, closing: false, context: context)
         }

@@ -39,6 +39,16 @@ struct PublishResult: JSONBody {
     }
 }
 
+/// A JSON body already written (a stored `Idempotency-Key` answer).
+struct RawJSON: JSONBody {
+    var bytes: ByteBuffer
+
+    func write(to buffer: inout ByteBuffer) {
+        var bytes = self.bytes
+        buffer.writeBuffer(&bytes)
+    }
+}
+
 /// `GET /history`: `{"channel":...,"stream":"<epoch>:<top>","recovered":B,"messages":[{"seq":...,"prev":N,
 /// "command":...,"headers":{...},"body":...}]}`, oldest first. A header named twice has its values joined
 /// by ", " (as HTTP does); the body is UTF-8 (invalid bytes replaced).
