@@ -184,11 +184,16 @@
    * A connection that stays up: reconnects with exponential backoff and jitter, re-subscribes every
    * channel after a reconnect, and keeps what is sent while disconnected in a bounded queue.
    *
+   * History (docs/protocol.md 6.1): on channels where the server keeps it, the client remembers the last
+   * position it saw (`seq`), re-subscribes with `since:` after every reconnect and whenever `prev` shows a
+   * gap, drops what it already had (a replay overlapping live messages), and emits "recovered".
+   *
    * options: reconnect (true), minDelay (500 ms), maxDelay (30000 ms), maxQueue (256 messages),
-   *          protocols, WebSocket (a constructor, for Node < 22 or tests).
+   *          recover (true: ask for what was missed), protocols, WebSocket (a constructor, for Node < 22 or tests).
    * events:  "open", "message" (parsed message), "error" (an LHTTP error reply: {status, reason, message}),
    *          "close" ({code, reason, willReconnect}), "reconnecting" ({attempt, delay}), "dropped" (queue full),
-   *          "parseerror" ({error, data}).
+   *          "parseerror" ({error, data}), "recovered" ({channel, recovered, missed, stream}: a `subscribed`
+   *          answer; recovered false means messages were lost: reload the app's state).
    * The original SDK's style works too: client.onopen / onmessage / onclose / onerror properties, or
    * on_open / on_message / on_close / on_error.
    */
@@ -201,10 +206,13 @@
       minDelay: options.minDelay || 500,
       maxDelay: options.maxDelay || 30000,
       maxQueue: options.maxQueue === undefined ? 256 : options.maxQueue,
+      recover: options.recover !== false,
       protocols: options.protocols,
       WebSocket: options.WebSocket || root.WebSocket
     };
     this.channels = new Set();
+    this.positions = new Map();   // channel → {epoch, offset}: the last position seen
+    this.recovering = new Set();  // channels re-subscribed after a gap, until their `subscribed` answer
     this.queue = [];
     this.listeners = {};
     this.attempt = 0;
@@ -252,7 +260,8 @@
     socket.onopen = function () {
       self.attempt = 0;
       // Re-subscribe first, then what waited while disconnected, in order.
-      if (self.channels.size > 0) socket.send(serialize("subscribe", [["subscribe", Array.from(self.channels).join(" ")]]));
+      self.recovering.clear();
+      if (self.channels.size > 0) socket.send(self.subscribeMessage(Array.from(self.channels)));
       var waiting = self.queue;
       self.queue = [];
       for (var i = 0; i < waiting.length; i++) socket.send(waiting[i]);
@@ -266,7 +275,11 @@
         self.emit("parseerror", { error: e, data: event.data });
         return;
       }
-      if (message.command === "error") {
+      if (message.command === "subscribed" && message.headers.has("channel")) {
+        self.subscribed(message);
+      } else if (!self.track(message)) {
+        return;  // already seen (a replay overlapping live messages), or after a gap (it comes again)
+      } else if (message.command === "error") {
         self.emit("error", { status: parseInt(message.headers.get("status"), 10), reason: message.headers.get("reason"), message: message });
       } else {
         self.emit("message", message);
@@ -280,6 +293,85 @@
       if (willReconnect) self.scheduleReconnect();
     };
     socket.onerror = function () {};
+  };
+
+  /** `subscribe:` for `list`, with `since:` (the last position per channel, `-` for none) when recovering. */
+  LHTTP.prototype.subscribeMessage = function (list, command) {
+    var headers = [["subscribe", list.join(" ")]];
+    if (this.options.recover) {
+      var positions = this.positions;
+      headers.push(["since", list.map(function (c) {
+        var p = positions.get(c);
+        return p ? p.epoch + ":" + p.offset : "-";
+      }).join(" ")]);
+    }
+    return serialize(command || "subscribe", headers);
+  };
+
+  /** The last position seen on `channel` ("epoch:offset"), or undefined. */
+  LHTTP.prototype.position = function (channel) {
+    var p = this.positions.get(channel);
+    return p ? p.epoch + ":" + p.offset : undefined;
+  };
+
+  function parsePosition(text) {
+    var colon = text ? text.lastIndexOf(":") : -1;
+    if (colon <= 0 || !/^[0-9]+$/.test(text.slice(colon + 1))) return null;
+    return { epoch: text.slice(0, colon), offset: Number(text.slice(colon + 1)) };
+  }
+
+  /**
+   * Keeps the positions of a delivery (`seq`/`prev`, one per channel of its `publish:` list). Returns false
+   * when the message is not to be shown: every channel of ours had it already, or a channel shows a gap
+   * (it is then re-subscribed from the last position and the message comes again, in order).
+   */
+  LHTTP.prototype.track = function (message) {
+    var seq = message.headers.get("seq");
+    if (!seq || !this.options.recover) return true;
+    var channels = channelList(message.headers.get("publish") || "");
+    var seqs = seq.split(" ");
+    var prevs = (message.headers.get("prev") || "").split(" ");
+    var ours = 0, fresh = 0, gaps = [];
+    for (var i = 0; i < channels.length && i < seqs.length; i++) {
+      var channel = channels[i];
+      var position = parsePosition(seqs[i]);
+      if (!position || !this.channels.has(channel)) continue;
+      ours += 1;
+      var known = this.positions.get(channel);
+      if (known && known.epoch === position.epoch && position.offset <= known.offset) continue;
+      if (known && known.epoch === position.epoch && Number(prevs[i]) !== known.offset && /^[0-9]+$/.test(prevs[i] || "")) {
+        gaps.push(channel);
+        continue;
+      }
+      this.positions.set(channel, position);
+      fresh += 1;
+    }
+    if (gaps.length > 0) this.recoverGaps(gaps);
+    return ours === 0 || fresh > 0;
+  };
+
+  /** Re-subscribes `channels` from their last positions (a gap seen in `prev`), once per gap. */
+  LHTTP.prototype.recoverGaps = function (channels) {
+    var fresh = channels.filter(function (c) { return !this.recovering.has(c); }, this);
+    if (fresh.length === 0 || !this.connected) return;
+    fresh.forEach(function (c) { this.recovering.add(c); }, this);
+    this.socket.send(serialize("unsubscribe", [["unsubscribe", fresh.join(" ")]]));
+    this.socket.send(this.subscribeMessage(fresh));
+  };
+
+  /** A `subscribed` answer: the channel's position now, and the "recovered" event. */
+  LHTTP.prototype.subscribed = function (message) {
+    var channel = message.headers.get("channel");
+    this.recovering.delete(channel);
+    var stream = parsePosition(message.headers.get("stream"));
+    if (!stream) return;  // the channel keeps no history
+    this.positions.set(channel, stream);
+    this.emit("recovered", {
+      channel: channel,
+      recovered: message.headers.get("recovered") === "true",
+      missed: parseInt(message.headers.get("missed"), 10) || 0,
+      stream: stream.epoch + ":" + stream.offset
+    });
   };
 
   /** Exponential backoff from minDelay to maxDelay; each delay drawn from its upper half (jitter). */
@@ -322,14 +414,17 @@
     list.forEach(function (c) { this.channels.add(c); }, this);
     // While disconnected, the reconnect's re-subscribe covers it: nothing to queue.
     if (!this.connected) return true;
-    return this.send((options && options.command) || "subscribe", [["subscribe", list.join(" ")]]);
+    return this.sendRaw(this.subscribeMessage(list, options && options.command));
   };
 
   /** Leaves channels. */
   LHTTP.prototype.unsubscribe = function (channels) {
     var list = channelList(channels);
     if (list.length === 0) return true;
-    list.forEach(function (c) { this.channels.delete(c); }, this);
+    list.forEach(function (c) {
+      this.channels.delete(c);
+      this.positions.delete(c);
+    }, this);
     if (!this.connected) return true;
     return this.send("unsubscribe", [["unsubscribe", list.join(" ")]]);
   };

@@ -155,7 +155,13 @@ struct Publish: AsyncParsableCommand {
 
 struct Subscribe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Subscribe and print one message per line (or one JSON object with --json) until closed or --count messages."
+        abstract: "Subscribe and print one message per line (or one JSON object with --json) until closed or --count messages.",
+        discussion: """
+            On channels with history, --since <epoch>:<offset> (one per channel, - for none) first prints what was
+            published after that position, each message once. The server's `subscribed` answers go to standard
+            error: "lhttp: <channel> recovered=<bool> missed=<n> stream=<position>"; start the next run from that
+            stream position (or from the `seq` of the last message printed) to miss nothing in between.
+            """
     )
 
     @Argument(help: "Websocket URL, e.g. ws://127.0.0.1:8081/ws.") var url: String
@@ -163,16 +169,33 @@ struct Subscribe: AsyncParsableCommand {
     @Flag(help: "One JSON object per message: {\"command\",\"headers\",\"body\"}.") var json = false
     @Option(help: "Exit after this many messages.") var count: Int?
     @Option(name: .customLong("header"), help: "Extra handshake header (name:value). Repeatable.") var headers: [String] = []
+    @Option(help: "Position to recover from, one per channel in order (<epoch>:<offset> or -). Repeatable.") var since: [String] = []
+
+    func validate() throws {
+        guard !self.channels.isEmpty else { throw ValidationError("give at least one channel") }
+        guard self.since.isEmpty || self.since.count == self.channels.count else {
+            throw ValidationError("--since: one per channel (\(self.channels.count)), - for none")
+        }
+        for value in self.since where value != "-" && HistoryCursor.Position(value) == nil {
+            throw ValidationError("--since \(value): not <epoch>:<offset> or -")
+        }
+    }
 
     func run() async throws {
-        guard !self.channels.isEmpty else { throw ValidationError("give at least one channel") }
         let target = try WebSocketURL(self.url)
+        var cursor = HistoryCursor(positions: Dictionary(
+            zip(self.channels, self.since).compactMap { channel, value in HistoryCursor.Position(value).map { (channel, $0) } },
+            uniquingKeysWith: { $1 }
+        ))
+        let subscribed = Set(self.channels)
         let client: LHTTPWebSocketClient
         do {
             client = try await LHTTPWebSocketClient.connect(
                 host: target.host, port: target.port, path: target.path, headers: HeaderOption.parse(self.headers)
             )
-            try await client.send(LHTTPMessage(command: "subscribe", headers: [LHTTPChannelList.subscribeHeader: self.channels.joined(separator: " ")]))
+            var headers: LHTTPHeaders = [LHTTPChannelList.subscribeHeader: self.channels.joined(separator: " ")]
+            if !self.since.isEmpty { headers.add(name: "since", value: cursor.since(for: self.channels)) }
+            try await client.send(LHTTPMessage(command: "subscribe", headers: headers))
         } catch {
             printError("lhttp: cannot subscribe at \(self.url): \(error)")
             throw ExitCode(ExitStatus.connectionFailed)
@@ -181,6 +204,11 @@ struct Subscribe: AsyncParsableCommand {
         for await event in client.events {
             switch event {
             case .message(let message, _, _):
+                if let answer = cursor.answered(message) {
+                    printError("lhttp: \(answer.channel) recovered=\(answer.recovered) missed=\(answer.missed) stream=\(answer.stream?.description ?? "-")")
+                    continue
+                }
+                guard cursor.track(message, subscribed: subscribed) else { continue }
                 emit(self.json ? Render.json(message) : Render.line(message))
                 received += 1
                 if let count = self.count, received >= count {

@@ -56,7 +56,9 @@ class Server:
         while True:
             port = self.port or free_port()
             with open(self.config, "w") as f:
-                f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\n" % (port, os.path.join(self.root, "public")))
+                # The demo's rooms keep history, as in config/lhttpd.yaml: a page that was away gets what it missed.
+                f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\nchannels:\n  - prefix: \"chat-\"\n    history_size: 100\n"
+                        % (port, os.path.join(self.root, "public")))
             self.process = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log, stderr=self.log)
             while time.time() < deadline and self.process.poll() is None:
                 try:
@@ -152,6 +154,30 @@ def main():
         if args.screenshot:
             ann.save_screenshot(args.screenshot)
 
+        # Bob's page goes away (its socket closed, its reconnect held back), ann talks meanwhile, bob comes back:
+        # the SDK re-subscribes with since: and the page shows what it missed, once, in order, then live again.
+        bob.execute_script(
+            "const c = window.chat.client; window.chat.recovered = [];"
+            "c.on('recovered', (r) => window.chat.recovered.push(r));"
+            "c.options.minDelay = 3600000; c.options.maxDelay = 3600000; c.socket.close();"
+        )
+        check("bob's page is away", wait_for(bob, lambda d: text_of(d, "status") != "online"))
+        say(ann, "missed one")
+        say(ann, "missed two")
+        check("ann's messages went out", wait_for(ann, lambda d: "missed two" in text_of(d, "log")), text_of(ann, "log"))
+        bob.execute_script("const c = window.chat.client; clearTimeout(c.timer); c.timer = null; c.connect();")
+        check("bob's page is back", wait_for(bob, lambda d: text_of(d, "status") == "online"))
+        check("bob's SDK recovered", wait_for(bob, lambda d: any(
+            r["recovered"] and r["missed"] >= 2 for r in d.execute_script("return window.chat.recovered;"))),
+            json.dumps(bob.execute_script("return window.chat.recovered;")))
+        texts = [m["text"] for m in bob.execute_script("return window.chat.messages;")]
+        check("bob's page shows what was said while it was away, once, in order",
+              texts.count("missed one") == 1 and texts.count("missed two") == 1 and texts.index("missed one") < texts.index("missed two"),
+              json.dumps(texts))
+        say(ann, "live after recovery")
+        check("bob receives live after the recovery", wait_for(bob, lambda d: "live after recovery" in text_of(d, "log")), text_of(bob, "log"))
+        bob.execute_script("const c = window.chat.client; c.options.minDelay = 250; c.options.maxDelay = 5000;")
+
         # The ES module entry gives the same class.
         esm = ann.execute_async_script(
             "const done = arguments[arguments.length - 1];"
@@ -182,11 +208,15 @@ def main():
         page = os.path.join(workdir, "parser.html")
         shutil.copy(os.path.join(root, "public", "lhttp.js"), workdir)
         shutil.copy(os.path.join(root, "Tests", "JS", "parser-cases.js"), workdir)
+        shutil.copy(os.path.join(root, "Tests", "JS", "recovery-cases.js"), workdir)
         with open(page, "w") as f:
             f.write('<!doctype html><script src="lhttp.js"></script><script src="parser-cases.js"></script>'
-                    '<script>window.results = runParserCases(LHTTP);</script>')
+                    '<script src="recovery-cases.js"></script>'
+                    '<script>window.results = runParserCases(LHTTP);'
+                    'runRecoveryCases(LHTTP).then((r) => { window.recovery = r; });</script>')
         ann.get("file://" + page)
-        results = ann.execute_script("return window.results;") or []
+        wait_for(ann, lambda d: d.execute_script("return window.recovery !== undefined;"))
+        results = (ann.execute_script("return window.results;") or []) + (ann.execute_script("return window.recovery;") or [])
         for result in results:
             check("parser (browser): " + result["name"], result["ok"], result.get("detail", ""))
         check("parser cases ran in the browser", len(results) >= 10, json.dumps(results)[:200])

@@ -28,6 +28,7 @@ struct ClientsTests {
         let status = try await child.exitStatus(timeout: .seconds(240))
         #expect(status == 0, "\(child.text)")
         #expect(child.text.contains("ok   bob receives again (re-subscribed)"), "\(child.text)")
+        #expect(child.text.contains("ok   bob's page shows what was said while it was away, once, in order"), "\(child.text)")
         #expect(child.text.contains("ok   parser cases ran in the browser"), "\(child.text)")
     }
 
@@ -39,7 +40,8 @@ struct ClientsTests {
         // Every case ran and passed: "N of N parser cases passed", with N the number of "ok" lines.
         let passed = child.text.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count
         #expect(passed >= 10, "\(child.text)")
-        #expect(child.text.contains("\(passed) of \(passed) parser cases passed"), "\(child.text)")
+        #expect(child.text.contains("\(passed) of \(passed) cases passed"), "\(child.text)")
+        #expect(child.text.contains("ok   recovery: the replay fills the gap in order"), "\(child.text)")
         #expect(!child.text.contains("FAIL"), "\(child.text)")
     }
 
@@ -85,6 +87,30 @@ struct ClientsTests {
             #expect(object["command"] as? String == "chat")
             #expect(object["body"] as? String == "two\nlines")
             #expect((object["headers"] as? [String: String])?["publish"] == "room")
+            try await publisher.close()
+        }
+    }
+
+    @Test func subscribeSinceRecoversWhatWasPublishedAfterAPosition() async throws {
+        try await TestServer.with({ $0.history.size = 10 }) { server in
+            let publisher = try await server.publisher()
+            var positions: [String] = []
+            for body in ["one", "two", "three"] {
+                let answer = try await publisher.request(path: "/publish?channel=log&command=chat", body: ByteBuffer(string: body))
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(answer.bodyString.utf8)) as? [String: Any])
+                positions.append(try #require((object["seq"] as? [String])?.first))
+            }
+            let url = "ws://127.0.0.1:\(server.port)/ws"
+            let cli = try ChildProcess(["subscribe", url, "log", "--since", positions[0], "--count", "3"], binary: Self.lhttp)
+            _ = try await cli.await("lhttp: log recovered=true missed=2 stream=\(positions[2])")
+            _ = try await publisher.request(path: "/publish?channel=log&command=chat", body: ByteBuffer(string: "four"))
+            #expect(try await cli.exitStatus() == 0, "\(cli.text)")
+            let lines = cli.text.split(separator: "\n").filter { $0.hasPrefix("log chat") }
+            #expect(lines.count == 3, "\(cli.text)")
+            #expect(lines.map { $0.split(separator: ": ").last.map(String.init) ?? "" } == ["two", "three", "four"], "\(cli.text)")
+            #expect(lines.first?.contains("seq=\(positions[1])") == true, "\(cli.text)")
+            let bad = try ChildProcess(["subscribe", url, "log", "other", "--since", positions[0]], binary: Self.lhttp)
+            #expect(try await bad.exitStatus() != 0, "\(bad.text)")
             try await publisher.close()
         }
     }
