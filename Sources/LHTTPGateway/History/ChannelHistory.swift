@@ -49,6 +49,11 @@ public final class ChannelHistory: Sendable {
     ) throws(GatewayError) -> Published? {
         let policies = channels.map { self.policies.policy(for: $0) }
         guard policies.contains(where: \.isEnabled) else { return nil }
+        // Parsed lists are free of repeats; one given in code might not be, and a channel must get one offset.
+        guard Set(channels).count == channels.count else {
+            var seen = Set<String>()
+            return try self.publish(payload, to: channels.filter { seen.insert($0).inserted }, deliver: deliver)
+        }
         var message: LHTTPMessage
         do {
             message = try self.parser.parse(payload)
