@@ -68,7 +68,8 @@ start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned; sets serv
         # The upstream scenario's backend (run by lhttp-bench) must be allowed.
         backend_port=$(free_port)
         # Per-connection rate limits off: one load generator connection stands for many publishers.
-        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\nupstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
+        # hist-* keeps history (the "history=100" rows); every other channel none, as by default.
+        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\nchannels:\n  - prefix: "hist-"\n    history_size: 100\nupstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
             "$backend_port" "$backend_port" > "$work/lhttpd.yaml"
         # Pinned: one event loop on the server's core. Unpinned: lhttpd's default, a loop per core.
         local threads=(--threads 1)
@@ -151,6 +152,7 @@ if [ "$QUICK" = 1 ]; then
         "lhttp|upstream --messages 500 --in-flight 8"
         "lhttp|webhook --messages 500 --in-flight 8"
         "lhttp|soak --connections 500 --channels 20 --seconds 5 --rate 200 --churn 10 --stalled 2"
+        "lhttp|fanout --subscribers 20 --messages 500 --window 64 --publishers 4 --channel hist-fanout --label history=100"
     )
     cluster_scenarios=("--subscribers 20 --messages 500 --window 16")
 else
@@ -176,6 +178,9 @@ else
         "lhttp|webhook --messages 20000 --in-flight 1"
         "lhttp|webhook --messages 20000 --in-flight 8"
         "lhttp|soak --connections 10000 --channels 100 --seconds 30 --rate 500 --churn 20 --stalled 10"
+        # Issue 15: the first and fourth fan-outs again, to a channel with history (stamped, kept, ordered).
+        "lhttp|fanout --subscribers 100 --messages 10000 --window 256 --publishers 4 --channel hist-fanout --label history=100"
+        "lhttp|fanout --subscribers 1000 --messages 3000 --window 200 --publisher websocket --channel hist-fanout --label history=100"
     )
     cluster_scenarios=(
         "--subscribers 1000 --messages 2000 --window 256"

@@ -21,6 +21,7 @@ public enum BenchChart {
         }
         var text = "\(result.parameters["subscribers"] ?? 0) subs\\n\(publisher)\\nwindow \(result.parameters["window"] ?? 0)"
         if result.labels?["pinned"] == "false" { text += "\\nunpinned, loop/core" }
+        if let size = result.labels?["history"] { text += "\\nhistory \(size)" }
         return text
     }
 
@@ -68,15 +69,19 @@ public enum BenchChart {
         }
         script += "EOD\n"
         // Bars, then each bar's value above it (clustered: bar j of 3 sits at x = row + (j - 1) / 4).
+        // Only the servers that ran (a DIALECTS subset): gnuplot refuses a column without a valid point.
+        let shown = series.indices.filter { index in rows.contains { !$0.values[index].isNaN } }
         var plots: [String] = []
-        for (index, entry) in series.enumerated() {
-            let source = index == 0 ? "$fanout using 2:xtic(1)" : "'' using \(index + 2)"
+        for (position, index) in shown.enumerated() {
+            let entry = series[index]
+            let source = position == 0 ? "$fanout using \(index + 2):xtic(1)" : "'' using \(index + 2)"
             plots.append("\(source) title \(quoted(entry.title)) lc rgb \(quoted(entry.colour))")
         }
-        for index in series.indices {
+        for (position, index) in shown.enumerated() {
             let column = index + 2
+            let offset = (Double(position) - Double(shown.count - 1) / 2) / Double(shown.count + 1)
             plots.append(
-                "'' using ($0 + \(Double(index - 1) * 0.25)):(valid(\(column)) ? $\(column) : 1/0):(sprintf(\"%.2f\", $\(column))) "
+                "'' using ($0 + \(offset)):(valid(\(column)) ? $\(column) : 1/0):(sprintf(\"%.2f\", $\(column))) "
                     + "with labels offset 0,0.7 font \",9\" notitle"
             )
         }

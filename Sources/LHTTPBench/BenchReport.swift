@@ -87,6 +87,7 @@ public enum BenchReport {
         }
         if let cluster = clusterTable(results) { text += "\n\n" + cluster }
         if let unpinned = unpinnedTable(results) { text += "\n\n" + unpinned }
+        if let history = historyTable(results) { text += "\n\n" + history }
         for soak in results where soak.scenario == "soak" {
             let m = soak.metrics
             text += "\n\nsoak (\(soak.parameters["connections"] ?? 0) connections, \(soak.parameters["seconds"] ?? 0) s): "
@@ -107,7 +108,7 @@ public enum BenchReport {
         ]]
         for run in runs {
             let single = results.first { result in
-                result.scenario == "fanout" && result.dialect == .lhttp && result.labels?["pinned"] == nil
+                result.scenario == "fanout" && result.dialect == .lhttp && result.labels?["pinned"] == nil && result.labels?["history"] == nil
                     && result.labels?["publisher"] == run.labels?["publisher"]
                     && ["subscribers", "messages", "window", "publishers"].allSatisfy { result.parameters[$0] == run.parameters[$0] }
             }
@@ -143,6 +144,29 @@ public enum BenchReport {
                 BenchResult.format(ours),
                 base.map { String(format: "%.2f×", ours / max($0, 1)) } ?? "-",
                 base.map { ours >= $0 ? "met" : "not met" } ?? "-",
+            ])
+        }
+        return render(rows)
+    }
+
+    /// lhttpd fan-out to a channel with history (`--label history=<size>`, lhttpd configured to keep it there)
+    /// against the same fan-out without, in the same file: what stamping, keeping and ordering cost.
+    static func historyTable(_ results: [BenchResult]) -> String? {
+        let runs = results.filter { $0.dialect == .lhttp && $0.labels?["history"] != nil }
+        guard !runs.isEmpty else { return nil }
+        var rows: [[String]] = [["lhttpd with history vs without (same run)", "without deliveries/s", "with deliveries/s", "with vs without", "without p99", "with p99"]]
+        for run in runs {
+            let key = key(run, dropping: ["history"])
+            let plain = results.first { $0.dialect == .lhttp && $0.labels?["history"] == nil && self.key($0) == key }
+            let ours = run.metrics["deliveries_per_s"] ?? 0
+            let base = plain?.metrics["deliveries_per_s"]
+            rows.append([
+                key + " history=\(run.labels?["history"] ?? "")" + (run.ok ? "" : " (FAILED: lost \(run.lost), corrupt \(run.corrupted))"),
+                base.map { BenchResult.format($0) } ?? "n/a",
+                BenchResult.format(ours),
+                base.map { String(format: "%.2f×", ours / max($0, 1)) } ?? "-",
+                plain.map { BenchResult.format($0.metrics["p99_ms"] ?? 0) + " ms" } ?? "n/a",
+                BenchResult.format(run.metrics["p99_ms"] ?? 0) + " ms",
             ])
         }
         return render(rows)

@@ -72,11 +72,36 @@ final class WarmUpGate {
 }
 
 extension BenchPayload {
-    /// Checks a delivered websocket payload: the dialect's exact prefix, then the body.
+    /// Checks a delivered websocket payload: the dialect's exact prefix, then the body. An LHTTP prefix (a
+    /// header block) may be followed by lhttpd's history headers (`seq:`, `prev:`) before its blank line, as
+    /// on a channel with history; any other extra byte is corruption.
     static func check(_ raw: UnsafeRawBufferPointer, prefix: [UInt8]) -> Parsed {
         guard raw.count >= prefix.count,
             prefix.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, prefix.count) == 0 })
-        else { return .corrupt }
+        else {
+            guard prefix.count >= 4, prefix.suffix(4) == [13, 10, 13, 10] else { return .corrupt }
+            return self.checkWithHistory(raw, headers: prefix.dropLast(2))
+        }
         return parse(UnsafeRawBufferPointer(rebasing: raw[prefix.count...]))
+    }
+
+    /// `headers` (the prefix up to its last header line), then only `seq:`/`prev:` lines, the blank line, the body.
+    private static func checkWithHistory(_ raw: UnsafeRawBufferPointer, headers: ArraySlice<UInt8>) -> Parsed {
+        guard raw.count >= headers.count, headers.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, headers.count) == 0 }) else {
+            return .corrupt
+        }
+        var index = headers.count
+        var lines = 0
+        while index + 1 < raw.count {
+            if raw[index] == 13, raw[index + 1] == 10 {
+                return lines == 2 ? parse(UnsafeRawBufferPointer(rebasing: raw[(index + 2)...])) : .corrupt
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: raw[index...])
+            guard rest.starts(with: "seq:".utf8) || rest.starts(with: "prev:".utf8) else { return .corrupt }
+            guard let end = rest.firstIndex(of: 10), end > 0, rest[end - 1] == 13 else { return .corrupt }
+            index += end + 1
+            lines += 1
+        }
+        return .corrupt
     }
 }

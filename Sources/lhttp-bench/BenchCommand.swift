@@ -94,6 +94,8 @@ struct Fanout: AsyncParsableCommand {
     var publishers: Int?
     @Option(name: .customLong("subscriber-port"), help: "Cluster mode (repeat it): spread subscribers over these ports; the publisher stays on --port.")
     var subscriberPorts: [Int] = []
+    @Option(help: "The channel (bench/run.sh gives lhttpd history on hist-* for the history rows).")
+    var channel = "bench-fanout"
 
     var mode: FanoutPublisher {
         switch self.publisher {
@@ -120,6 +122,7 @@ struct Fanout: AsyncParsableCommand {
         )
         scenario.subscriberPorts = subscriberPorts
         scenario.publisher = mode
+        scenario.channel = channel
         let configured = scenario
         try await report(target) { try await configured.run(on: $0) }
     }

@@ -30,6 +30,17 @@ import Testing
         #expect(!row.contains("not met"))
     }
 
+    @Test func aRunWithHistoryIsComparedWithTheSameRunWithout() throws {
+        var kept = Self.fanout(.lhttp, rate: 1_500_000)
+        kept.labels?["history"] = "100"
+        let table = BenchReport.table([Self.fanout(.lhttp, rate: 2_000_000), kept])
+        let row = try #require(table.split(separator: "\n").first { $0.contains("0.75×") }, "\(table)")
+        #expect(row.contains("history=100"))
+        #expect(table.contains("lhttpd with history vs without"))
+        let script = try #require(BenchChart.gnuplotScript([kept], output: "out.png", title: "t"))
+        #expect(script.contains("history 100"))
+    }
+
     @Test func chartHasOneGroupPerFanoutRowAndSkipsFailedRuns() throws {
         let results = [
             Self.fanout(.lhttp, rate: 2_000_000), Self.fanout(.nchan, rate: 500_000, ok: false),

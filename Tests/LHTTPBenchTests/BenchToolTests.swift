@@ -41,6 +41,21 @@ struct BenchToolTests {
         }
     }
 
+    @Test func fanoutToAChannelWithHistoryReportsEveryDeliveryIntact() async throws {
+        try await TestServer.with({ $0.channels = [ChannelOptionsConfig(prefix: "hist-", historySize: 100)] }) { server in
+            for mode in [["--publishers", "2"], ["--publisher", "websocket"]] {
+                let line = try await run(
+                    ["fanout", "--subscribers", "10", "--messages", "100", "--window", "8", "--channel", "hist-fanout"] + mode, port: server.port
+                )
+                #expect(line.ok, "\(mode)")
+                #expect(line.lost == 0 && line.duplicates == 0 && line.corrupted == 0 && line.errors == 0, "\(mode)")
+                #expect(line.metrics["deliveries"] == 1000)
+            }
+            // The deliveries were stamped and kept: the channel holds its last 100.
+            #expect(server.gateway.history?.store.stats.messages == 100)
+        }
+    }
+
     @Test func clusterFanoutReportsEveryDeliveryIntactAcrossTwoNodes() async throws {
         let nats = try await NATSServerProcess()
         try await TestServer.withNodes(nats) { a, b in
