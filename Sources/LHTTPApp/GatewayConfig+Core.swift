@@ -57,7 +57,7 @@ extension HistoryPolicies {
     /// `history.size`/`history.ttl_s` for every channel, overridden per prefix by the `channels:` list's
     /// `history_size`/`history_ttl_s` (a prefix entry without them keeps the defaults).
     public init(_ config: GatewayConfig) {
-        func ttl(_ seconds: Double) -> TimeAmount? { seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil }
+        func ttl(_ seconds: Double) -> TimeAmount? { seconds > 0 ? TimeAmount(.seconds(seconds)) : nil }
         let fallback = HistoryPolicy(size: config.history.size, ttl: ttl(config.history.ttlS))
         let rules = config.channels.map { options in
             (prefix: options.prefix, policy: HistoryPolicy(
@@ -74,7 +74,7 @@ extension ChannelHistory {
     public static func make(_ config: GatewayConfig, limits: LHTTPLimits) -> ChannelHistory? {
         let policies = HistoryPolicies(config)
         guard policies.isAnyEnabled else { return nil }
-        let store = MemoryHistory(maxBytes: config.history.maxBytes, metaTTL: .nanoseconds(Int64(config.history.metaTTLS * 1e9)))
+        let store = MemoryHistory(maxBytes: config.history.maxBytes, metaTTL: TimeAmount(.seconds(config.history.metaTTLS)))
         return ChannelHistory(store: store, policies: policies, limits: limits)
     }
 }

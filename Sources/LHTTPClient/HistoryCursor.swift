@@ -4,33 +4,15 @@ import LHTTPProtocol
 /// value to re-subscribe with, and which deliveries were seen already (a replay overlapping live messages).
 /// A plain struct (`lhttp subscribe --since` uses one; a reconnecting client keeps one across reconnects).
 public struct HistoryCursor: Sendable, Equatable {
-    /// A channel's place: `<epoch>:<offset>`.
-    public struct Position: Sendable, Equatable, CustomStringConvertible {
-        public var epoch: String
-        public var offset: UInt64
-
-        /// Parses `<epoch>:<offset>`; nil for anything else (`-` included).
-        public init?(_ text: some StringProtocol) {
-            guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
-                  case let digits = text[text.index(after: colon)...], !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let offset = UInt64(digits)
-            else { return nil }
-            self.epoch = String(text[..<colon])
-            self.offset = offset
-        }
-
-        public var description: String { "\(self.epoch):\(self.offset)" }
-    }
-
     /// What a `subscribed` answer said.
     public struct Answer: Sendable, Equatable {
         public var channel: String
         public var recovered: Bool
         public var missed: Int
         /// Nil: the channel keeps no history.
-        public var stream: Position?
+        public var stream: HistoryPosition?
 
-        public init(channel: String, recovered: Bool, missed: Int, stream: Position?) {
+        public init(channel: String, recovered: Bool, missed: Int, stream: HistoryPosition?) {
             self.channel = channel
             self.recovered = recovered
             self.missed = missed
@@ -38,9 +20,9 @@ public struct HistoryCursor: Sendable, Equatable {
         }
     }
 
-    public private(set) var positions: [String: Position] = [:]
+    public private(set) var positions: [String: HistoryPosition] = [:]
 
-    public init(positions: [String: Position] = [:]) {
+    public init(positions: [String: HistoryPosition] = [:]) {
         self.positions = positions
     }
 
@@ -57,7 +39,7 @@ public struct HistoryCursor: Sendable, Equatable {
         var ours = 0
         var fresh = 0
         for (channel, token) in zip(channels, seq.split(separator: " ")) where subscribed.contains(channel) {
-            guard let position = Position(token) else { continue }
+            guard let position = HistoryPosition(parsing: token) else { continue }
             ours += 1
             if let known = self.positions[channel], known.epoch == position.epoch, position.offset <= known.offset { continue }
             self.positions[channel] = position
@@ -69,7 +51,7 @@ public struct HistoryCursor: Sendable, Equatable {
     /// Reads a `LHTTP/1.0 subscribed` answer (nil for any other message) and takes its stream position.
     public mutating func answered(_ message: LHTTPMessage) -> Answer? {
         guard message.command == "subscribed", let channel = message.headers["channel"] else { return nil }
-        let stream = message.headers["stream"].flatMap { Position($0) }
+        let stream = message.headers["stream"].flatMap { HistoryPosition(parsing: Substring($0)) }
         if let stream { self.positions[channel] = stream }
         return Answer(
             channel: channel, recovered: message.headers["recovered"] == "true", missed: Int(message.headers["missed"] ?? "") ?? 0, stream: stream

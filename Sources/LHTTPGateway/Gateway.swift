@@ -180,9 +180,13 @@ public final class Gateway: Sendable {
     /// - Returns: the refusal when the node's channel cap would be exceeded; nothing changed then.
     public func subscribe(_ subscriber: Subscriber, recovering requests: [RecoveryRequest]) -> GatewayError? {
         let channels = requests.map(\.channel)
-        let history = self.history ?? ChannelHistory(store: MemoryHistory(maxBytes: 1), policies: .none)
-        let (refusal, frames) = history.recover(requests.map { ($0.channel, $0.position) }) {
-            self.subscribe(subscriber, to: channels)
+        let refusal: GatewayError?
+        let frames: [ByteBuffer]
+        if let history = self.history {
+            (refusal, frames) = history.recover(requests.map { ($0.channel, $0.position) }) { self.subscribe(subscriber, to: channels) }
+        } else {
+            refusal = self.subscribe(subscriber, to: channels)
+            frames = refusal == nil ? channels.compactMap { ChannelHistory.subscribedAnswer(channel: $0, read: nil, missed: 0) } : []
         }
         for frame in frames { subscriber.sink.enqueueFrame(WebSocketFrameBytes.message(frame)) }
         return refusal

@@ -165,9 +165,7 @@ public final class GatewayServer: Service, Sendable {
             configuration: configuration, gateway: self.gateway, metrics: self.metrics, metricsRegistry: self.metricsRegistry,
             fileThreadPool: self.fileThreadPool, logger: self.logger, loop: { self.connectionLoop(for: $0) },
             deduplication: configuration.publish.idempotencyWindowS > 0
-                ? PublishDeduplication(
-                    window: .nanoseconds(Int64(configuration.publish.idempotencyWindowS * 1e9)), maxKeys: configuration.publish.idempotencyMaxKeys
-                )
+                ? PublishDeduplication(window: TimeAmount(.seconds(configuration.publish.idempotencyWindowS)), maxKeys: configuration.publish.idempotencyMaxKeys)
                 : nil
         )
         return bootstrap.childChannelInitializer { channel in pipeline.configure(channel) }

@@ -176,7 +176,7 @@ struct Subscribe: AsyncParsableCommand {
         guard self.since.isEmpty || self.since.count == self.channels.count else {
             throw ValidationError("--since: one per channel (\(self.channels.count)), - for none")
         }
-        for value in self.since where value != "-" && HistoryCursor.Position(value) == nil {
+        for value in self.since where value != "-" && HistoryPosition(parsing: Substring(value)) == nil {
             throw ValidationError("--since \(value): not <epoch>:<offset> or -")
         }
     }
@@ -184,7 +184,7 @@ struct Subscribe: AsyncParsableCommand {
     func run() async throws {
         let target = try WebSocketURL(self.url)
         var cursor = HistoryCursor(positions: Dictionary(
-            zip(self.channels, self.since).compactMap { channel, value in HistoryCursor.Position(value).map { (channel, $0) } },
+            zip(self.channels, self.since).compactMap { channel, value in HistoryPosition(parsing: Substring(value)).map { (channel, $0) } },
             uniquingKeysWith: { $1 }
         ))
         let subscribed = Set(self.channels)

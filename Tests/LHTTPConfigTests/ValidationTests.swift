@@ -26,6 +26,22 @@ struct ValidationTests {
         #expect(found.map(\.message).contains("must be greater than 0, is -1"))
     }
 
+    @Test("History and idempotency bounds are checked, each key named")
+    func historyBounds() {
+        let config = GatewayConfig(
+            publish: PublishConfig(idempotencyWindowS: -1, idempotencyMaxKeys: 0),
+            channels: [ChannelOptionsConfig(prefix: "a-", historySize: -1, historyTTLS: -5), ChannelOptionsConfig(prefix: "b-", historySize: 100_001)],
+            history: HistoryConfig(size: -1, ttlS: .infinity, maxBytes: 0, metaTTLS: 0)
+        )
+        #expect(config.validate().map(\.keyPath) == [
+            "channels[0].history_size", "channels[0].history_ttl_s", "channels[1].history_size",
+            "publish.idempotency_window_s", "publish.idempotency_max_keys",
+            "history.size", "history.ttl_s", "history.max_bytes", "history.meta_ttl_s",
+        ])
+        let fine = GatewayConfig(channels: [ChannelOptionsConfig(prefix: "a-", historySize: 100_000, historyTTLS: 0)], history: HistoryConfig(size: 0))
+        #expect(fine.validate().isEmpty)
+    }
+
     @Test("A websocket path equal to publish.path is rejected")
     func publishConflict() {
         let config = GatewayConfig(websocket: WebSocketConfig(paths: ["/ws", "/in"]), publish: PublishConfig(path: "/in"))

@@ -1,3 +1,4 @@
+import LHTTPProtocol
 import NIOCore
 
 /// What a connection's ``SessionStateMachine`` asks its handler to do. The handler executes it and asks

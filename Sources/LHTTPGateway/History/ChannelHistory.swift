@@ -102,30 +102,31 @@ public final class ChannelHistory: Sendable {
         let withHistory = requests.filter { $0.policy.isEnabled }
         let (refusal, reads) = self.store.recover(withHistory, now: self.now(), joining: join)
         guard refusal == nil else { return (refusal, []) }
+        // The requests' channels are distinct (fresh subscriptions).
+        let readsByChannel = Dictionary(uniqueKeysWithValues: zip(withHistory.map(\.channel), reads))
+        // A publication two recovered channels hold goes out once; with one channel there is nothing to compare.
+        var sent: Set<ByteBuffer>? = withHistory.count > 1 ? [] : nil
         var frames: [ByteBuffer] = []
-        var sent = Set<ByteBuffer>()
-        var readsByChannel = zip(withHistory.map(\.channel), reads).makeIterator()
-        var nextRead = readsByChannel.next()
         for request in requests {
-            var answer: LHTTPHeaders = ["channel": request.channel]
-            if request.policy.isEnabled, let (channel, read) = nextRead, channel == request.channel {
-                nextRead = readsByChannel.next()
-                var missed = 0
-                for entry in read.entries where sent.insert(entry.payload).inserted {
-                    frames.append(entry.payload)
-                    missed += 1
-                }
-                answer.add(name: "stream", value: read.top.description)
-                answer.add(name: "recovered", value: read.recovered ? "true" : "false")
-                answer.add(name: "missed", value: String(missed))
-            } else {
-                // No history on this channel: nothing to recover, and the client learns it.
-                answer.add(name: "recovered", value: "false")
-                answer.add(name: "missed", value: "0")
+            let read = readsByChannel[request.channel]
+            var missed = 0
+            for entry in read?.entries ?? [] where sent?.insert(entry.payload).inserted ?? true {
+                frames.append(entry.payload)
+                missed += 1
             }
-            if let bytes = try? LHTTPMessage(command: Self.subscribedCommand, headers: answer).serialized() { frames.append(bytes) }
+            if let answer = Self.subscribedAnswer(channel: request.channel, read: read, missed: missed) { frames.append(answer) }
         }
         return (nil, frames)
+    }
+
+    /// `LHTTP/1.0 subscribed`: `channel`, then `stream`, `recovered` and `missed` from `read`; without a read
+    /// (the channel keeps no history) `recovered:false`, `missed:0` and no `stream`, so the client learns it.
+    static func subscribedAnswer(channel: String, read: HistoryRead?, missed: Int) -> ByteBuffer? {
+        var answer: LHTTPHeaders = ["channel": channel]
+        if let read { answer.add(name: "stream", value: read.top.description) }
+        answer.add(name: "recovered", value: read?.recovered == true ? "true" : "false")
+        answer.add(name: "missed", value: String(missed))
+        return try? LHTTPMessage(command: Self.subscribedCommand, headers: answer).serialized()
     }
 
     /// A channel's retained publications for `GET /history`: the first `limit` after `since`, or without it

@@ -1,3 +1,4 @@
+import LHTTPProtocol
 import NIOCore
 
 /// One channel's record in the memory store: its epoch, its top offset and the ring of what it retains.

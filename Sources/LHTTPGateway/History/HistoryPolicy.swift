@@ -1,3 +1,4 @@
+import LHTTPProtocol
 import NIOCore
 
 /// How much of one channel's stream is kept: resolved per channel from `history:` and the `channels:` list.

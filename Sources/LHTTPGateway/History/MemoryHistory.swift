@@ -1,3 +1,4 @@
+import LHTTPProtocol
 import NIOConcurrencyHelpers
 import NIOCore
 

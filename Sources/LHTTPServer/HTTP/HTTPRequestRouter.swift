@@ -148,7 +148,6 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case (_, _) where path == self.settings.publishPath:
             route = .failure(.methodNotAllowed(allowed: "POST"))
         case (.GET, "/history"):
-            self.metricsRoute = .other
             route = self.historyRoute(query: query, authorization: head.headers["authorization"])
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             self.metricsRoute = .healthz
@@ -251,26 +250,27 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private func publish(head: HTTPRequestHead, query: [(name: String, value: String)], body: ByteBuffer, context: ChannelHandlerContext) {
         do throws(ServerError) {
             let (payload, channels) = try self.settings.publish.publication(body: body, query: query)
-            func publish() throws(ServerError) -> ByteBuffer {
-                let published: ChannelHistory.Published
+            func publish() throws(ServerError) -> PublishResult {
                 do throws(GatewayError) {
-                    published = try self.gateway.publishKeepingHistory(payload, to: channels, source: .http)
+                    let published = try self.gateway.publishKeepingHistory(payload, to: channels, source: .http)
+                    return PublishResult(channels: channels, deliveries: published.deliveries, positions: published.positions)
                 } catch {
                     throw ServerError.publishRefused(error)
                 }
-                var answer = context.channel.allocator.buffer(capacity: 128)
-                PublishResult(channels: channels, deliveries: published.deliveries, positions: published.positions).write(to: &answer)
-                return answer
             }
-            let key = head.headers.first(name: "idempotency-key")
-            guard let key, let deduplication = self.settings.deduplication else {
-                self.respond(.ok, json: RawJSON(bytes: try publish()), head: head, context: context)
+            guard let key = head.headers.first(name: "idempotency-key"), let deduplication = self.settings.deduplication else {
+                // The common case: the answer is written once, into the response.
+                self.respond(.ok, json: try publish(), head: head, context: context)
                 return
             }
             guard !key.isEmpty, key.utf8.count <= PublishDeduplication.maxKeyBytes else {
                 throw ServerError.badQuery("Idempotency-Key must be 1 to \(PublishDeduplication.maxKeyBytes) bytes")
             }
-            let (answer, replayed) = try deduplication.publishOnce(key: key, now: context.eventLoop.now) { () throws(ServerError) -> ByteBuffer in try publish() }
+            let (answer, replayed) = try deduplication.publishOnce(key: key, now: context.eventLoop.now) { () throws(ServerError) -> ByteBuffer in
+                var answer = context.channel.allocator.buffer(capacity: 128)
+                try publish().write(to: &answer)
+                return answer
+            }
             var headers = HTTPHeaders()
             if replayed { headers.add(name: "idempotent-replayed", value: "true") }
             self.respond(.ok, json: RawJSON(bytes: answer), headers: headers, head: head, context: context)

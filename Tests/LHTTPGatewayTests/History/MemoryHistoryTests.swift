@@ -1,4 +1,5 @@
 @testable import LHTTPGateway
+import LHTTPProtocol
 import NIOCore
 import Testing
 
@@ -167,21 +168,22 @@ struct MemoryHistoryTests {
     }
 
     @Test func aFloodOfChannelsStaysWithinTheByteCap() {
-        let cap = 64 * 1024
+        // Small counts: a synchronous test holds one of the few threads every async test of the process shares.
+        let cap = 16 * 1024
         let history = MemoryHistory(maxBytes: cap)
-        for index in 0..<20_000 {
+        for index in 0..<2_000 {
             publish(history, "m", to: ["flood-\(index)"], policy: HistoryPolicy(size: 1))
-            if index % 1000 == 0 { #expect(history.stats.bytes <= cap) }
+            if index % 100 == 0 { #expect(history.stats.bytes <= cap) }
         }
         let stats = history.stats
         #expect(stats.bytes <= cap)
-        #expect(stats.channels < 20_000)
+        #expect(stats.channels < 2_000)
         #expect(stats.channels * MemoryHistory.recordBytes <= cap)
     }
 
     @Test func theAgeRecordsStayBoundedWhenTheSizeTrimsEveryAppend() {
         let history = MemoryHistory(maxBytes: 1 << 30)
-        for _ in 0..<50_000 { publish(history, "m", to: ["c"], policy: HistoryPolicy(size: 1)) }
+        for _ in 0..<4_000 { publish(history, "m", to: ["c"], policy: HistoryPolicy(size: 1)) }
         #expect(history.stats.messages == 1)
         #expect(history.ageRecordCount <= 2 * 1 + 1024 + 1)
     }
@@ -201,7 +203,7 @@ struct MemoryHistoryTests {
         let position = HistoryPosition(parsing: "k3x9a0:42")
         #expect(position == HistoryPosition(epoch: "k3x9a0", offset: 42))
         #expect(position?.description == "k3x9a0:42")
-        for bad in ["", "-", "abc", ":5", "abc:", "a b:1", "a:b:1", "abc:-1", "abc:1x", "abc:99999999999999999999999"] {
+        for bad in ["", "-", "abc", ":5", "abc:", "a b:1", "a:b:1", "abc:-1", "abc:+1", "abc:1x", "abc:99999999999999999999999"] {
             #expect(HistoryPosition(parsing: Substring(bad)) == nil, "\(bad)")
         }
         var generator = SystemRandomNumberGenerator()
