@@ -140,16 +140,18 @@ struct ExecutableTests {
         let backend = try await TestBackend.start()
         let file = try TemporaryFile("""
             listen: 127.0.0.1:0
-            shutdown_timeout_s: 3
-            websocket: {ping_interval_s: 1, idle_timeout_s: 4}
+            shutdown_timeout_s: 5
+            websocket: {ping_interval_s: 1, idle_timeout_s: 6}
+            # A 300 ms answer can take seconds on a busy machine: only the stop's budget is under test.
+            webhook: {timeout_ms: 10000}
             hooks:
               disconnect: http://127.0.0.1:\(backend.port)/slow-disconnect
             """)
         defer { file.remove() }
         let child = try ChildProcess(["--config", file.path])
         let port = try #require(Int(try await child.await(#"lhttp\.port=(\d+)"#)))
-        // A client that never answers pings is closed after idle_timeout_s (4 s): awaiting that proves the
-        // node has run longer than shutdown_timeout_s (3 s), without sleeping.
+        // A client that never answers pings is closed after idle_timeout_s (6 s): awaiting that proves the
+        // node has run longer than shutdown_timeout_s (5 s), without sleeping.
         let silent = try await RawConnection.websocket(port: port)
         try await eventually(timeout: .seconds(20)) { silent.closeCode != nil }
         #expect(silent.closeCode == 4009)

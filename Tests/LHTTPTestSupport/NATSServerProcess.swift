@@ -94,7 +94,9 @@ public final class NATSServerProcess: @unchecked Sendable {
         self.process = process
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            if (try? await self.monitor("/healthz")) != nil { return }
+            // Ready when the server on the monitoring port is this one: a probed port can be taken by another
+            // test's nats-server in between (this one then exits), and that one's answer must not count.
+            if process.isRunning, await self.monitorReportsOwnPort() { return }
             guard process.isRunning else {
                 self.process = nil
                 let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
@@ -137,6 +139,14 @@ public final class NATSServerProcess: @unchecked Sendable {
         return connections
             .filter { ($0["name"] as? String)?.contains(clientName) == true }
             .flatMap { $0["subscriptions_list"] as? [String] ?? [] }
+    }
+
+    /// Whether the monitoring port answers `/varz` with this server's client port.
+    private func monitorReportsOwnPort() async -> Bool {
+        guard let json = try? await self.monitor("/varz"),
+            let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        else { return false }
+        return (object["port"] as? Int) == self.port
     }
 
     /// GETs a monitoring path and returns the body (HTTP/1.0: the server closes when done).
