@@ -71,7 +71,7 @@ public final class TestBackend: Sendable {
     }
 
     /// Waits (bounded) until `count` requests arrived.
-    public func waitForRequests(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [Request] {
+    public func waitForRequests(_ count: Int, timeout: Duration = .seconds(30)) async throws -> [Request] {
         let deadline = ContinuousClock.now + timeout
         while self.requests.count < count {
             guard ContinuousClock.now < deadline else {

@@ -103,7 +103,7 @@ public struct TestServer: Sendable {
 
     /// Polls `condition` every 10 ms for up to `timeout` (for effects with no message to await, e.g. counts
     /// after a client vanished).
-    public func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+    public func eventually(timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
         try await LHTTPTestSupport.eventually(timeout: timeout, condition)
     }
 }
