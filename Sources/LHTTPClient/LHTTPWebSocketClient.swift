@@ -219,7 +219,7 @@ public final class LHTTPWebSocketClient: Sendable {
     ///
     /// - Throws: ``LHTTPClientError/timeout`` (nothing consumed), ``LHTTPClientError/closed`` when the
     ///   `.closed` event was already delivered, `CancellationError` when the task is cancelled.
-    public func nextEvent(timeout: Duration = .seconds(5)) async throws -> LHTTPClientEvent {
+    public func nextEvent(timeout: Duration = .seconds(20)) async throws -> LHTTPClientEvent {
         switch await self.state.next(timeout: TimeAmount(timeout)) {
         case .event(let event): return event
         case .finished: throw LHTTPClientError.closed
@@ -232,7 +232,7 @@ public final class LHTTPWebSocketClient: Sendable {
     ///
     /// - Throws: ``LHTTPClientError/unexpectedEvent(_:)`` (carrying the event, now consumed) when the next
     ///   event is `.unparsable` or `.closed`; otherwise as ``nextEvent(timeout:)``.
-    public func nextMessage(timeout: Duration = .seconds(5)) async throws -> LHTTPMessage {
+    public func nextMessage(timeout: Duration = .seconds(20)) async throws -> LHTTPMessage {
         let event = try await self.nextEvent(timeout: timeout)
         guard case .message(let message, _, _) = event else {
             throw LHTTPClientError.unexpectedEvent(event)
