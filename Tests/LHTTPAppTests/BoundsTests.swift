@@ -135,8 +135,8 @@ struct BoundsTests {
 
     /// Over a real socket; the trickling itself is tested in virtual time (HTTPDeadlineHandlerTests).
     @Test func slowLorisIsCutWith408() async throws {
-        // 2 s: short for a test, long enough for the witness's own requests on a busy machine.
-        try await TestServer.with({ $0.http.requestTimeoutS = 2 }) { server in
+        // 5 s: short for a test, long enough for the witness's own upgrade on a busy machine (2 s was not).
+        try await TestServer.with({ $0.http.requestTimeoutS = 5 }) { server in
             let witness = try await Self.witness(server)
             // A head that never ends.
             let loris = try await RawConnection.connect(port: server.port)
