@@ -69,7 +69,8 @@ public final class NATSServerProcess: @unchecked Sendable {
             do {
                 try await self.startOnce()
                 return
-            } catch let failure as Failure where failure.exitedEarly && failure.description.contains("address already in use") && ContinuousClock.now < deadline {
+            } catch let failure as Failure where failure.exitedEarly && ContinuousClock.now < deadline {
+                // A port taken meanwhile (its log line may not be written yet when the exit is seen).
                 // The monitoring port is ours to choose: a fresh one; the client port is waited for.
                 self.monitorPort = try await Self.freePort()
                 try await Task.sleep(for: .milliseconds(100))
