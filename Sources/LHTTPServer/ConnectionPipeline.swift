@@ -55,6 +55,9 @@ struct ConnectionPipeline: Sendable {
                         return nil
                     }
                 }
+                // The head is whole: the request clock stops (the connect hook has its own timeout, and a
+                // held answer is the app's time, not a slow client's).
+                try? channel.pipeline.syncOperations.handler(type: HTTPDeadlineHandler.self).requestComplete()
                 guard let hook = gateway.connectHook else {
                     accepted.value = AcceptedConnect(id: .next(), actions: [], slot: slot)
                     return channel.eventLoop.makeSucceededFuture(HTTPHeaders())

@@ -73,6 +73,30 @@ struct ConnectionCapTests {
         }
     }
 
+    /// The request clock stops once an upgrade's head is whole: a connect hook that holds its answer
+    /// longer than `http.request_timeout_s` still lets the client in (no 408 for the app's own time).
+    @Test func aConnectHookSlowerThanTheRequestTimeoutIsNotA408() async throws {
+        let backend = try await TestBackend.start()
+        defer { Task { await backend.stop() } }
+        try await TestServer.with({ config in
+            config.http.requestTimeoutS = 0.3
+            config.hooks.connect = "http://127.0.0.1:\(backend.port)/hold"
+        }) { server in
+            async let held = server.client()
+            _ = try await backend.waitForRequests(1)
+            // A connection opened after the hook got its request is cut with 408 after the timeout: by
+            // then the held upgrade has waited longer than the timeout too.
+            let silent = try await RawConnection.connect(port: server.port)
+            try await server.eventually { silent.isClosed }
+            #expect(silent.text.hasPrefix("HTTP/1.1 408"))
+            #expect(backend.releaseHeld() == 1)
+            let client = try await held
+            #expect(try await client.nextMessage().command == "connect", "the hook's answer, delivered once in")
+            try await server.roundTrip(client)
+            try await client.close()
+        }
+    }
+
     /// A refusal by the hook and a client that leaves before the hook answered both give the slot back.
     @Test func everyEndOfAnUpgradeGivesItsSlotBack() async throws {
         let backend = try await TestBackend.start { request in

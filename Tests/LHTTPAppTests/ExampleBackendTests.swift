@@ -12,12 +12,9 @@ import Testing
 struct ExampleBackendTests {
     static let secret = "test-secret"
 
-    /// A port that was free a moment ago.
+    /// A port for a backend told its port before it binds (``FreePort``).
     static func freePort() async throws -> Int {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress?.port ?? 0
-        try await probe.close()
-        return port
+        try FreePort.next()
     }
 
     /// Starts a backend process and waits (bounded) until it says it listens on `port` (PHP's built-in

@@ -85,7 +85,11 @@ struct RateLimitAndChannelOptionsTests {
             let channels = (0..<64).map { "nobody-\($0)" }.joined(separator: " ")
             let body = String(repeating: "x", count: 100_000)
             let message = LHTTPMessage(command: "spam", headers: ["publish": channels], body: body)
-            try await flooder.send(Array(repeating: message, count: 40))
+            do {
+                try await flooder.send(Array(repeating: message, count: 40))
+            } catch LHTTPClientError.connectionClosed {
+                // The server may cut it before the last frame is written: that is the point.
+            }
             let (replies, closed) = try await Self.events(flooder, upTo: 100)
             #expect(closed == 4029)
             #expect(replies.count == 10 && replies.allSatisfy { $0.headers["status"] == "429" })

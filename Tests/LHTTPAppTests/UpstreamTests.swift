@@ -127,10 +127,8 @@ struct UpstreamTests {
     }
 
     @Test func aClosedPortIs502AndA5xxIs502() async throws {
-        // A port that was just free: bind, note it, close.
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let closedPort = probe.localAddress?.port ?? 1
-        try await probe.close()
+        // Nothing listens there (``FreePort``: no other test is given it).
+        let closedPort = try FreePort.next()
         try await withBackend({ config, _ in config.upstream.allow.append("http://127.0.0.1:\(closedPort)/") }) { server, backend in
             let client = try await server.client()
             try await client.send(LHTTPMessage(command: "c", headers: ["upstream": "POST http://127.0.0.1:\(closedPort)/x"]))

@@ -101,9 +101,8 @@ struct WebhookHookTests {
     }
 
     @Test func aDownConnectHookRefusesTheUpgrade() async throws {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let closedPort = probe.localAddress?.port ?? 1
-        try await probe.close()
+        // Nothing listens there (``FreePort``: no other test is given it).
+        let closedPort = try FreePort.next()
         try await TestServer.with({ $0.hooks.connect = "http://127.0.0.1:\(closedPort)/connect.php" }) { server in
             await #expect(throws: LHTTPClientError.upgradeFailed(status: 502)) {
                 _ = try await server.client(path: "/ws")

@@ -117,10 +117,8 @@ struct BenchToolTests {
 extension BenchToolTests {
     @Test func upstreamForwardsEveryMessage() async throws {
         // A port for the bench's backend, reserved and released: lhttpd must allow it before the bench binds it.
-        let probe = try await NIOPosix.ServerBootstrap(group: NIOPosix.MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let backendPort = probe.localAddress?.port ?? 0
-        try await probe.close()
+        // The bench's backend binds the port the route names (``FreePort``).
+        let backendPort = try FreePort.next()
         try await TestServer.with({ $0.upstream.allow = ["http://127.0.0.1:\(backendPort)/"] }) { server in
             let line = try await run(
                 ["upstream", "--messages", "200", "--in-flight", "4", "--backend-port", String(backendPort)],

@@ -162,11 +162,8 @@ public final class NATSServerProcess: @unchecked Sendable {
         return String(response[split.upperBound...])
     }
 
-    /// Binds port 0 on loopback, reads the port back and releases it.
+    /// A loopback port for a server told its port before it binds (``FreePort``).
     public static func freePort() async throws -> Int {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress?.port ?? 0
-        try await probe.close()
-        return port
+        try FreePort.next()
     }
 }

@@ -19,6 +19,9 @@ public struct TestServer: Sendable {
     public let port: Int
     private let run: Task<Void, any Error>
     private let group: ServiceGroup
+    /// The node's own event loops: a test that holds a loop (a big batch, a debug build's slow path) holds
+    /// up only its own server, not every other test's (they shared the process's singleton group before).
+    private let loops: MultiThreadedEventLoopGroup
 
     public var server: GatewayServer { self.application.server }
     public var gateway: Gateway { self.application.gateway }
@@ -38,17 +41,23 @@ public struct TestServer: Sendable {
         configure(&configuration)
         var logger = Logger(label: "lhttpd.test")
         logger.logLevel = .error  // every rejection is a warning: the tests make many on purpose
-        let application = try Application(
-            configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger, processors: processors
-        )
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let application: Application
+        do {
+            application = try Application(configuration: configuration, eventLoopGroup: loops, logger: logger, processors: processors)
+        } catch {
+            try? await loops.shutdownGracefully()
+            throw error
+        }
         let group = ServiceGroup(services: application.services, logger: logger)
         let run = Task { try await group.run() }
         do {
             let address = try await application.server.waitUntilListening()
-            return TestServer(application: application, port: address.port ?? 0, run: run, group: group)
+            return TestServer(application: application, port: address.port ?? 0, run: run, group: group, loops: loops)
         } catch {
             await group.triggerGracefulShutdown()
             _ = try? await run.value
+            try? await loops.shutdownGracefully()
             throw error
         }
     }
@@ -74,7 +83,9 @@ public struct TestServer: Sendable {
     /// A graceful shutdown, as SIGTERM does it; returns when every service has stopped.
     public func stop() async throws {
         await self.group.triggerGracefulShutdown()
-        try await self.run.value
+        let result = await self.run.result
+        try? await self.loops.shutdownGracefully()
+        try result.get()
     }
 
     public func client(path: String = "/") async throws -> LHTTPWebSocketClient {

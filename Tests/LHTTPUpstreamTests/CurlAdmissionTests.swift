@@ -14,6 +14,7 @@ struct CurlAdmissionTests {
         defer { Task { await backend.stop() } }
         var configuration = CurlHTTPClient.Configuration(maxInFlight: 1)
         configuration.idlePollMilliseconds = 3_600_000
+        configuration.timeoutMilliseconds = 30_000
         let client = CurlHTTPClient(configuration: configuration)
         let url = "http://127.0.0.1:\(backend.port)/chain"
         // Two at a time with one slot: the second always waits for the first to finish.
@@ -29,7 +30,7 @@ struct CurlAdmissionTests {
 
     @Test func connectionsAreReused() async throws {
         let backend = try await TestBackend.start()
-        let client = CurlHTTPClient()
+        let client = CurlHTTPClient(configuration: .init(timeoutMilliseconds: 30_000))
         do {
             let url = "http://127.0.0.1:\(backend.port)/reuse"
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -47,7 +47,7 @@ struct CurlHTTPClientTests {
     @Test func shutdownFailsRunningAndQueuedCallsExactlyOnceAndReturns() async throws {
         let backend = try await HoldingBackend.start()
         var arrivals = backend.arrivals.makeAsyncIterator()
-        let client = CurlHTTPClient(configuration: .init(maxInFlight: 2))
+        let client = CurlHTTPClient(configuration: .init(maxInFlight: 2, timeoutMilliseconds: 30_000))
         let outcomes = NIOLockedValueBox<[Int: [Outcome]]>([:])
         for index in 0..<5 {
             client.execute(self.post(backend.url("/hold/\(index)")), on: self.loop) { result in
@@ -92,7 +92,7 @@ struct CurlHTTPClientTests {
     @Test func waitUntilIdleReturnsWhenTheLastCallFinishes() async throws {
         let backend = try await HoldingBackend.start()
         var arrivals = backend.arrivals.makeAsyncIterator()
-        let client = CurlHTTPClient(configuration: .init(maxInFlight: 4))
+        let client = CurlHTTPClient(configuration: .init(maxInFlight: 4, timeoutMilliseconds: 30_000))
         let clock = ManualClock()
         let calls = (0..<3).map { self.call(client, self.post(backend.url("/hold/\($0)"))) }
         for _ in 0..<3 { _ = await arrivals.next() }
@@ -130,7 +130,7 @@ struct CurlHTTPClientTests {
     @Test func aDeadlineInThePastAnswersAtOnce() async throws {
         let backend = try await HoldingBackend.start()
         var arrivals = backend.arrivals.makeAsyncIterator()
-        let client = CurlHTTPClient()
+        let client = CurlHTTPClient(configuration: .init(timeoutMilliseconds: 30_000))
         let clock = ManualClock()
         // Idle: true, whatever the deadline.
         #expect(await client.waitUntilIdle(until: clock.now, clock: clock))
@@ -153,7 +153,7 @@ struct CurlHTTPClientTests {
     @Test func cancellingAWaiterReturnsFalseAndLeavesNothingBehind() async throws {
         let backend = try await HoldingBackend.start()
         var arrivals = backend.arrivals.makeAsyncIterator()
-        let client = CurlHTTPClient()
+        let client = CurlHTTPClient(configuration: .init(timeoutMilliseconds: 30_000))
         let clock = ManualClock()
         let held = self.call(client, self.post(backend.url("/hold")))
         _ = await arrivals.next()
@@ -184,7 +184,7 @@ struct CurlHTTPClientTests {
     @Test func theQueueIsCappedInBytes() async throws {
         let backend = try await HoldingBackend.start()
         var arrivals = backend.arrivals.makeAsyncIterator()
-        let client = CurlHTTPClient(configuration: .init(maxInFlight: 1, maxQueuedBytes: 4096))
+        let client = CurlHTTPClient(configuration: .init(maxInFlight: 1, maxQueuedBytes: 4096, timeoutMilliseconds: 30_000))
         let held = self.call(client, self.post(backend.url("/hold"), bytes: 3000))
         _ = await arrivals.next()
         // Running: it no longer counts against the queue.
@@ -218,7 +218,7 @@ struct CurlHTTPClientTests {
     @Test func theQueueIsStillCappedInCount() async throws {
         let backend = try await HoldingBackend.start()
         var arrivals = backend.arrivals.makeAsyncIterator()
-        let client = CurlHTTPClient(configuration: .init(maxInFlight: 1, maxQueued: 2))
+        let client = CurlHTTPClient(configuration: .init(maxInFlight: 1, maxQueued: 2, timeoutMilliseconds: 30_000))
         let held = self.call(client, self.post(backend.url("/hold")))
         _ = await arrivals.next()
         let queued = [self.call(client, self.post(backend.url("/a"))), self.call(client, self.post(backend.url("/b")))]

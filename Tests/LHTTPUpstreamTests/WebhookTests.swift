@@ -180,7 +180,7 @@ struct WebhookTests {
     @Test func aCallCarriesTheEnvelopeHeadersAndAVerifiableSignature() async throws {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }
-        let client = CurlHTTPClient()
+        let client = CurlHTTPClient(configuration: .init(timeoutMilliseconds: 30_000))
         let caller = WebhookCaller(client: client, secret: "s3cret", limits: .default, logger: .init(label: "test"))
         let event = WebhookEvent(kind: .message, id: "e1", connection: connection, message: LHTTPMessage(command: "chat", body: "hi"))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
@@ -206,11 +206,10 @@ struct WebhookTests {
     /// Retries are scheduled on the event loop's clock: in virtual time, the attempts come 100 ms and 400 ms
     /// apart, and no sooner (with wall-clock timers, moving virtual time would never bring them).
     @Test func aRefusedConnectionIsRetriedTwiceOnTheLoopsClockThenFails() async throws {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress?.port ?? 1
-        try await probe.close()
+        // Nothing listens there (``FreePort``: no other test is given it).
+        let port = try FreePort.next()
         let loop = NIOAsyncTestingEventLoop()
-        let client = CurlHTTPClient()
+        let client = CurlHTTPClient(configuration: .init(timeoutMilliseconds: 30_000))
         let caller = WebhookCaller(client: client, secret: "", limits: .default, logger: .init(label: "test"))
         let outcome = NIOLockedValueBox<WebhookOutcome?>(nil)
         caller.call(

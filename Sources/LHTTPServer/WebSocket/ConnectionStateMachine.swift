@@ -95,12 +95,16 @@ struct ConnectionStateMachine {
     }
 
     /// The loop's keep-alive sweep: ping a quiet connection, close (4009) a silent one. A connection whose
-    /// reading is paused is not silent: the server stopped listening, not the client.
-    mutating func keepAliveTick(now: NIODeadline, _ keepAlive: KeepAlive) -> ConnectionAction {
+    /// reading is paused is not silent: the server stopped listening, not the client. Nor is the time the
+    /// loop itself was `stalled` (not run): the client's frames of that time are still unread.
+    mutating func keepAliveTick(now: NIODeadline, stalled: TimeAmount = .zero, _ keepAlive: KeepAlive) -> ConnectionAction {
         guard self.websocket.isOpen else { return .none }
         if self.isReadingPaused {
             self.lastReceived = now
             return .none
+        }
+        if stalled > .zero {
+            self.lastReceived = min(now, self.lastReceived + stalled)
         }
         let quiet = now - self.lastReceived
         if quiet >= keepAlive.idleTimeout {

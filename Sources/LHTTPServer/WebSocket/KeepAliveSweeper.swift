@@ -14,6 +14,8 @@ final class KeepAliveSweeper {
     private let tick: TimeAmount
     private var handlers: [WebSocketConnectionHandler] = []
     private var task: RepeatedTask?
+    /// When the last sweep ran: a sweep much later than its tick shows the loop itself was held up.
+    private var lastSweep: NIODeadline?
 
     init(eventLoop: any EventLoop, pingIntervalS: Double, idleTimeoutS: Double) {
         self.eventLoop = eventLoop
@@ -51,10 +53,20 @@ final class KeepAliveSweeper {
         handler.sweepIndex = -1
     }
 
-    private func sweep() {
-        let now = self.eventLoop.now
+    /// One pass at `now` (the loop's clock; a test passes a late one).
+    ///
+    /// A sweep that comes more than two ticks after the previous one means this loop did not run meanwhile
+    /// (the process was not scheduled, or a long task held the loop): what the clients sent in that time is
+    /// still unread in their sockets, so the delay beyond one tick is not counted as their silence.
+    func sweep(now: NIODeadline) {
+        let stalled = self.lastSweep.map { max(TimeAmount.zero, now - $0 - self.tick - self.tick) } ?? .zero
+        self.lastSweep = now
         // Iterates a snapshot: a tick may close connections, which removes them from the array.
-        for handler in self.handlers { handler.keepAliveTick(now: now, self.keepAlive) }
+        for handler in self.handlers { handler.keepAliveTick(now: now, stalled: stalled, self.keepAlive) }
+    }
+
+    private func sweep() {
+        self.sweep(now: self.eventLoop.now)
     }
 
     /// Closes every connection of this loop with `code` (graceful stop).
@@ -65,5 +77,6 @@ final class KeepAliveSweeper {
     func stop() {
         self.task?.cancel()
         self.task = nil
+        self.lastSweep = nil
     }
 }

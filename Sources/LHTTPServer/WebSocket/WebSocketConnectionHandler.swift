@@ -139,8 +139,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     // MARK: Events from the keep-alive sweeper, the drain and the adapters
 
     /// The loop's keep-alive sweep.
-    func keepAliveTick(now: NIODeadline, _ keepAlive: ConnectionStateMachine.KeepAlive) {
-        self.run { $0.keepAliveTick(now: now, keepAlive) }
+    func keepAliveTick(now: NIODeadline, stalled: TimeAmount, _ keepAlive: ConnectionStateMachine.KeepAlive) {
+        self.run { $0.keepAliveTick(now: now, stalled: stalled, keepAlive) }
     }
 
     /// Closes the connection with `code` (the graceful stop's 1001).

@@ -170,6 +170,22 @@ struct ConnectionHandlerTests {
         #expect(harness.ends.ends == [.idleTimeout])
     }
 
+    /// A sweep that comes 10 s late (the loop was not run: the client's pongs are still unread in its socket)
+    /// does not close the connection; the silence that follows still does, one idle timeout later.
+    @Test func aLoopThatRanLateDoesNotCountItsOwnDelayAsTheClientsSilence() throws {
+        let harness = try HandlerHarness(pingIntervalS: 1, idleTimeoutS: 3)
+        harness.loop.advanceTime(by: .milliseconds(1300))
+        #expect(try harness.written().map(\.opcode) == [0x9])
+        harness.sweeper.sweep(now: harness.loop.now + .seconds(10))
+        #expect(harness.channel.isActive)
+        #expect(harness.ends.ends.isEmpty)
+        harness.loop.advanceTime(by: .seconds(10))
+        #expect(harness.ends.ends.isEmpty, "1.75 s of silence counted at the late sweep, not 11.3 s")
+        harness.loop.advanceTime(by: .milliseconds(1500))
+        #expect(try harness.closeCode() == 4009)
+        #expect(harness.ends.ends == [.idleTimeout])
+    }
+
     @Test func aCloseFrameThatCannotGoOutIsFollowedByACutAfterTheCloseTimeout() throws {
         /// A peer that stopped reading: writes never complete.
         final class StuckWrites: ChannelOutboundHandler, @unchecked Sendable {
