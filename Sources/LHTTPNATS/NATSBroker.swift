@@ -108,7 +108,7 @@ public final class NATSBroker: Broker {
 
     /// Starts connecting to NATS (in the background; local delivery works meanwhile).
     public func start() {
-        self.client.start { [self] _, sid, payload in self.receive(payload, sid: sid) }
+        self.client.start { [self] message in self.receive(message.payload, sid: message.sid) }
     }
 
     public func shutdown() async {

@@ -14,6 +14,12 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     case stale
     /// A socket error (connect refused, reset, timeout).
     case io(String)
+    /// A request got no answer in time.
+    case requestTimeout
+    /// JetStream refused (`code` is its HTTP-like status, `errCode` its own number, 0 when it gave none).
+    case jetStream(code: Int, errCode: Int, description: String)
+    /// A request reached no one (`503 No Responders`: e.g. JetStream is not enabled on the server).
+    case noResponders(String)
 
     public var description: String {
         switch self {
@@ -24,6 +30,9 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notConnected: return "not connected to NATS"
         case .stale: return "NATS server stopped answering PINGs"
         case .io(let what): return "NATS connection failed: \(what)"
+        case .jetStream(let code, let errCode, let description): return "JetStream refused (\(code)/\(errCode)): \(description)"
+        case .requestTimeout: return "NATS request not answered in time"
+        case .noResponders(let subject): return "no NATS responder for '\(subject)'"
         }
     }
 }

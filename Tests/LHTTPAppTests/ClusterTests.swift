@@ -134,7 +134,7 @@ struct ClusterTests {
             var logger = a.gateway.logger
             logger.logLevel = .critical
             let foreign = NATSClient(configuration: .init(servers: [try NATSServerURL(parsing: nats.url)]), eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
-            foreign.start { _, _, _ in }
+            foreign.start { _ in }
             try await eventually { foreign.currentStatus.state == .connected }
             try foreign.publish(ByteBuffer(string: "LHTTP/1.0 evil\r\n\r\nnot an envelope"), to: NATSSubject.channel("a.b", prefix: "lhttp"))
             try await foreign.flush()

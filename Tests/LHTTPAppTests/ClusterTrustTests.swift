@@ -27,7 +27,7 @@ struct ClusterTrustTests {
                 configuration: .init(servers: [try NATSServerURL(parsing: nats.url)], name: "stranger"),
                 eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger
             )
-            self.client.start { [received] subject, _, payload in received.withLockedValue { $0.append((subject, payload)) } }
+            self.client.start { [received] message in received.withLockedValue { $0.append((message.subject, message.payload)) } }
             if let subject { _ = try self.client.subscribe(subject) }
             try await eventually { self.client.currentStatus.state == .connected }
             // The SUB is processed by the server once a round trip completes.

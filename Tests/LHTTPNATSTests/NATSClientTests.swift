@@ -51,7 +51,7 @@ struct NATSClientTests {
     }
 
     static func connected(_ client: NATSClient, inbox: Inbox? = nil, connections: Int = 1) async throws {
-        client.start { subject, _, payload in inbox?.record(subject, payload) }
+        client.start { message in inbox?.record(message.subject, message.payload) }
         try await eventually { client.currentStatus.state == .connected && client.currentStatus.connections >= connections }
     }
 
@@ -98,7 +98,7 @@ struct NATSClientTests {
         let port = try await NATSServerProcess.freePort()
         let client = try Self.client(["nats://127.0.0.1:\(port)"])
         let inbox = Inbox()
-        client.start { subject, _, payload in inbox.record(subject, payload) }
+        client.start { message in inbox.record(message.subject, message.payload) }
         _ = try client.subscribe("lhttp.early")
         try await eventually { client.currentStatus.lastError != nil }
         #expect(client.currentStatus.state == .connecting)
@@ -176,7 +176,7 @@ struct NATSClientTests {
         try await good.flush()
 
         let bad = try Self.client(["nats://gateway:wrong@127.0.0.1:\(server.port)"])
-        bad.start { _, _, _ in }
+        bad.start { _ in }
         try await eventually { bad.currentStatus.lastError?.contains("Authorization") == true }
         #expect(bad.currentStatus.state != .connected)
         #expect(bad.currentStatus.connections == 0)

@@ -72,7 +72,7 @@ struct NATSLinkDriverTests {
         let loop = EmbeddedEventLoop()
         let network = FakeNetwork()
         let client = try Self.client(loop, network)
-        client.start { _, _, _ in }
+        client.start { _ in }
         #expect(network.count == 1)
         let first = network.channel(0)
         loop.advanceTime(by: .milliseconds(499))
@@ -97,7 +97,7 @@ struct NATSLinkDriverTests {
         let inbox = NIOLockedValueBox<[String]>([])
         #expect(try client.subscribe("s.b") == 1)
         #expect(try client.subscribe("s.a") == 2)
-        client.start { subject, _, payload in inbox.withLockedValue { $0.append("\(subject) \(String(buffer: payload))") } }
+        client.start { message in inbox.withLockedValue { $0.append("\(message.subject) \(String(buffer: message.payload))") } }
         try client.publish(ByteBuffer(string: "waited"), to: "s.a")
 
         let channel = network.channel(0)
@@ -128,7 +128,7 @@ struct NATSLinkDriverTests {
         let network = FakeNetwork()
         let client = try Self.client(loop, network)
         _ = try client.subscribe("s.x")
-        client.start { _, _, _ in }
+        client.start { _ in }
         let first = network.channel(0)
         #expect(try Self.handshake(first) == "SUB s.x 1\r\n")
 
@@ -156,7 +156,7 @@ struct NATSLinkDriverTests {
         let loop = EmbeddedEventLoop()
         let network = FakeNetwork()
         let client = try Self.client(loop, network, servers: ["nats://127.0.0.1:4001"])
-        client.start { _, _, _ in }
+        client.start { _ in }
         try Self.handshake(network.channel(0))
         // A publisher on another thread queues and schedules a drain; the link drops before the drain runs.
         let admitted = client.shared.withLockedValue { $0.admit(ByteBuffer(string: "kept"), to: ["s.a"]) }
@@ -176,7 +176,7 @@ struct NATSLinkDriverTests {
         let network = FakeNetwork()
         network.refuse(true)
         let client = try Self.client(loop, network)
-        client.start { _, _, _ in }
+        client.start { _ in }
         #expect(client.currentStatus.lastError == "\(NATSError.io("connection refused"))")
         network.refuse(false)
         _ = client.driver.value.close()
@@ -191,7 +191,7 @@ struct NATSLinkDriverTests {
         let network = FakeNetwork()
         for answered in [false, true] {
             let client = try Self.client(loop, network)
-            client.start { _, _, _ in }
+            client.start { _ in }
             let channel = network.channel(network.count - 1)
             try Self.handshake(channel)
             let finished = NIOLockedValueBox(false)

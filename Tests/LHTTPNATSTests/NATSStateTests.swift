@@ -13,7 +13,7 @@ struct NATSStateTests {
         #expect(machine.received(.info(#"{"server_id":"x","max_payload":4096}"#)) == .sendConnect(maxPayload: 4096))
         #expect(machine.received(.ok) == .none)
         #expect(machine.received(.ping) == .answerPing)
-        #expect(machine.received(.message(subject: "a", sid: 1, replyTo: nil, payload: ByteBuffer())) == .fail(.protocolViolation("MSG before the handshake completed")))
+        #expect(machine.received(.message(NATSMessage(subject: "a", sid: 1, replyTo: nil, payload: ByteBuffer()))) == .fail(.protocolViolation("MSG before the handshake completed")))
 
         machine = NATSConnectionStateMachine()
         _ = machine.received(.info("{}"))
@@ -28,7 +28,7 @@ struct NATSStateTests {
         #expect(machine.outstandingPings == 1)
         #expect(machine.received(.info(#"{"connect_urls":["x"]}"#)) == .none)
         let payload = ByteBuffer(string: "hi")
-        #expect(machine.received(.message(subject: "a", sid: 7, replyTo: nil, payload: payload)) == .deliver(subject: "a", sid: 7, payload: payload))
+        #expect(machine.received(.message(NATSMessage(subject: "a", sid: 7, replyTo: nil, payload: payload))) == .deliver(NATSMessage(subject: "a", sid: 7, payload: payload)))
         #expect(machine.received(.error("Permissions Violation for Subscription to \"lhttp.x\"")) == .report(.server("Permissions Violation for Subscription to \"lhttp.x\"")))
         #expect(machine.state == .ready)
         #expect(machine.received(.error("Authorization Violation")) == .fail(.server("Authorization Violation")))

@@ -12,6 +12,8 @@ public final class NATSServerProcess: @unchecked Sendable {
     private var configFile = URL(fileURLWithPath: "/dev/null")
     private let settings: String
     private var process: Process?
+    /// JetStream's store (nil without JetStream).
+    public private(set) var storeDirectory: URL?
 
     /// What went wrong starting or asking the server.
     public struct Failure: Error, CustomStringConvertible {
@@ -29,8 +31,18 @@ public final class NATSServerProcess: @unchecked Sendable {
     ///   - user/password: when set, clients must authenticate.
     ///   - port: the client port (nil: a free one).
     ///   - extraConfig: appended to the server's config file as is.
-    public init(port: Int? = nil, maxPayload: Int? = nil, user: String? = nil, password: String? = nil, extraConfig: String = "") async throws {
+    ///   - jetStream: JetStream on, with its file store in a directory of this server's own (kept across a
+    ///     restart of this server, removed with it).
+    public init(
+        port: Int? = nil, maxPayload: Int? = nil, user: String? = nil, password: String? = nil, jetStream: Bool = false, extraConfig: String = ""
+    ) async throws {
         var extra = ""
+        if jetStream {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lhttpd-js-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            self.storeDirectory = directory
+            extra += "jetstream { store_dir: \"\(directory.path)\" }\n"
+        }
         if let maxPayload { extra += "max_payload: \(maxPayload)\n" }
         if let user, let password { extra += "authorization { user: \"\(user)\", password: \"\(password)\" }\n" }
         extra += extraConfig
@@ -129,6 +141,7 @@ public final class NATSServerProcess: @unchecked Sendable {
         self.stop()
         try? FileManager.default.removeItem(at: self.configFile)
         try? FileManager.default.removeItem(at: self.configFile.appendingPathExtension("log"))
+        if let directory = self.storeDirectory { try? FileManager.default.removeItem(at: directory) }
     }
 
     /// Subjects currently subscribed by the clients whose name contains `clientName` (from `/connz?subs=1`).

@@ -50,7 +50,7 @@ public final class NATSClient: Sendable {
 
     /// Starts connecting (in the background: this returns at once). Only the first call does anything.
     /// - Parameter onMessage: called on ``eventLoop`` for every message of a live subscription.
-    public func start(onMessage: @escaping @Sendable (_ subject: String, _ sid: UInt64, _ payload: ByteBuffer) -> Void) {
+    public func start(onMessage: @escaping @Sendable (NATSMessage) -> Void) {
         self.onLoop { $0.start(onMessage: onMessage) }
     }
 
@@ -83,6 +83,51 @@ public final class NATSClient: Sendable {
             }
             return false
         }
+    }
+
+    /// Publishes one message with headers and/or a reply subject (`HPUB`), queued like any publication.
+    @discardableResult
+    public func publish(_ payload: ByteBuffer, to subject: String, headers: NATSHeaders?, replyTo: String? = nil) throws(NATSError) -> Bool {
+        try Self.check(subject)
+        if let replyTo { try Self.check(replyTo) }
+        let admitted = self.shared.withLockedValue { shared -> NATSOutbox.Append? in
+            guard payload.readableBytes + (headers.map { $0.encoded().readableBytes } ?? 0) <= shared.maxPayload else { return nil }
+            return shared.outbox.append(subject: subject, replyTo: replyTo, headers: headers, payload: payload)
+        }
+        switch admitted {
+        case nil:
+            throw .tooLarge("payload of \(payload.readableBytes) bytes over the server's max_payload \(self.maxPayload)")
+        case .queued?:
+            return true
+        case .scheduleDrain?:
+            self.onLoop { $0.drain() }
+            return true
+        case .dropped?:
+            return false
+        }
+    }
+
+    /// A request: `payload` (and `headers`) to `subject` with a reply subject of this client's inbox, answered
+    /// by the first reply. It goes out after every publication queued before it. - Throws:
+    /// ``NATSError/notConnected`` at once while the link is down (nothing waits for a reconnect),
+    /// ``NATSError/requestTimeout``, ``NATSError/noResponders(_:)``.
+    public func request(_ payload: ByteBuffer, to subject: String, headers: NATSHeaders? = nil, timeout: TimeAmount) async throws(NATSError) -> NATSMessage {
+        try Self.check(subject)
+        do {
+            return try await self.requestFuture(payload, to: subject, headers: headers, timeout: timeout).get()
+        } catch let error as NATSError {
+            throw error
+        } catch {
+            throw .io("\(error)")
+        }
+    }
+
+    /// ``request(_:to:headers:timeout:)`` as a future (completed on ``eventLoop``), for callers on a loop.
+    public func requestFuture(_ payload: ByteBuffer, to subject: String, headers: NATSHeaders? = nil, timeout: TimeAmount) -> EventLoopFuture<NATSMessage> {
+        if self.eventLoop.inEventLoop {
+            return self.driver.value.request(subject: subject, headers: headers, payload: payload, timeout: timeout)
+        }
+        return self.eventLoop.flatSubmit { self.driver.value.request(subject: subject, headers: headers, payload: payload, timeout: timeout) }
     }
 
     /// Subscribes to `subject`, now and after every reconnect.

@@ -63,8 +63,8 @@ final class NATSHandler: ChannelInboundHandler {
             context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
         case .completePing:
             if !self.pingWaiters.isEmpty { self.pingWaiters.removeFirst()?.succeed(()) }
-        case .deliver(let subject, let sid, let payload):
-            self.driver.received(subject: subject, sid: sid, payload: payload)
+        case .deliver(let message):
+            self.driver.received(message)
         case .report(let error):
             self.driver.serverRefused(error)
         case .fail(let error):

@@ -25,7 +25,13 @@ final class NATSLinkDriver {
     /// The handler of the latest connection attempt, from before its connect completes until it closes.
     private var link: NATSHandler?
     private var timers: [NATSLinkStateMachine.Timer: Scheduled<Void>] = [:]
-    private var onMessage: (@Sendable (String, UInt64, ByteBuffer) -> Void)?
+    private var onMessage: (@Sendable (NATSMessage) -> Void)?
+    /// Requests waiting for their answer, by reply subject (`<inbox>.<n>`).
+    private var pending: [String: (subject: String, promise: EventLoopPromise<NATSMessage>, timer: Scheduled<Void>)] = [:]
+    /// The one wildcard subscription every answer comes through (`<inbox>.*`), made with the first request.
+    private var inboxSID: UInt64?
+    private let inbox = "_INBOX.\(UInt64.random(in: 0...UInt64.max))"
+    private var lastRequest: UInt64 = 0
 
     init(
         configuration: NATSClient.Configuration, eventLoop: any EventLoop, shared: NIOLockedValueBox<NATSClientShared>,
@@ -46,7 +52,7 @@ final class NATSLinkDriver {
 
     // MARK: From the client
 
-    func start(onMessage: @escaping @Sendable (String, UInt64, ByteBuffer) -> Void) {
+    func start(onMessage: @escaping @Sendable (NATSMessage) -> Void) {
         guard self.machine.state == .idle else { return }
         self.onMessage = onMessage
         self.apply(self.machine.start())
@@ -66,6 +72,45 @@ final class NATSLinkDriver {
         // stay set after a link lost meanwhile, and no publication would ever schedule a drain again.
         guard let bytes = self.shared.withLockedValue({ $0.outbox.take() }) else { return }
         self.link?.write(bytes)
+    }
+
+    /// Sends a request (after every publication queued before it) and completes with its answer.
+    /// Fails at once when the link is down (a request is never kept for later), with
+    /// ``NATSError/requestTimeout`` after `timeout`, and with ``NATSError/noResponders(_:)`` when the server
+    /// says no one listens.
+    func request(subject: String, headers: NATSHeaders?, payload: ByteBuffer, timeout: TimeAmount) -> EventLoopFuture<NATSMessage> {
+        guard self.machine.isReady, self.link != nil else { return self.eventLoop.makeFailedFuture(NATSError.notConnected) }
+        if self.inboxSID == nil {
+            let sid = self.shared.withLockedValue { $0.nextSID() }
+            self.inboxSID = sid
+            self.apply(self.machine.subscribe(sid: sid, subject: "\(self.inbox).*"))
+        }
+        self.lastRequest += 1
+        let replyTo = "\(self.inbox).\(self.lastRequest)"
+        let promise = self.eventLoop.makePromise(of: NATSMessage.self)
+        let timer = self.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            _ = self.pending.removeValue(forKey: replyTo).map { $0.promise.fail(NATSError.requestTimeout) }
+        }
+        self.pending[replyTo] = (subject, promise, timer)
+        let admitted = self.shared.withLockedValue { shared -> NATSOutbox.Append? in
+            guard payload.readableBytes + (headers.map { $0.encoded().readableBytes } ?? 0) <= shared.maxPayload else { return nil }
+            return shared.outbox.append(subject: subject, replyTo: replyTo, headers: headers, payload: payload)
+        }
+        switch admitted {
+        case nil:
+            self.answer(replyTo, with: .failure(NATSError.tooLarge("request of \(payload.readableBytes) bytes over the server's max_payload")))
+        case .dropped?:
+            self.answer(replyTo, with: .failure(NATSError.notConnected))
+        case .queued?, .scheduleDrain?:
+            self.drain()
+        }
+        return promise.futureResult
+    }
+
+    private func answer(_ replyTo: String, with result: Result<NATSMessage, any Error>) {
+        guard let waiting = self.pending.removeValue(forKey: replyTo) else { return }
+        waiting.timer.cancel()
+        waiting.promise.completeWith(result)
     }
 
     /// Completes when the server answered a PING sent after everything queued so far.
@@ -112,7 +157,11 @@ final class NATSLinkDriver {
     }
 
     func linkClosed(_ handler: NATSHandler) {
-        if self.link === handler { self.link = nil }
+        if self.link === handler {
+            self.link = nil
+            // Their answers would come on this connection: they never will.
+            for replyTo in Array(self.pending.keys) { self.answer(replyTo, with: .failure(NATSError.notConnected)) }
+        }
         let reason = handler.failure.map { "\($0)" } ?? "connection closed by the server"
         self.apply(self.machine.linkClosed(attempt: handler.attempt, reason: reason))
     }
@@ -122,12 +171,21 @@ final class NATSLinkDriver {
         if self.shared.withLockedValue({ $0.outbox.setOpen(isWritable) }) { self.drain() }
     }
 
-    func received(subject: String, sid: UInt64, payload: ByteBuffer) {
+    func received(_ message: NATSMessage) {
+        if message.sid == self.inboxSID {
+            if message.headers?.status == 503 {
+                let subject = self.pending[message.subject]?.subject ?? message.subject
+                self.answer(message.subject, with: .failure(NATSError.noResponders(subject)))
+            } else {
+                self.answer(message.subject, with: .success(message))
+            }
+            return
+        }
         // A message can still arrive for a subscription just removed: the server had it on the way.
-        guard self.machine.isSubscribed(sid), let onMessage = self.onMessage else { return }
+        guard self.machine.isSubscribed(message.sid), let onMessage = self.onMessage else { return }
         // Counted before it is handed on, so whoever sees the delivery also sees the count.
         self.shared.withLockedValue { $0.receivedMessages += 1 }
-        onMessage(subject, sid, payload)
+        onMessage(message)
     }
 
     /// The server refused an operation and kept the link (NATS permissions): logged and kept in the status.

@@ -13,7 +13,7 @@ public enum NATSClientOp {
     static func connectJSON(for server: NATSServerURL, name: String, echo: Bool) -> String {
         var fields: [String: Any] = [
             "verbose": false, "pedantic": false, "lang": "swift", "version": "1.0", "protocol": 1,
-            "name": name, "echo": echo, "headers": false,
+            "name": name, "echo": echo, "headers": true, "no_responders": true,
         ]
         if let user = server.user { fields["user"] = user }
         if let password = server.password { fields["pass"] = password }
@@ -26,6 +26,21 @@ public enum NATSClientOp {
     static func publish(subject: String, payload: ByteBuffer, into buffer: inout ByteBuffer) {
         buffer.writeString("PUB \(subject) \(payload.readableBytes)\r\n")
         var payload = payload
+        buffer.writeBuffer(&payload)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `PUB <subject> [reply-to] <#bytes>`, or with headers `HPUB <subject> [reply-to] <#header bytes> <#total bytes>`,
+    /// and the payload.
+    static func publish(subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer, into buffer: inout ByteBuffer) {
+        let reply = replyTo.map { " \($0)" } ?? ""
+        var payload = payload
+        if var block = headers?.encoded() {
+            buffer.writeString("HPUB \(subject)\(reply) \(block.readableBytes) \(block.readableBytes + payload.readableBytes)\r\n")
+            buffer.writeBuffer(&block)
+        } else {
+            buffer.writeString("PUB \(subject)\(reply) \(payload.readableBytes)\r\n")
+        }
         buffer.writeBuffer(&payload)
         buffer.writeStaticString("\r\n")
     }

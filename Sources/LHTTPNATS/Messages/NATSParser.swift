@@ -35,21 +35,32 @@ public struct NATSParser: Sendable {
         let line = String(decoding: view[view.startIndex..<(lf - 1)], as: UTF8.self)
         let (verb, rest) = Self.split(line)
         switch verb.uppercased() {
-        case "MSG":
+        case "MSG", "HMSG":
+            // MSG <subject> <sid> [reply-to] <#bytes>; HMSG <subject> <sid> [reply-to] <#header bytes> <#total bytes>
+            let withHeaders = verb.count == 4
             let fields = rest.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count == 3 || fields.count == 4, let sid = UInt64(fields[1]), let size = Int(fields.last!), size >= 0 else {
-                throw .protocolViolation("bad MSG line '\(line.prefix(100))'")
+            let sizes = withHeaders ? 2 : 1
+            guard fields.count == 2 + sizes || fields.count == 3 + sizes, let sid = UInt64(fields[1]),
+                let size = Int(fields.last!), size >= 0
+            else {
+                throw .protocolViolation("bad \(verb) line '\(line.prefix(100))'")
             }
-            guard size <= self.maxPayload else { throw .tooLarge("payload of \(size) bytes over \(self.maxPayload)") }
+            let headerSize = withHeaders ? Int(fields[fields.count - 2]) ?? -1 : 0
+            guard headerSize >= 0, headerSize <= size else { throw .protocolViolation("bad HMSG sizes '\(line.prefix(100))'") }
+            guard size <= self.maxPayload + (withHeaders ? self.maxControlLine : 0) else {
+                throw .tooLarge("payload of \(size) bytes over \(self.maxPayload)")
+            }
             let total = lineLength + 1 + size + 2
             guard self.buffer.readableBytes >= total else { return nil }
             let payloadStart = self.buffer.readerIndex + lineLength + 1
             guard self.buffer.getInteger(at: payloadStart + size, as: UInt16.self) == 0x0D0A else {
                 throw .protocolViolation("payload not followed by CRLF")
             }
-            let payload = self.buffer.getSlice(at: payloadStart, length: size)!
+            let headers = withHeaders ? try NATSHeaders.parse(self.buffer.getSlice(at: payloadStart, length: headerSize)!) : nil
+            let payload = self.buffer.getSlice(at: payloadStart + headerSize, length: size - headerSize)!
             self.buffer.moveReaderIndex(forwardBy: total)
-            return .message(subject: String(fields[0]), sid: sid, replyTo: fields.count == 4 ? String(fields[2]) : nil, payload: payload)
+            let replyTo = fields.count == 3 + sizes ? String(fields[2]) : nil
+            return .message(NATSMessage(subject: String(fields[0]), sid: sid, replyTo: replyTo, headers: headers, payload: payload))
         case "PING":
             self.consume(lineLength)
             return .ping

@@ -4,8 +4,8 @@ import NIOCore
 public enum NATSServerOp: Sendable, Equatable {
     /// `INFO {json}`: the raw JSON.
     case info(String)
-    /// `MSG <subject> <sid> [reply-to] <#bytes>` and its payload.
-    case message(subject: String, sid: UInt64, replyTo: String?, payload: ByteBuffer)
+    /// `MSG <subject> <sid> [reply-to] <#bytes>` and its payload, or `HMSG` with a header block too.
+    case message(NATSMessage)
     case ping
     case pong
     case ok

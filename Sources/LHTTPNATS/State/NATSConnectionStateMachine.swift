@@ -22,7 +22,7 @@ struct NATSConnectionStateMachine {
         case answerPing
         /// The PONG of a PING we sent after the handshake (keep-alive or flush), oldest first.
         case completePing
-        case deliver(subject: String, sid: UInt64, payload: ByteBuffer)
+        case deliver(NATSMessage)
         /// Close the connection with this error.
         case fail(NATSError)
         /// The server refused one operation but keeps the connection (a permissions violation): report it.
@@ -67,8 +67,8 @@ struct NATSConnectionStateMachine {
             // Every other -ERR (authorization, parser, payload, slow consumer) ends the connection server-side.
             self.state = .failed
             return .fail(.server(message))
-        case (.ready, .message(let subject, let sid, _, let payload)):
-            return .deliver(subject: subject, sid: sid, payload: payload)
+        case (.ready, .message(let message)):
+            return .deliver(message)
         case (.awaitingHandshakePong, .message):
             self.state = .failed
             return .fail(.protocolViolation("MSG before the handshake completed"))

@@ -50,6 +50,22 @@ struct NATSOutbox {
         return .scheduleDrain
     }
 
+    /// Appends one publication with a reply subject and/or headers (a request, a JetStream publication).
+    mutating func append(subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer) -> Append {
+        var frame = ByteBuffer()
+        NATSClientOp.publish(subject: subject, replyTo: replyTo, headers: headers, payload: payload, into: &frame)
+        guard self.buffer.readableBytes + frame.readableBytes <= self.limit else {
+            self.droppedMessages += 1
+            defer { self.droppingSinceOpen = true }
+            return .dropped(first: !self.droppingSinceOpen)
+        }
+        self.buffer.writeBuffer(&frame)
+        self.publishedMessages += 1
+        guard self.isOpen, !self.drainScheduled else { return .queued }
+        self.drainScheduled = true
+        return .scheduleDrain
+    }
+
     /// The link became usable (or not). - Returns: whether a drain must be scheduled.
     mutating func setOpen(_ open: Bool) -> Bool {
         self.isOpen = open
