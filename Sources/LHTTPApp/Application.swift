@@ -65,10 +65,15 @@ public final class Application: Sendable {
             ? nil
             : NATSBroker(
                 hub: hub, configuration: configuration.cluster, servers: plan.clusterServers, limits: plan.limits, eventLoop: eventLoopGroup.next(),
-                metrics: gatewayMetrics, logger: logger
+                metrics: gatewayMetrics,
+                history: NATSBroker.HistorySettings(
+                    policies: HistoryPolicies(configuration), history: configuration.history, idempotencyWindowS: configuration.publish.idempotencyWindowS
+                ),
+                logger: logger
             )
         let cluster = self.cluster
-        self.history = ChannelHistory.make(configuration, limits: plan.limits)
+        // In a cluster the history is the stream's (JetStream), never a node's own.
+        self.history = plan.clusterServers.isEmpty ? ChannelHistory.make(configuration, limits: plan.limits) : nil
         self.clock = clock
         self.gateway = Gateway(
             limits: plan.limits,

@@ -27,6 +27,54 @@ public struct ClusterConfig: Sendable, Equatable {
     /// Most bytes one publication may send to NATS: its envelope times the number of channel subjects it
     /// goes on. A larger publication is refused (413) before anything is delivered. 0: no cap.
     public var maxFanoutBytes: Int
+    /// Where history lives with `nats` set: `jetstream` (one stream every node shares; the default) or
+    /// `memory` (each node its own, as on a single node).
+    public var history: HistoryStore
+    /// The JetStream stream of `history: jetstream`.
+    public var jetstream: JetStreamConfig
+
+    /// `cluster.history`.
+    public enum HistoryStore: String, Sendable, Equatable, Decodable, CaseIterable {
+        case jetstream
+        case memory
+    }
+
+    /// `cluster.jetstream: {stream, replicas, storage, timeout_ms}`.
+    public struct JetStreamConfig: Sendable, Equatable, Decodable {
+        /// The stream's name (letters, digits, `_`, `-`).
+        public var stream: String
+        /// Copies JetStream keeps (1 to 5; more than 1 needs a JetStream cluster).
+        public var replicas: Int
+        /// `file` (survives a nats-server restart) or `memory`.
+        public var storage: String
+        /// How long a store or read may take before it counts as unreachable, in milliseconds.
+        public var timeoutMs: Int
+
+        public init(stream: String = "LHTTP", replicas: Int = 1, storage: String = "file", timeoutMs: Int = 2000) {
+            self.stream = stream
+            self.replicas = replicas
+            self.storage = storage
+            self.timeoutMs = timeoutMs
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case stream, replicas, storage
+            case timeoutMs = "timeout_ms"
+        }
+
+        static let schema = ConfigSchema.section(CodingKeys.self)
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = JetStreamConfig()
+            self.init(
+                stream: try c.decodeIfPresent(String.self, forKey: .stream) ?? d.stream,
+                replicas: try c.decodeIfPresent(Int.self, forKey: .replicas) ?? d.replicas,
+                storage: try c.decodeIfPresent(String.self, forKey: .storage) ?? d.storage,
+                timeoutMs: try c.decodeIfPresent(Int.self, forKey: .timeoutMs) ?? d.timeoutMs
+            )
+        }
+    }
 
     /// Creates the section with the documented defaults.
     public init(
@@ -40,7 +88,9 @@ public struct ClusterConfig: Sendable, Equatable {
         pingIntervalMs: Int = 20_000,
         secret: String = "",
         maxEnvelopeAgeMs: Int = 60_000,
-        maxFanoutBytes: Int = 4_194_304
+        maxFanoutBytes: Int = 4_194_304,
+        history: HistoryStore = .jetstream,
+        jetstream: JetStreamConfig = JetStreamConfig()
     ) {
         self.nats = nats
         self.subjectPrefix = subjectPrefix
@@ -53,6 +103,8 @@ public struct ClusterConfig: Sendable, Equatable {
         self.secret = secret
         self.maxEnvelopeAgeMs = maxEnvelopeAgeMs
         self.maxFanoutBytes = maxFanoutBytes
+        self.history = history
+        self.jetstream = jetstream
     }
 
     /// Whether the node is clustered (at least one NATS server configured).
@@ -85,9 +137,10 @@ extension ClusterConfig: Decodable, ConfigSection {
         case secret
         case maxEnvelopeAgeMs = "max_envelope_age_ms"
         case maxFanoutBytes = "max_fanout_bytes"
+        case history, jetstream
     }
 
-    static let schema = ConfigSchema.section(CodingKeys.self)
+    static let schema = ConfigSchema.section(CodingKeys.self, nested: [.jetstream: JetStreamConfig.schema])
 
     /// Decodes the section; missing or null keys keep their defaults.
     public init(from decoder: any Decoder) throws {
@@ -104,7 +157,9 @@ extension ClusterConfig: Decodable, ConfigSection {
             pingIntervalMs: try c.decodeIfPresent(Int.self, forKey: .pingIntervalMs) ?? d.pingIntervalMs,
             secret: try c.decodeIfPresent(String.self, forKey: .secret) ?? d.secret,
             maxEnvelopeAgeMs: try c.decodeIfPresent(Int.self, forKey: .maxEnvelopeAgeMs) ?? d.maxEnvelopeAgeMs,
-            maxFanoutBytes: try c.decodeIfPresent(Int.self, forKey: .maxFanoutBytes) ?? d.maxFanoutBytes
+            maxFanoutBytes: try c.decodeIfPresent(Int.self, forKey: .maxFanoutBytes) ?? d.maxFanoutBytes,
+            history: try c.decodeIfPresent(HistoryStore.self, forKey: .history) ?? d.history,
+            jetstream: try c.decodeIfPresent(JetStreamConfig.self, forKey: .jetstream) ?? d.jetstream
         )
     }
 
@@ -126,7 +181,8 @@ extension ClusterConfig: Decodable, ConfigSection {
         } else if limits.maxChannelNameBytes > 0 {
             // MSG <subject> <sid> <size>\r\n must fit nats-server's default 4096-byte control line,
             // and an encoded channel name takes up to 3 bytes per byte.
-            let longest = self.subjectPrefix.utf8.count + 1 + 3 * limits.maxChannelNameBytes
+            // `<prefix>.h.<encoded>` is the longest (a channel's history subject).
+            let longest = self.subjectPrefix.utf8.count + 3 + 1 + 3 * limits.maxChannelNameBytes
             if longest > Self.maxSubjectBytes {
                 report("subject_prefix", "with limits.max_channel_name_bytes \(limits.maxChannelNameBytes) a subject can reach \(longest) bytes, over NATS's \(Self.maxSubjectBytes); lower the limit")
             }
@@ -150,6 +206,19 @@ extension ClusterConfig: Decodable, ConfigSection {
         }
         for (key, value) in [("max_envelope_age_ms", self.maxEnvelopeAgeMs), ("max_fanout_bytes", self.maxFanoutBytes)] where value < 0 {
             report(key, "must be 0 (off) or more, is \(value)")
+        }
+        if !self.jetstream.stream.isEmpty, self.jetstream.stream.utf8.count <= 64, self.jetstream.stream.utf8.allSatisfy(Self.isTokenByte) {
+        } else {
+            report("jetstream.stream", "\"\(self.jetstream.stream.prefix(80))\" must be 1 to 64 letters, digits, '_' and '-'")
+        }
+        if !(1...5).contains(self.jetstream.replicas) {
+            report("jetstream.replicas", "must be between 1 and 5, is \(self.jetstream.replicas)")
+        }
+        if !["file", "memory"].contains(self.jetstream.storage) {
+            report("jetstream.storage", "must be file or memory, is \"\(self.jetstream.storage.prefix(40))\"")
+        }
+        if self.jetstream.timeoutMs <= 0 {
+            report("jetstream.timeout_ms", "must be greater than 0, is \(self.jetstream.timeoutMs)")
         }
         if self.reconnectMinMs > 0, self.reconnectMaxMs < self.reconnectMinMs {
             report("reconnect_max_ms", "\(self.reconnectMaxMs) must not be below reconnect_min_ms (\(self.reconnectMinMs))")

@@ -220,10 +220,9 @@ extension GatewayConfig {
             report("history.meta_ttl_s", "must be more than 0 seconds, is \(history.metaTTLS)")
         }
         let keepsHistory = history.size > 0 || channels.contains { ($0.historySize ?? 0) > 0 }
-        if keepsHistory, !cluster.nats.isEmpty {
-            // The cluster's history is JetStream's (issue 15, next step); a per-node memory store would give
-            // each node its own offsets for the same publication.
-            report("history", "history with cluster.nats is not available yet: only a single node keeps history for now")
+        if keepsHistory, !cluster.nats.isEmpty, cluster.history == .memory {
+            // Each node would stamp its own positions on what the others publish: not built (yet).
+            report("cluster.history", "memory is not available with cluster.nats yet: use jetstream (the default)")
         }
 
         problems += cluster.problems(limits: limits)

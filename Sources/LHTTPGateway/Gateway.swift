@@ -182,7 +182,11 @@ public final class Gateway: Sendable {
         let channels = requests.map(\.channel)
         let refusal: GatewayError?
         let frames: [ByteBuffer]
-        if let history = self.history {
+        if let shared = self.broker.sharedHistory {
+            // Joined at once (the live feed runs from now); the store is read in the background and the
+            // recovery holds back what of the live feed arrives meanwhile.
+            return shared.recover(requests, for: subscriber) { self.subscribe(subscriber, to: channels) }
+        } else if let history = self.history {
             (refusal, frames) = history.recover(requests.map { ($0.channel, $0.position) }) { self.subscribe(subscriber, to: channels) }
         } else {
             refusal = self.subscribe(subscriber, to: channels)
@@ -211,7 +215,15 @@ public final class Gateway: Sendable {
     /// its positions (`seq`, `prev`) and kept; one to channels without goes out untouched.
     public func publishKeepingHistory(_ payload: ByteBuffer, to channels: [String], source: PublicationSource) throws(GatewayError) -> ChannelHistory.Published {
         let published: ChannelHistory.Published
-        if let history = self.history,
+        if let shared = self.broker.sharedHistory, channels.contains(where: shared.keeps) {
+            // The store answers later; a websocket publication needs no answer (a failed store still goes
+            // out live, without positions).
+            let metrics = self.metrics
+            shared.publish(payload, to: channels, idempotencyKey: nil).whenSuccess { published in
+                metrics.published(from: source, deliveries: published.deliveries)
+            }
+            return ChannelHistory.Published(deliveries: 0, positions: [])
+        } else if let history = self.history,
            let kept = try history.publish(payload, to: channels, deliver: { (stamped) throws(GatewayError) -> Int in try self.broker.publishInOrder(stamped, to: channels) })
         {
             published = kept
@@ -224,6 +236,38 @@ public final class Gateway: Sendable {
         }
         self.metrics.published(from: source, deliveries: published.deliveries)
         return published
+    }
+
+    /// Publishes as ``publishKeepingHistory(_:to:source:)`` and completes (on `eventLoop`) when the positions
+    /// are known: at once on one node or without history, when the cluster's store acknowledged otherwise.
+    /// - Parameter idempotencyKey: handed to the cluster's store (one node: the caller's own table).
+    public func publishWhenStored(
+        _ payload: ByteBuffer, to channels: [String], source: PublicationSource, idempotencyKey: String?, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ChannelHistory.Published> {
+        guard let shared = self.broker.sharedHistory, channels.contains(where: shared.keeps) else {
+            return eventLoop.makeCompletedFuture { () throws(GatewayError) -> ChannelHistory.Published in
+                try self.publishKeepingHistory(payload, to: channels, source: source)
+            }
+        }
+        let metrics = self.metrics
+        return shared.publish(payload, to: channels, idempotencyKey: idempotencyKey).hop(to: eventLoop).map { published in
+            metrics.published(from: source, deliveries: published.deliveries)
+            return published
+        }
+    }
+
+    /// Whether `channels` go to the cluster's store (their answer comes later, and an `Idempotency-Key` is
+    /// the store's to honour).
+    public func storesInCluster(_ channels: [String]) -> Bool {
+        guard let shared = self.broker.sharedHistory else { return false }
+        return channels.contains(where: shared.keeps)
+    }
+
+    /// A channel's retained publications for `GET /history` (nil: it keeps no history), from this node's
+    /// store or the cluster's.
+    public func readHistory(_ channel: String, since: HistoryPosition?, limit: Int, on eventLoop: any EventLoop) -> EventLoopFuture<HistoryRead?> {
+        if let shared = self.broker.sharedHistory { return shared.read(channel, since: since, limit: limit).hop(to: eventLoop) }
+        return eventLoop.makeSucceededFuture(self.history?.read(channel, since: since, limit: limit))
     }
 
     /// The error reply for `error`, counted and logged (one warning line per rejected message): the one

@@ -42,6 +42,8 @@ public final class NATSBroker: Broker {
     private let logger: Logger
     private let metrics: GatewayMetrics?
     private let gauges: NATSGauges?
+    /// The cluster's history (`cluster.history: jetstream` and some channel with history); nil: none.
+    public let history: JetStreamHistory?
 
     /// On the client's event loop.
     private struct LoopState {
@@ -49,6 +51,9 @@ public final class NATSBroker: Broker {
         var interest: [String: UInt64] = [:]
         /// The other way round: the channel a message's subscription is for.
         var channels: [UInt64: String] = [:]
+        /// Channels with history and local subscribers → their RePublish subscription (`<prefix>.r.<channel>`).
+        var republished: [String: UInt64] = [:]
+        var republishedChannels: [UInt64: String] = [:]
     }
 
     /// - Throws: when `configuration.nats` does not parse.
@@ -56,16 +61,34 @@ public final class NATSBroker: Broker {
     ///   - limits: what a message from another node must fit, as one from a client of this node.
     ///   - metrics: counts deliveries of publications from other nodes (source `cluster`) and rejected
     ///     messages; the link's gauges go to the same factory.
+    ///   - history: which channels keep history (kept in JetStream with `cluster.history: jetstream`).
     public convenience init(
-        hub: Hub, configuration: ClusterConfig, limits: LHTTPLimits = .default, eventLoop: any EventLoop, metrics: GatewayMetrics? = nil, logger: Logger
+        hub: Hub, configuration: ClusterConfig, limits: LHTTPLimits = .default, eventLoop: any EventLoop, metrics: GatewayMetrics? = nil,
+        history: HistorySettings? = nil, logger: Logger
     ) throws(ConfigError) {
-        self.init(hub: hub, configuration: configuration, servers: try configuration.servers(), limits: limits, eventLoop: eventLoop, metrics: metrics, logger: logger)
+        self.init(
+            hub: hub, configuration: configuration, servers: try configuration.servers(), limits: limits, eventLoop: eventLoop, metrics: metrics,
+            history: history, logger: logger
+        )
+    }
+
+    /// What the cluster's history needs from the configuration.
+    public struct HistorySettings: Sendable {
+        public var policies: HistoryPolicies
+        public var history: HistoryConfig
+        /// `publish.idempotency_window_s`: JetStream's duplicate window.
+        public var idempotencyWindowS: Double
+        public init(policies: HistoryPolicies, history: HistoryConfig, idempotencyWindowS: Double) {
+            self.policies = policies
+            self.history = history
+            self.idempotencyWindowS = idempotencyWindowS
+        }
     }
 
     /// - Parameter servers: `configuration.nats`, parsed.
     public init(
         hub: Hub, configuration: ClusterConfig, servers: [NATSServerURL], limits: LHTTPLimits = .default, eventLoop: any EventLoop,
-        metrics: GatewayMetrics? = nil, logger: Logger
+        metrics: GatewayMetrics? = nil, history: HistorySettings? = nil, logger: Logger
     ) {
         self.metrics = metrics
         self.gauges = metrics.map { NATSGauges(factory: $0.labelled.factory) }
@@ -83,9 +106,15 @@ public final class NATSBroker: Broker {
         self.prefix = configuration.subjectPrefix
         self.signer = NATSEnvelopeSigner(secret: configuration.secret)
         self.maxFanoutBytes = configuration.maxFanoutBytes
-        self.filter = NATSInboundFilter(
+        var filter = NATSInboundFilter(
             origin: self.origin, signer: self.signer, maxAgeMs: Int64(configuration.maxEnvelopeAgeMs), parser: LHTTPParser(limits: limits)
         )
+        let withHistory = history.flatMap { configuration.history == .jetstream && $0.policies.isAnyEnabled ? $0 : nil }
+        if let withHistory {
+            let policies = withHistory.policies
+            filter.keepsHistory = { policies.policy(for: $0).isEnabled }
+        }
+        self.filter = filter
         var logger = logger
         logger[metadataKey: "lhttp.node"] = "\(self.nodeID)"
         self.logger = logger
@@ -104,14 +133,27 @@ public final class NATSBroker: Broker {
             logger: logger
         )
         self.state = .makeBoxSendingValue(LoopState(), eventLoop: eventLoop)
+        let client = self.client
+        let origin = self.origin
+        let signer = self.signer
+        self.history = withHistory.map { settings in
+            JetStreamHistory(
+                policies: settings.policies, history: settings.history, cluster: configuration, idempotencyWindowS: settings.idempotencyWindowS,
+                client: client, hub: hub, filter: filter, origin: origin, signer: signer, logger: logger
+            )
+        }
     }
+
+    public var sharedHistory: (any SharedHistory)? { self.history }
 
     /// Starts connecting to NATS (in the background; local delivery works meanwhile).
     public func start() {
-        self.client.start { [self] message in self.receive(message.payload, sid: message.sid) }
+        self.client.start { [self] message in self.receive(message) }
+        self.history?.start()
     }
 
     public func shutdown() async {
+        self.history?.stop()
         await self.client.shutdown()
     }
 
@@ -196,14 +238,34 @@ public final class NATSBroker: Broker {
             self.state.value.interest[channel] = nil
             self.state.value.channels[sid] = nil
         }
+        if let history = self.history, history.keeps(channel) {
+            let republished = self.state.value.republished[channel]
+            if wanted, republished == nil {
+                do {
+                    let sid = try self.client.subscribe(history.republishSubject(channel))
+                    self.state.value.republished[channel] = sid
+                    self.state.value.republishedChannels[sid] = channel
+                } catch {
+                    self.logger.error("cannot subscribe on NATS", metadata: ["lhttp.channel": "\(channel)", "lhttp.error": "\(error)"])
+                }
+            } else if !wanted, let republished {
+                self.client.unsubscribe(republished)
+                self.state.value.republished[channel] = nil
+                self.state.value.republishedChannels[republished] = nil
+            }
+        }
         self.interestCount.store(self.state.value.interest.count, ordering: .relaxed)
     }
 
-    /// A message of subscription `sid` (on the client's loop).
-    private func receive(_ payload: ByteBuffer, sid: UInt64) {
+    /// A message of one of our subscriptions (on the client's loop).
+    private func receive(_ message: NATSMessage) {
+        if let history = self.history, let channel = self.state.value.republishedChannels[message.sid] {
+            if let reason = history.receiveRepublished(message, channel: channel) { self.rejected(reason, on: channel) }
+            return
+        }
         // A subscription just ended: what was on its way is not for us any more.
-        guard let channel = self.state.value.channels[sid] else { return }
-        switch self.filter.verdict(for: payload, on: channel, nowMs: Self.wallClockMs) {
+        guard let channel = self.state.value.channels[message.sid] else { return }
+        switch self.filter.verdict(for: message.payload, on: channel, nowMs: Self.wallClockMs) {
         case .deliver(let message, let excluded):
             let deliveries = self.hub.deliver(message, to: channel, excluding: excluded)
             // One publication, however many of its copies arrive: counted with the first this node
@@ -216,16 +278,21 @@ public final class NATSBroker: Broker {
         case .ownEcho:
             return
         case .reject(let reason):
-            self.rejectionCounters[reason]?.increment()
-            guard let count = self.rejections.withLockedValue({ $0.record(reason, now: .now()) }) else { return }
-            self.logger.warning(
-                "dropping NATS messages the cluster does not trust: \(reason.explanation)",
-                metadata: [
-                    "lhttp.reason": "\(reason.rawValue)", "lhttp.channel": "\(channel)", "lhttp.count": "\(count)",
-                    "lhttp.interval_s": "\(NATSRejectionLog.interval.nanoseconds / 1_000_000_000)",
-                ]
-            )
+            self.rejected(reason, on: channel)
         }
+    }
+
+    /// Counts and (rate-limited) logs a message from NATS the cluster does not trust.
+    private func rejected(_ reason: NATSRejection, on channel: String) {
+        self.rejectionCounters[reason]?.increment()
+        guard let count = self.rejections.withLockedValue({ $0.record(reason, now: .now()) }) else { return }
+        self.logger.warning(
+            "dropping NATS messages the cluster does not trust: \(reason.explanation)",
+            metadata: [
+                "lhttp.reason": "\(reason.rawValue)", "lhttp.channel": "\(channel)", "lhttp.count": "\(count)",
+                "lhttp.interval_s": "\(NATSRejectionLog.interval.nanoseconds / 1_000_000_000)",
+            ]
+        )
     }
 
     /// Milliseconds since 1970 (the envelope timestamp; nodes' clocks should be NTP-synchronised).

@@ -34,6 +34,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case connectRefused(status: Int, reason: String)
     /// `GET /history` for a channel that keeps no history.
     case noHistory(String)
+    /// The cluster's history store did not answer (JetStream unreachable).
+    case historyUnavailable
 
     public var httpStatus: Int {
         switch self {
@@ -43,6 +45,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noChannel: return 422
         case .badQuery: return 400
         case .notFound, .noHistory: return 404
+        case .historyUnavailable: return 503
         case .methodNotAllowed: return 405
         case .upgradeRequired: return 426
         case .bindFailed: return 500
@@ -63,6 +66,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .badQuery(let why): return "bad query: \(why)"
         case .notFound: return "not found"
         case .noHistory(let channel): return "channel \"\(channel.prefix(200))\" keeps no history"
+        case .historyUnavailable: return "the cluster's history store (JetStream) is unreachable"
         case .methodNotAllowed(let allowed): return "method not allowed (allowed: \(allowed))"
         case .upgradeRequired: return "this path serves websocket upgrades only"
         case .bindFailed(let why): return "cannot listen: \(why)"

@@ -200,12 +200,17 @@ struct HistoryEndToEndTests {
         }
     }
 
-    @Test func historyWithAClusterIsRefusedByTheConfiguration() throws {
+    /// In a cluster history is JetStream's (the default); a per-node memory store is refused there.
+    @Test func historyInAClusterIsJetStreamsAndMemoryIsRefused() throws {
         var config = GatewayConfig()
         config.history.size = 10
         config.cluster.nats = ["nats://127.0.0.1:4222"]
-        #expect(config.validate().contains { $0.keyPath == "history" })
+        #expect(config.validate().isEmpty)
+        config.cluster.history = .memory
+        #expect(config.validate().map(\.keyPath) == ["cluster.history"])
         config.cluster.nats = []
-        #expect(!config.validate().contains { $0.keyPath == "history" })
+        #expect(config.validate().isEmpty)
+        config.cluster.jetstream = .init(stream: "no.dots", replicas: 9, storage: "disk", timeoutMs: 0)
+        #expect(config.validate().map(\.keyPath) == ["cluster.jetstream.stream", "cluster.jetstream.replicas", "cluster.jetstream.storage", "cluster.jetstream.timeout_ms"])
     }
 }

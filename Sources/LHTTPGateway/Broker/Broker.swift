@@ -20,6 +20,8 @@ public protocol Broker: Sendable {
     func interest(added: [String], removed: [String])
     /// The link to the other nodes, as a section of `/healthz`; nil for a single node.
     var health: HealthReport? { get }
+    /// The cluster's history, when the broker keeps it (JetStream); nil: history, if any, is this node's.
+    var sharedHistory: (any SharedHistory)? { get }
     /// Records the broker's own gauges (called when `/metrics` is scraped).
     func recordGauges()
 }
@@ -32,6 +34,7 @@ extension Broker {
     }
 
     public var health: HealthReport? { nil }
+    public var sharedHistory: (any SharedHistory)? { nil }
     public func recordGauges() {}
 }
 

@@ -37,6 +37,14 @@ public final class ChannelHistory: Sendable {
         public var deliveries: Int
         /// Each channel's new position, in the publication's channel order (nil: no history there).
         public var positions: [HistoryPosition?]
+        /// A repeat of an `Idempotency-Key` the cluster's store had seen: nothing new was stored or sent.
+        public var replayed = false
+
+        public init(deliveries: Int, positions: [HistoryPosition?], replayed: Bool = false) {
+            self.deliveries = deliveries
+            self.positions = positions
+            self.replayed = replayed
+        }
     }
 
     /// Publishes `payload` to `channels` when one of them keeps history: stamps the positions, hands it to
@@ -121,7 +129,7 @@ public final class ChannelHistory: Sendable {
 
     /// `LHTTP/1.0 subscribed`: `channel`, then `stream`, `recovered` and `missed` from `read`; without a read
     /// (the channel keeps no history) `recovered:false`, `missed:0` and no `stream`, so the client learns it.
-    static func subscribedAnswer(channel: String, read: HistoryRead?, missed: Int) -> ByteBuffer? {
+    public static func subscribedAnswer(channel: String, read: HistoryRead?, missed: Int) -> ByteBuffer? {
         var answer: LHTTPHeaders = ["channel": channel]
         if let read { answer.add(name: "stream", value: read.top.description) }
         answer.add(name: "recovered", value: read?.recovered == true ? "true" : "false")

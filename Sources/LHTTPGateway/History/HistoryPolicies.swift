@@ -17,6 +17,9 @@ public struct HistoryPolicies: Sendable, Equatable {
     /// No history anywhere (today's behaviour, the default).
     public static let none = HistoryPolicies()
 
+    /// Every policy some channel can get (the rules' and the fallback).
+    public var allPolicies: [HistoryPolicy] { self.rules.map(\.policy) + [self.fallback] }
+
     /// The policy of `channel`.
     public func policy(for channel: String) -> HistoryPolicy {
         guard self.isAnyEnabled else { return .none }

@@ -109,6 +109,40 @@ public final class Hub: Sendable {
         return self.send(payload, to: perLoop)
     }
 
+    /// Delivers to the subscribers of `channels` (once per connection) that are on none of `excluded` and
+    /// are not in `except`, always through each loop's task queue: the cluster's history path, where a
+    /// connection still being recovered gets its copy later, from the recovery, and deliveries made on the
+    /// NATS loop must stay behind a replay queued there before them.
+    /// - Returns: the number of connections it was sent to.
+    @discardableResult
+    public func deliver(_ payload: ByteBuffer, to channels: [String], excluding excluded: [String], except: Set<ConnectionID>) -> Int {
+        var perLoop = channels.count == 1 ? self.subscribers(of: channels[0]) : self.collectDistinct(channels)
+        if !excluded.isEmpty, !perLoop.isEmpty { self.remove(subscribersOf: excluded[...], from: &perLoop) }
+        if !except.isEmpty {
+            for index in perLoop.indices { perLoop[index].removeAll { except.contains($0.id) } }
+        }
+        return self.send(payload, to: perLoop, queued: true)
+    }
+
+    /// Hands `payloads` to one connection in order, through its loop's task queue; on that loop each is
+    /// sent only if `stillWanted` says so (a connection that left the channel meanwhile gets nothing).
+    public func send(_ payloads: [ByteBuffer], to subscriber: Subscriber, if stillWanted: @escaping @Sendable () -> Bool = { true }) {
+        guard !payloads.isEmpty else { return }
+        let frames = payloads.map { WebSocketFrameBytes.message($0, allocator: self.allocator) }
+        subscriber.slot.eventLoop.execute {
+            guard stillWanted() else { return }
+            for frame in frames { subscriber.slot.deliver(frame, to: [subscriber]) }
+        }
+    }
+
+    /// Whether `subscriber` is on `channel`.
+    public func contains(_ subscriber: Subscriber, in channel: String) -> Bool {
+        self.shard(for: channel).withLockedValue { shard in
+            guard let entry = shard.channels[channel], subscriber.slot.index < entry.byLoop.count else { return false }
+            return entry.byLoop[subscriber.slot.index].contains(subscriber.id)
+        }
+    }
+
     /// A snapshot of `channel`'s subscribers, per loop slot (copy-on-write: no copy of the lists).
     private func subscribers(of channel: String) -> [ContiguousArray<Subscriber>] {
         self.shard(for: channel).withLockedValue { shard in shard.channels[channel]?.byLoop.map(\.items) ?? [] }

@@ -23,6 +23,10 @@ struct NATSInboundFilter: Sendable {
     /// `cluster.max_envelope_age_ms` (0: no check); signed envelopes only.
     var maxAgeMs: Int64
     var parser: LHTTPParser
+    /// Which channels keep history in the cluster's stream (nil: none). Their connections get a
+    /// publication from its stored copy, so a plain copy skips them: the exclusion order puts the
+    /// channels with history first, in list order, then the others.
+    var keepsHistory: (@Sendable (String) -> Bool)?
 
     enum Verdict: Equatable {
         /// Deliver `message` to the subscribers of the subject's channel that are not on any of `excluded`.
@@ -55,6 +59,41 @@ struct NATSInboundFilter: Sendable {
         } catch {
             return .reject(.invalidMessage)
         }
-        return .deliver(envelope.message, excluding: envelope.channels[..<position])
+        guard let keepsHistory = self.keepsHistory else { return .deliver(envelope.message, excluding: envelope.channels[..<position]) }
+        let before = envelope.channels[..<position]
+        if keepsHistory(channel) { return .deliver(envelope.message, excluding: ArraySlice(before.filter(keepsHistory))) }
+        return .deliver(envelope.message, excluding: ArraySlice(envelope.channels.filter(keepsHistory) + before.filter { !keepsHistory($0) }))
+    }
+
+    enum StoredVerdict {
+        case accepted(NATSEnvelope, LHTTPMessage)
+        case rejected(NATSRejection)
+    }
+
+    /// A publication read from the cluster's history stream (republished live, or read back for a
+    /// recovery): the same checks as a live copy, except that our own publications count (the stream is
+    /// the order every node delivers in, this one included) and, for a read-back one, the age (it may be
+    /// hours old). - Returns: the envelope and its parsed message, or why it is refused.
+    func stored(_ payload: ByteBuffer, on channel: String, live: Bool, nowMs: () -> Int64) -> StoredVerdict {
+        guard let envelope = NATSEnvelope(decoding: payload) else { return .rejected(.malformed) }
+        guard envelope.channels.contains(channel) else { return .rejected(.wrongSubject) }
+        if let signer = self.signer {
+            guard let signature = envelope.signature else { return .rejected(.unsigned) }
+            let valid = signature.signed.withUnsafeReadableBytes { signer.isValid(hex: signature.hexMAC.readableBytesView, for: $0) }
+            guard valid else { return .rejected(.badSignature) }
+            if live, self.maxAgeMs > 0 {
+                let (age, overflow) = nowMs().subtractingReportingOverflow(signature.timestampMs)
+                guard !overflow, age.magnitude <= self.maxAgeMs.magnitude else { return .rejected(.stale) }
+            }
+        }
+        do {
+            let message = try self.parser.parse(envelope.message)
+            guard try message.channels(LHTTPChannelList.publishHeader, limits: self.parser.limits) == envelope.channels else {
+                return .rejected(.invalidMessage)
+            }
+            return .accepted(envelope, message)
+        } catch {
+            return .rejected(.invalidMessage)
+        }
     }
 }

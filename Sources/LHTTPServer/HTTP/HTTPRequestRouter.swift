@@ -203,14 +203,22 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private func answer(_ route: Route, head: HTTPRequestHead, context: ChannelHandlerContext) {
         switch route {
         case .history(let channel, let since, let limit):
-            guard let read = self.gateway.history?.read(channel, since: since, limit: limit) else {
-                self.fail(.noHistory(channel), head: head, closing: false, context: context)
-                return
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let limits = self.gateway.limits
+            self.gateway.readHistory(channel, since: since, limit: limit, on: context.eventLoop).whenComplete { result in
+                let (router, context) = loopBound.value
+                switch result {
+                case .success(.some(let read)):
+                    let parser = LHTTPParser(limits: limits)
+                    // What was kept was delivered: it parses (a message that would not is left out rather than failing all).
+                    let messages = read.entries.compactMap { entry in (try? parser.parse(entry.payload)).map { (entry, $0) } }
+                    router.respond(.ok, json: HistoryAnswer(channel: channel, read: read, messages: messages), head: head, context: context)
+                case .success(.none):
+                    router.fail(.noHistory(channel), head: head, closing: false, context: context)
+                case .failure:
+                    router.fail(.historyUnavailable, head: head, closing: false, context: context)
+                }
             }
-            let parser = LHTTPParser(limits: self.gateway.limits)
-            // What was kept was delivered: it parses (a message that would not is left out rather than failing all).
-            let messages = read.entries.compactMap { entry in (try? parser.parse(entry.payload)).map { (entry, $0) } }
-            self.respond(.ok, json: HistoryAnswer(channel: channel, read: read, messages: messages), head: head, context: context)
         case .healthz:
             let stats = self.gateway.hub.stats
             let health = Health(
@@ -258,7 +266,17 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
                     throw ServerError.publishRefused(error)
                 }
             }
-            guard let key = head.headers.first(name: "idempotency-key"), let deduplication = self.settings.deduplication else {
+            let key = head.headers.first(name: "idempotency-key")
+            if let key, !key.isEmpty, key.utf8.count > PublishDeduplication.maxKeyBytes {
+                throw ServerError.badQuery("Idempotency-Key must be 1 to \(PublishDeduplication.maxKeyBytes) bytes")
+            }
+            if self.gateway.storesInCluster(channels) {
+                // The cluster's store assigns the positions (and honours the Idempotency-Key: JetStream's
+                // Nats-Msg-Id, whichever node the retry reaches): answered when it acknowledged.
+                self.publishToStore(payload, to: channels, key: key?.isEmpty == false ? key : nil, head: head, context: context)
+                return
+            }
+            guard let key, let deduplication = self.settings.deduplication else {
                 // The common case: the answer is written once, into the response.
                 self.respond(.ok, json: try publish(), head: head, context: context)
                 return
@@ -276,6 +294,26 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             self.respond(.ok, json: RawJSON(bytes: answer), headers: headers, head: head, context: context)
         } catch {
             self.fail(error, head: head, closing: false, context: context)
+        }
+    }
+
+    private func publishToStore(_ payload: ByteBuffer, to channels: [String], key: String?, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.gateway.publishWhenStored(payload, to: channels, source: .http, idempotencyKey: key, on: context.eventLoop).whenComplete { result in
+            let (router, context) = loopBound.value
+            switch result {
+            case .success(let published):
+                var headers = HTTPHeaders()
+                if published.replayed { headers.add(name: "idempotent-replayed", value: "true") }
+                router.respond(
+                    .ok, json: PublishResult(channels: channels, deliveries: published.deliveries, positions: published.positions),
+                    headers: headers, head: head, context: context
+                )
+            case .failure(let error as GatewayError):
+                router.fail(.publishRefused(error), head: head, closing: false, context: context)
+            case .failure:
+                router.fail(.publishRefused(.internalError), head: head, closing: false, context: context)
+            }
         }
     }
 

@@ -1,0 +1,316 @@
+import Foundation
+import LHTTPClient
+import LHTTPConfig
+import LHTTPNATS
+import LHTTPProtocol
+import LHTTPTestSupport
+import NIOCore
+import Testing
+
+/// History in the cluster (`cluster.history: jetstream`) against a real `nats-server -js`: the stream
+/// assigns the offsets and every node delivers in its order, a client recovers on any node (one that
+/// restarted too), history outlives a nats-server restart with file storage, and without JetStream live
+/// delivery goes on and recovery says `recovered:false`.
+@Suite("History in the cluster (JetStream)")
+struct ClusterHistoryTests {
+    static func node(_ nats: NATSServerProcess, _ id: String) -> (inout GatewayConfig) -> Void {
+        { config in
+            config.cluster = ClusterConfig(nats: [nats.url], nodeID: id, reconnectMinMs: 20, reconnectMaxMs: 200)
+            config.cluster.jetstream.timeoutMs = 5000
+            config.channels = [ChannelOptionsConfig(prefix: "chat-", historySize: 100)]
+            config.publish.idempotencyWindowS = 60
+        }
+    }
+
+    /// A node connected to NATS whose history stream is ready.
+    static func ready(_ node: TestServer) async throws {
+        try await eventually { node.isClustered && node.cluster?.history?.epoch != nil }
+    }
+
+    /// Waits until node `id` holds the live and the RePublish subscription of every channel.
+    static func waitForInterest(_ nats: NATSServerProcess, node id: String, _ channels: [String]) async throws {
+        let wanted = Set(channels.flatMap { [NATSSubject.channel($0, prefix: "lhttp"), "lhttp.r.\(NATSSubject.encode($0))"] })
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !Set(try await nats.subscriptions(ofClientsNamed: "lhttpd \(id)")).isSuperset(of: wanted) {
+            guard ContinuousClock.now < deadline else { throw TestFailure("node \(id) does not hold \(wanted.sorted())") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    static func position(_ response: HTTPResponse) throws -> [HistoryPosition?] {
+        struct Answer: Decodable { var seq: [String?] }
+        let answer = try JSONDecoder().decode(Answer.self, from: Data(response.bodyString.utf8))
+        return answer.seq.map { $0.flatMap { HistoryPosition(parsing: Substring($0)) } }
+    }
+
+    static func publish(_ http: HTTPPublisher, _ channels: String, _ body: String, key: String? = nil) async throws -> HTTPResponse {
+        let query = channels.split(separator: " ").map { "channel=\($0)" }.joined(separator: "&")
+        var headers: [(String, String)] = []
+        if let key { headers.append(("Idempotency-Key", key)) }
+        let response = try await http.request(path: "/publish?\(query)", headers: headers, body: ByteBuffer(string: body))
+        #expect(response.status == 200, "\(response.bodyString)")
+        return response
+    }
+
+    @Test func theStreamAssignsOffsetsAndEveryNodeDeliversInItsOrder() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await Self.ready(a)
+                try await Self.ready(b)
+                let onA = try await a.client()
+                let onB = try await b.client()
+                try await a.subscribe(onA, "chat-1")
+                try await b.subscribe(onB, "chat-1")
+                try await Self.waitForInterest(nats, node: "a", ["chat-1"])
+                try await Self.waitForInterest(nats, node: "b", ["chat-1"])
+                let httpA = try await a.publisher()
+                let httpB = try await b.publisher()
+                var answered: [HistoryPosition] = []
+                for index in 0..<6 {
+                    let http = index % 2 == 0 ? httpA : httpB
+                    answered.append(try #require(try Self.position(try await Self.publish(http, "chat-1", "m\(index)"))[0]))
+                }
+                #expect(answered.map(\.offset) == answered.map(\.offset).sorted(), "offsets only grow")
+                #expect(Set(answered.map(\.epoch)).count == 1)
+                var seen: [[String]] = []
+                for client in [onA, onB] {
+                    var lines: [String] = []
+                    var last: UInt64 = 0
+                    for _ in 0..<6 {
+                        let message = try await client.nextMessage()
+                        let seq = try #require(message.headers["seq"].flatMap { HistoryPosition(parsing: Substring($0)) })
+                        #expect(message.headers["prev"] == String(last), "prev is the channel's previous offset")
+                        last = seq.offset
+                        lines.append("\(message.bodyString) \(seq)")
+                    }
+                    seen.append(lines)
+                }
+                #expect(seen[0] == seen[1], "both nodes deliver the same stream in the same order")
+                #expect(seen[0].map { $0.split(separator: " ")[1] } == answered.map { Substring($0.description) })
+                for client in [onA, onB] { try await client.close() }
+                try await httpA.close()
+                try await httpB.close()
+            }
+        }
+    }
+
+    /// Published on node A while the client was away and node B restarted: B recovers it from the stream.
+    @Test func publishedOnOneNodeIsRecoveredOnAnotherAfterItRestarted() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await Self.ready(a)
+            let http = try await a.publisher()
+            var seen = HistoryPosition(epoch: "x", offset: 0)
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await Self.ready(b)
+                let client = try await b.client()
+                try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-away", "since": "-"]))
+                let start = try await client.nextMessage()
+                #expect(start.command == "subscribed" && start.headers["recovered"] == "true" && start.headers["missed"] == "0")
+                try await Self.waitForInterest(nats, node: "b", ["chat-away"])
+                _ = try await Self.publish(http, "chat-away", "seen")
+                let delivered = try await client.nextMessage()
+                #expect(delivered.bodyString == "seen")
+                seen = try #require(delivered.headers["seq"].flatMap { HistoryPosition(parsing: Substring($0)) })
+                try await client.close()
+            }
+            // B is gone; four more on A.
+            var missed: [HistoryPosition] = []
+            for index in 0..<4 {
+                missed.append(try #require(try Self.position(try await Self.publish(http, "chat-away", "m\(index)"))[0]))
+            }
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await Self.ready(b)
+                let back = try await b.client()
+                try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-away", "since": seen.description]))
+                for index in 0..<4 {
+                    let message = try await back.nextMessage()
+                    #expect(message.bodyString == "m\(index)")
+                    #expect(message.headers["seq"] == missed[index].description)
+                }
+                let answer = try await back.nextMessage()
+                #expect(answer.command == "subscribed")
+                #expect(answer.headers["recovered"] == "true")
+                #expect(answer.headers["missed"] == "4")
+                #expect(answer.headers["stream"] == missed.last?.description)
+                // A wrong epoch gets everything retained and recovered:false.
+                let stranger = try await b.client()
+                try await stranger.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-away", "since": "other:3"]))
+                var bodies: [String] = []
+                while true {
+                    let message = try await stranger.nextMessage()
+                    if message.command == "subscribed" {
+                        #expect(message.headers["recovered"] == "false")
+                        #expect(message.headers["missed"] == "5")
+                        break
+                    }
+                    bodies.append(message.bodyString)
+                }
+                #expect(bodies == ["seen", "m0", "m1", "m2", "m3"])
+                try await back.close()
+                try await stranger.close()
+            }
+            try await http.close()
+        }
+    }
+
+    /// Publications keep landing on node A while clients on node B recover: each offset once, in order.
+    @Test func aPublicationRacingTheRecoveryIsDeliveredOnce() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await Self.ready(a)
+                try await Self.ready(b)
+                let http = try await a.publisher()
+                let total = 40
+                let first = try #require(try Self.position(try await Self.publish(http, "chat-race", "0"))[0])
+                let publishing = Task {
+                    let racer = try await a.publisher()
+                    for index in 1..<total { _ = try await Self.publish(racer, "chat-race", "\(index)") }
+                    try await racer.close()
+                }
+                var clients: [LHTTPWebSocketClient] = []
+                for _ in 0..<3 {
+                    let client = try await b.client()
+                    try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-race", "since": first.description]))
+                    clients.append(client)
+                }
+                try await publishing.value
+                for client in clients {
+                    var bodies: [Int] = []
+                    var answers = 0
+                    while bodies.count < total - 1 || answers == 0 {
+                        let message = try await client.nextMessage()
+                        if message.command == "subscribed" {
+                            answers += 1
+                            #expect(message.headers["recovered"] == "true")
+                            continue
+                        }
+                        bodies.append(try #require(Int(message.bodyString)))
+                    }
+                    #expect(bodies == Array(1..<total), "each once, in order")
+                    #expect(answers == 1)
+                    try await b.roundTrip(client)
+                    try await client.close()
+                }
+                try await http.close()
+            }
+        }
+    }
+
+    /// To two channels with history: stored once per channel, delivered once per connection with both
+    /// positions; a connection recovering both gets it once.
+    @Test func aPublicationToTwoChannelsWithHistoryReachesEachConnectionOnce() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await Self.ready(a)
+                try await Self.ready(b)
+                let both = try await b.client()
+                let onlyOne = try await b.client()
+                try await b.subscribe(both, "chat-x chat-y")
+                try await b.subscribe(onlyOne, "chat-y")
+                try await Self.waitForInterest(nats, node: "b", ["chat-x", "chat-y"])
+                let http = try await a.publisher()
+                let positions = try Self.position(try await Self.publish(http, "chat-x chat-y plain", "twice"))
+                #expect(positions.count == 3 && positions[0] != nil && positions[1] != nil && positions[2] == nil)
+                let message = try await both.nextMessage()
+                #expect(message.bodyString == "twice")
+                #expect(message.headers["seq"] == "\(positions[0]!) \(positions[1]!) -")
+                let single = try await onlyOne.nextMessage()
+                #expect(single.bodyString == "twice")
+                #expect(single.headers["seq"]?.split(separator: " ")[1] == Substring(positions[1]!.description))
+                // Nothing doubled: the next thing each gets is the round trip.
+                try await b.roundTrip(both)
+                try await b.roundTrip(onlyOne)
+
+                let back = try await b.client()
+                let epoch = positions[0]!.epoch
+                try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-x chat-y", "since": "\(epoch):0 \(epoch):0"]))
+                #expect(try await back.nextMessage().bodyString == "twice")
+                let x = try await back.nextMessage()
+                #expect(x.command == "subscribed" && x.headers["channel"] == "chat-x" && x.headers["missed"] == "1")
+                let y = try await back.nextMessage()
+                #expect(y.command == "subscribed" && y.headers["channel"] == "chat-y" && y.headers["missed"] == "0", "once per connection")
+                for client in [both, onlyOne, back] { try await client.close() }
+                try await http.close()
+            }
+        }
+    }
+
+    /// An `Idempotency-Key` retried on another node is JetStream's duplicate: stored and delivered once,
+    /// answered with the first one's positions.
+    @Test func aRetryOnAnotherNodeIsPublishedOnce() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await Self.ready(a)
+                try await Self.ready(b)
+                let client = try await a.client()
+                try await a.subscribe(client, "chat-once")
+                try await Self.waitForInterest(nats, node: "a", ["chat-once"])
+                let httpA = try await a.publisher()
+                let httpB = try await b.publisher()
+                let first = try await Self.publish(httpA, "chat-once", "cron", key: "job-42")
+                let retry = try await Self.publish(httpB, "chat-once", "cron", key: "job-42")
+                #expect(try Self.position(retry) == Self.position(first))
+                #expect(retry.headers.first(name: "idempotent-replayed") == "true")
+                #expect(try await client.nextMessage().bodyString == "cron")
+                try await a.roundTrip(client)
+                try await client.close()
+                try await httpA.close()
+                try await httpB.close()
+            }
+        }
+    }
+
+    /// File storage: the stream, its epoch and what it holds survive a nats-server restart.
+    @Test func historyOutlivesANATSServerRestart() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await Self.ready(a)
+            let http = try await a.publisher()
+            var kept: [HistoryPosition] = []
+            for index in 0..<3 { kept.append(try #require(try Self.position(try await Self.publish(http, "chat-kept", "k\(index)"))[0])) }
+            nats.stop()
+            try await nats.start()
+            try await eventually { a.isClustered }
+            let client = try await a.client()
+            try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-kept", "since": "\(kept[0].epoch):0"]))
+            for index in 0..<3 { #expect(try await client.nextMessage().bodyString == "k\(index)") }
+            let answer = try await client.nextMessage()
+            #expect(answer.headers["recovered"] == "true")
+            #expect(answer.headers["stream"] == kept[2].description, "same epoch, same offsets")
+            try await client.close()
+            try await http.close()
+        }
+    }
+
+    /// No JetStream on the server: publications still reach every node live (without positions), and a
+    /// recovery answers at once with `recovered:false`.
+    @Test func withoutJetStreamLiveDeliveryGoesOnAndRecoveryIsNotPromised() async throws {
+        let nats = try await NATSServerProcess()
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await eventually { a.isClustered && b.isClustered }
+                let onB = try await b.client()
+                try await b.subscribe(onB, "chat-live")
+                try await Self.waitForInterest(nats, node: "b", ["chat-live"])
+                let http = try await a.publisher()
+                let response = try await Self.publish(http, "chat-live", "still here")
+                #expect(try Self.position(response) == [nil])
+                let message = try await onB.nextMessage()
+                #expect(message.bodyString == "still here")
+                #expect(message.headers["seq"] == nil)
+                let back = try await b.client()
+                try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-live", "since": "js1:1"]))
+                let answer = try await back.nextMessage()
+                #expect(answer.command == "subscribed" && answer.headers["recovered"] == "false")
+                #expect(try await http.request(method: .GET, path: "/history?channel=chat-live").status == 503)
+                for client in [onB, back] { try await client.close() }
+                try await http.close()
+            }
+        }
+    }
+}
