@@ -85,12 +85,12 @@ asan: deps
 
 ## bench: lhttpd vs nginx+Nchan vs nats-server, every scenario, one table and a chart (see bench/README.md)
 bench: release
-	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox"
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox curl"
 	$(SWIFT) build -c release $(RELEASE_FLAGS) --product lhttp-bench
 	bash bench/run.sh
 
 bench-quick: release
-	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox"
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) nginx libnginx-mod-nchan python3 util-linux gnuplot-nox curl"
 	$(SWIFT) build -c release $(RELEASE_FLAGS) --product lhttp-bench
 	QUICK=1 bash bench/run.sh
 

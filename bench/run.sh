@@ -115,11 +115,13 @@ run() {  # $1 = dialect, $2 = pinned | unpinned, rest = scenario arguments
 run_cluster() {  # rest = fanout arguments
     local nats_port port_b
     nats_port=$(free_port)
-    taskset -c "$SERVER_CPU" "$NATS" -a 127.0.0.1 -p "$nats_port" 2>>"$work/nats.log" &
+    # JetStream on (file store in the work directory): hist-* channels keep history in the cluster's stream.
+    rm -rf "$work/jetstream"
+    taskset -c "$SERVER_CPU" "$NATS" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/jetstream" 2>>"$work/nats.log" &
     extra_pids+=($!)
     wait_port "$nats_port"
     for node in a b; do
-        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\ncluster:\n  nats: ["nats://127.0.0.1:%s"]\n  node_id: %s\n' "$nats_port" "$node" > "$work/lhttpd-$node.yaml"
+        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\nchannels:\n  - prefix: "hist-"\n    history_size: 100\ncluster:\n  nats: ["nats://127.0.0.1:%s"]\n  node_id: %s\n' "$nats_port" "$node" > "$work/lhttpd-$node.yaml"
     done
     port=$(free_port)
     port_b=$(free_port)
@@ -129,6 +131,12 @@ run_cluster() {  # rest = fanout arguments
     extra_pids+=($!)
     wait_port "$port"
     wait_port "$port_b"
+    # Both nodes linked and the history stream ready (/healthz "history":"ready"), up to 10 s.
+    for _ in $(seq 100); do
+        curl -s "http://127.0.0.1:$port/healthz" | grep -q '"history":"ready"' \
+            && curl -s "http://127.0.0.1:$port_b/healthz" | grep -q '"history":"ready"' && break
+        sleep 0.1
+    done
     taskset -c "$LOAD_CPU" "$BENCH" fanout "$@" --dialect lhttp --port "$port" --subscriber-port "$port" --subscriber-port "$port_b" >>"$out" \
         || echo "  (lhttp fanout-cluster reported a failure: see the line above)" >&2
     stop_server
@@ -154,7 +162,10 @@ if [ "$QUICK" = 1 ]; then
         "lhttp|soak --connections 500 --channels 20 --seconds 5 --rate 200 --churn 10 --stalled 2"
         "lhttp|fanout --subscribers 20 --messages 500 --window 64 --publishers 4 --channel hist-fanout --label history=100"
     )
-    cluster_scenarios=("--subscribers 20 --messages 500 --window 16")
+    cluster_scenarios=(
+        "--subscribers 20 --messages 500 --window 16"
+        "--subscribers 20 --messages 500 --window 16 --channel hist-fanout --label history=100"
+    )
 else
     scenarios=(
         # Independent HTTP publishers (one POST in flight each, like PHP workers), then one websocket publisher.
@@ -185,6 +196,9 @@ else
     cluster_scenarios=(
         "--subscribers 1000 --messages 2000 --window 256"
         "--subscribers 1000 --messages 500 --window 1"
+        # Issue 15: the same to a channel with history in the cluster's JetStream stream.
+        "--subscribers 1000 --messages 2000 --window 256 --channel hist-fanout --label history=100"
+        "--subscribers 1000 --messages 500 --window 1 --channel hist-fanout --label history=100"
     )
 fi
 

@@ -191,13 +191,15 @@ public final class NATSBroker: Broker {
         }
     }
 
-    /// `"cluster": {state, server, node_id, channels, reconnects, dropped, pending_bytes, rejected}` in
-    /// `/healthz`; the node is "degraded" while the link is down.
+    /// `"cluster": {state, server, node_id, channels, reconnects, dropped, pending_bytes, rejected, history}`
+    /// in `/healthz`; the node is "degraded" while the link is down, or history's stream is unavailable.
     public var health: HealthReport? {
         let status = self.client.currentStatus
+        // off: no channel keeps history; ready: the stream answered; unavailable: JetStream has not (yet).
+        let history = self.history.map { $0.epoch == nil ? "unavailable" : "ready" } ?? "off"
         return HealthReport(
             name: "cluster",
-            isDegraded: status.state != .connected,
+            isDegraded: status.state != .connected || history == "unavailable",
             fields: [
                 .init("state", .string(status.state.rawValue)),
                 .init("server", .string(status.server ?? "")),
@@ -207,6 +209,7 @@ public final class NATSBroker: Broker {
                 .init("dropped", .int(status.droppedMessages)),
                 .init("pending_bytes", .int(status.pendingBytes)),
                 .init("rejected", .int(self.rejections.withLockedValue { $0.counts.values.reduce(0, +) })),
+                .init("history", .string(history)),
             ]
         )
     }

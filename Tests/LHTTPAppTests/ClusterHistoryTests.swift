@@ -294,6 +294,8 @@ struct ClusterHistoryTests {
         try await TestServer.with(Self.node(nats, "a")) { a in
             try await TestServer.with(Self.node(nats, "b")) { b in
                 try await eventually { a.isClustered && b.isClustered }
+                // Linked, but the history stream is not there: /healthz says so.
+                try await eventually { b.cluster?.health?["history"] == .string("unavailable") && b.cluster?.health?.isDegraded == true }
                 let onB = try await b.client()
                 try await b.subscribe(onB, "chat-live")
                 try await Self.waitForInterest(nats, node: "b", ["chat-live"])
@@ -311,6 +313,58 @@ struct ClusterHistoryTests {
                 for client in [onB, back] { try await client.close() }
                 try await http.close()
             }
+        }
+    }
+
+    /// The Swift client that reconnects by itself: its node restarts (same port) while publications land on
+    /// the other; back, it gets what it missed once, in order, and `recovered: true`.
+    @Test func theRecoveringSwiftClientGetsWhatItMissedAcrossANodeRestart() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await Self.ready(a)
+            let http = try await a.publisher()
+            var port = 0
+            let client: LHTTPRecoveringClient
+            do {
+                let b = try await TestServer.start(Self.node(nats, "b"))
+                try await Self.ready(b)
+                port = b.port
+                client = LHTTPRecoveringClient(host: "127.0.0.1", port: port, channels: ["chat-swift"], reconnectDelay: .milliseconds(20))
+                try await client.start()
+                guard case .recovered(let start) = try await client.next() else { throw TestFailure("no starting point") }
+                #expect(start.recovered && start.missed == 0)
+                try await Self.waitForInterest(nats, node: "b", ["chat-swift"])
+                _ = try await Self.publish(http, "chat-swift", "before")
+                guard case .message(let before) = try await client.next() else { throw TestFailure("no live message") }
+                #expect(before.bodyString == "before")
+                try await b.stop()
+            }
+            guard case .disconnected(_, let willReconnect) = try await client.next() else { throw TestFailure("no disconnect") }
+            #expect(willReconnect)
+            for index in 0..<3 { _ = try await Self.publish(http, "chat-swift", "missed \(index)") }
+            try await TestServer.with({ config in
+                Self.node(nats, "b")(&config)
+                config.listen = ListenAddress(host: "127.0.0.1", port: port)
+            }) { b in
+                try await Self.ready(b)
+                var events: [LHTTPRecoveringClient.Event] = []
+                while events.count < 5 { events.append(try await client.next()) }
+                guard case .reconnected = events[0] else { throw TestFailure("expected a reconnect, got \(events)") }
+                let bodies = events[1...3].compactMap { event -> String? in
+                    if case .message(let message) = event { return message.bodyString }
+                    return nil
+                }
+                #expect(bodies == ["missed 0", "missed 1", "missed 2"])
+                guard case .recovered(let answer) = events[4] else { throw TestFailure("expected the answer, got \(events[4])") }
+                #expect(answer.recovered && answer.missed == 3)
+                // Live again on the new node, once.
+                try await Self.waitForInterest(nats, node: "b", ["chat-swift"])
+                _ = try await Self.publish(http, "chat-swift", "after")
+                guard case .message(let after) = try await client.next() else { throw TestFailure("no live message after") }
+                #expect(after.bodyString == "after")
+                await client.close()
+            }
+            try await http.close()
         }
     }
 }

@@ -121,7 +121,7 @@ public struct TestServer: Sendable {
 
 extension TestServer {
     /// The node's NATS link is up.
-    public var isClustered: Bool { self.cluster?.health?.isDegraded == false }
+    public var isClustered: Bool { self.cluster?.client.currentStatus.state == .connected }
 
     /// Two nodes `a` and `b` clustered through `nats`, both linked before `body` runs.
     public static func withNodes(

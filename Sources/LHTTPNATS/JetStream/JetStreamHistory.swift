@@ -47,6 +47,8 @@ public final class JetStreamHistory: SharedHistory {
         var checking = false
         var lastCheck = NIODeadline.uptimeNanoseconds(0)
         var checker: RepeatedTask?
+        /// Calls waiting for the stream's first answer (a node just started, or the link just back).
+        var epochWaiters: [EventLoopPromise<String?>] = []
     }
 
     /// A connection's recovery in progress: the channels read from the stream, and the live frames that
@@ -145,15 +147,25 @@ public final class JetStreamHistory: SharedHistory {
             do {
                 let info = try await js.ensureStream(config)
                 let epoch = Self.epoch(name: config.name, created: info.created)
-                let previous = self.state.withLockedValue { state in
-                    defer { state.epoch = epoch }
-                    return state.epoch
+                let (previous, waiters) = self.state.withLockedValue { state in
+                    defer {
+                        state.epoch = epoch
+                        state.epochWaiters = []
+                    }
+                    return (state.epoch, state.epochWaiters)
                 }
+                for waiter in waiters { waiter.succeed(epoch) }
                 if previous != epoch {
                     self.logger.info("JetStream history stream ready", metadata: ["lhttp.stream": "\(config.name)", "lhttp.epoch": "\(epoch)"])
                 }
             } catch {
                 self.logger.warning("JetStream history stream unavailable", metadata: ["lhttp.stream": "\(config.name)", "lhttp.error": "\(error)"])
+                // Whoever waits for the first answer has it: none.
+                let waiters = self.state.withLockedValue { state in
+                    defer { state.epochWaiters = [] }
+                    return state.epochWaiters
+                }
+                for waiter in waiters { waiter.succeed(nil) }
             }
         }
     }
@@ -169,6 +181,32 @@ public final class JetStreamHistory: SharedHistory {
         return "js" + String(hash, radix: 36)
     }
 
+    /// The stream's epoch, waiting up to `cluster.jetstream.timeout_ms` for a first answer when it is not
+    /// known yet (a node that just started is asked by its clients before JetStream answered it); nil
+    /// when JetStream stays silent.
+    func epochWithin() -> EventLoopFuture<String?> {
+        let eventLoop = self.js.client.eventLoop
+        let promise = eventLoop.makePromise(of: String?.self)
+        let known = self.state.withLockedValue { state -> String? in
+            if state.epoch == nil { state.epochWaiters.append(promise) }
+            return state.epoch
+        }
+        if let known {
+            promise.succeed(known)
+            return promise.futureResult
+        }
+        let timer = eventLoop.scheduleTask(in: self.js.timeout) {
+            let waiting = self.state.withLockedValue { state -> Bool in
+                guard let index = state.epochWaiters.firstIndex(where: { $0.futureResult === promise.futureResult }) else { return false }
+                state.epochWaiters.remove(at: index)
+                return true
+            }
+            if waiting { promise.succeed(nil) }
+        }
+        promise.futureResult.whenComplete { _ in timer.cancel() }
+        return promise.futureResult
+    }
+
     // MARK: Publishing
 
     public func publish(_ payload: ByteBuffer, to channels: [String], idempotencyKey: String?) -> EventLoopFuture<ChannelHistory.Published> {
@@ -181,11 +219,23 @@ public final class JetStreamHistory: SharedHistory {
         guard envelope.readableBytes + 512 <= self.js.client.maxPayload else {
             return eventLoop.makeFailedFuture(GatewayError.publicationTooLarge(size: envelope.readableBytes, limit: self.js.client.maxPayload))
         }
-        guard let epoch = self.epoch else {
-            // JetStream never answered: live only.
-            let deliveries = self.publishLive(payload, envelope: envelope, channels)
-            return eventLoop.makeSucceededFuture(ChannelHistory.Published(deliveries: deliveries, positions: channels.map { _ in nil }))
+        if let epoch = self.epoch {
+            return self.store(payload, envelope: envelope, channels: channels, kept: kept, plain: plain, idempotencyKey: idempotencyKey, epoch: epoch)
         }
+        return self.epochWithin().flatMap { epoch in
+            guard let epoch else {
+                // JetStream never answered: live only.
+                let deliveries = self.publishLive(payload, envelope: envelope, channels)
+                return eventLoop.makeSucceededFuture(ChannelHistory.Published(deliveries: deliveries, positions: channels.map { _ in nil }))
+            }
+            return self.store(payload, envelope: envelope, channels: channels, kept: kept, plain: plain, idempotencyKey: idempotencyKey, epoch: epoch)
+        }
+    }
+
+    private func store(
+        _ payload: ByteBuffer, envelope: ByteBuffer, channels: [String], kept: [String], plain: [String], idempotencyKey: String?, epoch: String
+    ) -> EventLoopFuture<ChannelHistory.Published> {
+        let eventLoop = self.js.client.eventLoop
         // The stored copies first, back to back (a node joining them gets them close together).
         let stores = kept.map { channel in
             self.js.publish(envelope, to: self.historySubject(channel), messageID: idempotencyKey.map { "\($0):\(channel)" })
@@ -427,7 +477,14 @@ public final class JetStreamHistory: SharedHistory {
     /// stamped, and whether nothing is missing.
     func readForRecovery(_ channel: String, since: HistoryPosition?) -> EventLoopFuture<(read: HistoryRead, replayed: [Replayed])?> {
         let eventLoop = self.js.client.eventLoop
-        guard let epoch = self.epoch else { return eventLoop.makeSucceededFuture(nil) }
+        return self.epochWithin().flatMap { epoch in
+            guard let epoch else { return eventLoop.makeSucceededFuture(nil) }
+            return self.readForRecovery(channel, since: since, epoch: epoch)
+        }
+    }
+
+    private func readForRecovery(_ channel: String, since: HistoryPosition?, epoch: String) -> EventLoopFuture<(read: HistoryRead, replayed: [Replayed])?> {
+        let eventLoop = self.js.client.eventLoop
         let subject = self.historySubject(channel)
         let policy = self.policies.policy(for: channel)
         return self.js.lastMessage(on: subject, stream: self.streamName).flatMap { last in
@@ -514,7 +571,13 @@ public final class JetStreamHistory: SharedHistory {
     public func read(_ channel: String, since: HistoryPosition?, limit: Int) -> EventLoopFuture<HistoryRead?> {
         let eventLoop = self.js.client.eventLoop
         guard self.keeps(channel) else { return eventLoop.makeSucceededFuture(nil) }
-        guard let epoch = self.epoch else { return eventLoop.makeFailedFuture(NATSError.notConnected) }
+        return self.epochWithin().flatMap { epoch in
+            guard let epoch else { return eventLoop.makeFailedFuture(NATSError.notConnected) }
+            return self.read(channel, since: since, limit: limit, epoch: epoch)
+        }
+    }
+
+    private func read(_ channel: String, since: HistoryPosition?, limit: Int, epoch: String) -> EventLoopFuture<HistoryRead?> {
         let subject = self.historySubject(channel)
         var policy = self.policies.policy(for: channel)
         return self.js.lastMessage(on: subject, stream: self.streamName).flatMap { last in
