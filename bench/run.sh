@@ -164,7 +164,8 @@ if [ "$QUICK" = 1 ]; then
     )
     cluster_scenarios=(
         "--subscribers 20 --messages 500 --window 16"
-        "--subscribers 20 --messages 500 --window 16 --channel hist-fanout --label history=100"
+        "--subscribers 20 --messages 500 --window 16 --publishers 4"
+        "--subscribers 20 --messages 500 --window 16 --publishers 4 --channel hist-fanout --label history=100"
     )
 else
     scenarios=(
@@ -196,8 +197,10 @@ else
     cluster_scenarios=(
         "--subscribers 1000 --messages 2000 --window 256"
         "--subscribers 1000 --messages 500 --window 1"
-        # Issue 15: the same to a channel with history in the cluster's JetStream stream.
-        "--subscribers 1000 --messages 2000 --window 256 --channel hist-fanout --label history=100"
+        # Issue 15: independent HTTP publishers (each waits for its answer, which with history comes after
+        # JetStream's acknowledgement), history off and on in the cluster's JetStream stream.
+        "--subscribers 1000 --messages 2000 --window 256 --publishers 4"
+        "--subscribers 1000 --messages 2000 --window 256 --publishers 4 --channel hist-fanout --label history=100"
         "--subscribers 1000 --messages 500 --window 1 --channel hist-fanout --label history=100"
     )
 fi

@@ -41,8 +41,9 @@ def free_port():
 class Server:
     """lhttpd on 127.0.0.1:port with static_dir = public/, started and stopped by PID."""
 
-    def __init__(self, binary, root, workdir):
+    def __init__(self, binary, root, workdir, nats_url=None):
         self.binary, self.root = binary, root
+        self.nats_url = nats_url
         self.config = os.path.join(workdir, "lhttpd.yaml")
         self.log = open(os.path.join(workdir, "lhttpd.log"), "ab")
         self.process = None
@@ -59,6 +60,9 @@ class Server:
                 # The demo's rooms keep history, as in config/lhttpd.yaml: a page that was away gets what it missed.
                 f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\nchannels:\n  - prefix: \"chat-\"\n    history_size: 100\n"
                         % (port, os.path.join(self.root, "public")))
+                if self.nats_url:
+                    # History in the cluster's JetStream stream: it outlives an lhttpd restart.
+                    f.write("cluster:\n  nats: [\"%s\"]\n  node_id: browser\n  history: jetstream\n" % self.nats_url)
             self.process = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log, stderr=self.log)
             while time.time() < deadline and self.process.poll() is None:
                 try:
@@ -130,10 +134,27 @@ def main():
     parser.add_argument("--lhttpd", required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--screenshot")
+    parser.add_argument("--nats", help="nats-server binary: lhttpd keeps history in JetStream")
     args = parser.parse_args()
     root = os.path.abspath(args.root)
     workdir = tempfile.mkdtemp(prefix="lhttpd-browser-")
-    server = Server(os.path.abspath(args.lhttpd), root, workdir)
+    nats = None
+    nats_url = None
+    if args.nats:
+        nats_port = free_port()
+        nats = subprocess.Popen([args.nats, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", os.path.join(workdir, "js")],
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "nats.log"), "ab"))
+        nats_url = "nats://127.0.0.1:%d" % nats_port
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", nats_port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.time() > deadline or nats.poll() is not None:
+                    raise RuntimeError("nats-server did not listen on %d" % nats_port)
+                time.sleep(0.05)
+    server = Server(os.path.abspath(args.lhttpd), root, workdir, nats_url)
     drivers = []
     try:
         server.start()
@@ -204,6 +225,33 @@ def main():
         )
         check("nothing left queued", sent_while_down == 0, str(sent_while_down))
 
+        if nats_url:
+            # lhttpd restarts while bob's page is away (its reconnect held back); ann talks on the new process;
+            # bob comes back with its position from before the restart: the history is JetStream's, so the same
+            # stream (same epoch) holds what it missed, and the page shows it once, in order.
+            bob.execute_script(
+                "const c = window.chat.client; window.chat.recovered = [];"
+                "c.options.minDelay = 3600000; c.options.maxDelay = 3600000; c.socket.close();"
+            )
+            check("bob's page is away again", wait_for(bob, lambda d: text_of(d, "status") != "online"))
+            server.stop()
+            check("ann notices the restart", wait_for(ann, lambda d: text_of(d, "status") != "online"))
+            server.start()
+            check("ann is back", wait_for(ann, lambda d: text_of(d, "status") == "online", 30))
+            say(ann, "while you were away 1")
+            say(ann, "while you were away 2")
+            check("ann's messages after the restart went out", wait_for(ann, lambda d: "while you were away 2" in text_of(d, "log")), text_of(ann, "log"))
+            bob.execute_script("const c = window.chat.client; clearTimeout(c.timer); c.timer = null; c.connect();")
+            check("bob's page is back after the restart", wait_for(bob, lambda d: text_of(d, "status") == "online", 30))
+            check("bob's SDK recovered across the lhttpd restart (JetStream)", wait_for(bob, lambda d: any(
+                r["recovered"] and r["missed"] >= 2 for r in d.execute_script("return window.chat.recovered;"))),
+                json.dumps(bob.execute_script("return window.chat.recovered;")))
+            texts = [m["text"] for m in bob.execute_script("return window.chat.messages;")]
+            check("bob's page shows what was said across the restart, once, in order",
+                  texts.count("while you were away 1") == 1 and texts.count("while you were away 2") == 1
+                  and texts.index("while you were away 1") < texts.index("while you were away 2"),
+                  json.dumps(texts))
+
         # The parser cases of Tests/JS, in this browser.
         page = os.path.join(workdir, "parser.html")
         shutil.copy(os.path.join(root, "public", "lhttp.js"), workdir)
@@ -227,6 +275,9 @@ def main():
             except Exception:
                 pass
         server.stop()
+        if nats and nats.poll() is None:
+            nats.terminate()
+            nats.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
     print("%d failed" % len(failures), flush=True)
     return 1 if failures else 0

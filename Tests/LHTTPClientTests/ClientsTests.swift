@@ -22,7 +22,7 @@ struct ClientsTests {
     @Test func chatDemoAndSDKInHeadlessChromium() async throws {
         let script = ChildProcess.packageRoot.appendingPathComponent("Tests/Browser/chat_test.py").path
         let child = try ChildProcess(
-            [script, "--lhttpd", ChildProcess.built("lhttpd").path, "--root", ChildProcess.packageRoot.path],
+            [script, "--lhttpd", ChildProcess.built("lhttpd").path, "--root", ChildProcess.packageRoot.path, "--nats", try Self.natsServer()],
             binary: Self.python()
         )
         let status = try await child.exitStatus(timeout: .seconds(240))
@@ -30,6 +30,13 @@ struct ClientsTests {
         #expect(child.text.contains("ok   bob receives again (re-subscribed)"), "\(child.text)")
         #expect(child.text.contains("ok   bob's page shows what was said while it was away, once, in order"), "\(child.text)")
         #expect(child.text.contains("ok   parser cases ran in the browser"), "\(child.text)")
+        #expect(child.text.contains("ok   bob's page shows what was said across the restart, once, in order"), "\(child.text)")
+    }
+
+    /// Debian's nats-server (make test installs it).
+    static func natsServer() throws -> String {
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        return try #require(binary, "nats-server is missing: make test installs it")
     }
 
     @Test func parserCasesInNode() async throws {
