@@ -367,4 +367,67 @@ struct ClusterHistoryTests {
             try await http.close()
         }
     }
+
+    /// `GET /history` on any node reads the stream: the newest `limit`, or the first `limit` after a position.
+    @Test func getHistoryReadsTheStreamOnAnyNode() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await TestServer.with(Self.node(nats, "b")) { b in
+                try await Self.ready(a)
+                try await Self.ready(b)
+                let httpA = try await a.publisher()
+                var positions: [HistoryPosition] = []
+                for index in 0..<5 {
+                    positions.append(try #require(try Self.position(try await Self.publish(httpA, "chat-log", "line \(index)"))[0]))
+                    _ = try await Self.publish(httpA, "chat-other", "noise")  // offsets of chat-log are not contiguous
+                }
+                let httpB = try await b.publisher()
+                let newest = try await httpB.request(method: .GET, path: "/history?channel=chat-log&limit=2")
+                #expect(newest.status == 200)
+                let answer = try JSONDecoder().decode(HistoryEndToEndTests.HistoryJSON.self, from: Data(newest.bodyString.utf8))
+                #expect(answer.stream == positions[4].description)
+                #expect(answer.messages.map(\.body) == ["line 3", "line 4"])
+                #expect(answer.messages.map(\.seq) == [positions[3].description, positions[4].description])
+                #expect(answer.messages.last?.prev == positions[3].offset, "prev is the channel's previous offset")
+                let after = try await httpB.request(method: .GET, path: "/history?channel=chat-log&since=\(positions[1])&limit=2")
+                let following = try JSONDecoder().decode(HistoryEndToEndTests.HistoryJSON.self, from: Data(after.bodyString.utf8))
+                #expect(following.messages.map(\.body) == ["line 2", "line 3"])
+                #expect(following.recovered)
+                #expect(try await httpB.request(method: .GET, path: "/history?channel=plain").status == 404)
+                try await httpA.close()
+                try await httpB.close()
+            }
+        }
+    }
+
+    /// JetStream goes away while the nodes run (nats-server killed): a publication is still delivered to
+    /// the node's own subscribers at once, answered without positions, and nothing waits longer than the
+    /// store's timeout.
+    @Test func whenNATSDiesPublicationsStillReachLocalSubscribers() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with({ config in
+            Self.node(nats, "a")(&config)
+            config.cluster.jetstream.timeoutMs = 500
+        }) { a in
+            try await Self.ready(a)
+            let local = try await a.client()
+            try await a.subscribe(local, "chat-down")
+            let http = try await a.publisher()
+            _ = try await Self.publish(http, "chat-down", "up")
+            #expect(try await local.nextMessage().headers["seq"] != nil)
+            nats.kill()
+            try await eventually { !a.isClustered }
+            let response = try await Self.publish(http, "chat-down", "down")
+            #expect(try Self.position(response) == [nil])
+            let message = try await local.nextMessage()
+            #expect(message.bodyString == "down" && message.headers["seq"] == nil)
+            // A recovery meanwhile: answered, recovered:false.
+            let back = try await a.client()
+            try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-down", "since": "-"]))
+            let answer = try await back.nextMessage()
+            #expect(answer.command == "subscribed" && answer.headers["recovered"] == "false")
+            for client in [local, back] { try await client.close() }
+            try await http.close()
+        }
+    }
 }
