@@ -219,7 +219,7 @@ public final class Gateway: Sendable {
             // The store answers later; a websocket publication needs no answer (a failed store still goes
             // out live, without positions).
             let metrics = self.metrics
-            shared.publish(payload, to: channels, idempotencyKey: nil).whenSuccess { published in
+            try shared.publish(payload, to: channels, idempotencyKey: nil).whenSuccess { published in
                 metrics.published(from: source, deliveries: published.deliveries)
             }
             return ChannelHistory.Published(deliveries: 0, positions: [])
@@ -250,7 +250,13 @@ public final class Gateway: Sendable {
             }
         }
         let metrics = self.metrics
-        return shared.publish(payload, to: channels, idempotencyKey: idempotencyKey).hop(to: eventLoop).map { published in
+        let stored: EventLoopFuture<ChannelHistory.Published>
+        do {
+            stored = try shared.publish(payload, to: channels, idempotencyKey: idempotencyKey)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        return stored.hop(to: eventLoop).map { published in
             metrics.published(from: source, deliveries: published.deliveries)
             return published
         }

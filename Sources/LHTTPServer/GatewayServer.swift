@@ -52,7 +52,11 @@ public final class GatewayServer: Service, Sendable {
     }
 
     deinit {
-        self.listening.fail(ServerError.bindFailed("server gone before it listened"))
+        // A started server completed the promise itself; completing it again would schedule on a loop that
+        // may be shut down by now.
+        if !self.state.withLockedValue({ $0.started }) {
+            self.listening.fail(ServerError.bindFailed("server gone before it listened"))
+        }
     }
 
     /// The bound address once ``start()`` returned.
@@ -85,7 +89,10 @@ public final class GatewayServer: Service, Sendable {
             throw failure
         }
         self.state.withLockedValue { $0.channel = channel }
-        guard let address = channel.localAddress else { throw ServerError.bindFailed("no local address") }
+        guard let address = channel.localAddress else {
+            self.listening.fail(ServerError.bindFailed("no local address"))
+            throw ServerError.bindFailed("no local address")
+        }
         self.logger.info("lhttpd listening", metadata: ["lhttp.address": "\(listen.host)", "lhttp.port": "\(address.port ?? 0)"])
         self.listening.succeed(address)
         return address

@@ -430,4 +430,25 @@ struct ClusterHistoryTests {
             try await http.close()
         }
     }
+
+    /// A publication too large for NATS is refused before anything is stored or delivered: 413 over HTTP,
+    /// an error reply over the websocket, as without history.
+    @Test func aPublicationTooLargeForTheStreamIsRefusedAtOnce() async throws {
+        let nats = try await NATSServerProcess(maxPayload: 4096, jetStream: true)
+        try await TestServer.with(Self.node(nats, "a")) { a in
+            try await Self.ready(a)
+            let listener = try await a.client()
+            try await a.subscribe(listener, "chat-big")
+            let http = try await a.publisher()
+            let big = String(repeating: "x", count: 5000)
+            #expect(try await http.request(path: "/publish?channel=chat-big", body: ByteBuffer(string: big)).status == 413)
+            let publisher = try await a.client()
+            try await publisher.send(LHTTPMessage(command: "chat", headers: ["publish": "chat-big"], body: big))
+            let reply = try await publisher.nextMessage()
+            #expect(reply.command == "error" && reply.headers["status"] == "413")
+            try await a.roundTrip(listener)  // nothing was delivered
+            for client in [listener, publisher] { try await client.close() }
+            try await http.close()
+        }
+    }
 }

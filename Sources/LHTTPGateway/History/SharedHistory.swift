@@ -14,8 +14,9 @@ public protocol SharedHistory: Sendable {
     /// store's order; the channels without history get it as any publication. Completes with each
     /// channel's new position (nil where there is none: no history, or the store was unreachable and the
     /// publication went out live only). - Parameter idempotencyKey: a repeat within the store's window
-    /// is stored and delivered once, and answered with the first one's positions.
-    func publish(_ payload: ByteBuffer, to channels: [String], idempotencyKey: String?) -> EventLoopFuture<ChannelHistory.Published>
+    /// is stored and delivered once, and answered with the first one's positions. - Throws: at once, before
+    /// anything is stored or delivered, when the publication cannot go to the cluster (too large).
+    func publish(_ payload: ByteBuffer, to channels: [String], idempotencyKey: String?) throws(GatewayError) -> EventLoopFuture<ChannelHistory.Published>
 
     /// Recovers `subscriber` from its positions: `join` (which puts it in the hub for the requested
     /// channels) runs once the live feed is held back for it; the publications after each position and one

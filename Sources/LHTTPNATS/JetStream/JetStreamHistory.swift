@@ -209,15 +209,16 @@ public final class JetStreamHistory: SharedHistory {
 
     // MARK: Publishing
 
-    public func publish(_ payload: ByteBuffer, to channels: [String], idempotencyKey: String?) -> EventLoopFuture<ChannelHistory.Published> {
+    public func publish(_ payload: ByteBuffer, to channels: [String], idempotencyKey: String?) throws(GatewayError) -> EventLoopFuture<ChannelHistory.Published> {
         let eventLoop = self.js.client.eventLoop
         var seen = Set<String>()
         let channels = channels.filter { seen.insert($0).inserted }
         let kept = channels.filter(self.keeps)
         let plain = channels.filter { !self.keeps($0) }
         let envelope = self.envelope(payload, channels)
+        // Room for the headers of a stored message (its id, JetStream's own on the RePublish copy).
         guard envelope.readableBytes + 512 <= self.js.client.maxPayload else {
-            return eventLoop.makeFailedFuture(GatewayError.publicationTooLarge(size: envelope.readableBytes, limit: self.js.client.maxPayload))
+            throw .publicationTooLarge(size: envelope.readableBytes, limit: self.js.client.maxPayload)
         }
         if let epoch = self.epoch {
             return self.store(payload, envelope: envelope, channels: channels, kept: kept, plain: plain, idempotencyKey: idempotencyKey, epoch: epoch)
@@ -579,12 +580,15 @@ public final class JetStreamHistory: SharedHistory {
 
     private func read(_ channel: String, since: HistoryPosition?, limit: Int, epoch: String) -> EventLoopFuture<HistoryRead?> {
         let subject = self.historySubject(channel)
+        // Without `since`, the newest `limit`: the read keeps only that many.
         var policy = self.policies.policy(for: channel)
+        if since == nil { policy.size = min(policy.size, limit) }
+        let chosen = policy
         return self.js.lastMessage(on: subject, stream: self.streamName).flatMap { last in
+            let policy = chosen
             let top = HistoryPosition(epoch: epoch, offset: last?.sequence ?? 0)
             let sameStream = since.map { $0.epoch == epoch && $0.offset <= top.offset } ?? false
             let from = sameStream ? since!.offset : 0
-            if since == nil { policy.size = min(policy.size, limit) }
             return self.readRange(channel, subject: subject, from: from, upTo: top.offset, policy: policy, epoch: epoch).map { entries, _, startRetained in
                 let recovered = since == nil ? true : sameStream && startRetained
                 return HistoryRead(top: top, entries: Array(entries.prefix(limit)), recovered: recovered)
