@@ -451,4 +451,41 @@ struct ClusterHistoryTests {
             try await http.close()
         }
     }
+
+    /// The stream keeps the largest size of any channel; a channel's own smaller `history_size` applies when
+    /// it is read: more missed than that gives the newest ones and `recovered:false`.
+    @Test func aChannelsOwnSizeAppliesWhenItIsRead() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with({ config in
+            Self.node(nats, "a")(&config)
+            config.channels.append(ChannelOptionsConfig(prefix: "tiny-", historySize: 3))
+        }) { a in
+            try await Self.ready(a)
+            #expect(a.cluster?.history?.streamConfig.maxMsgsPerSubject == 100)
+            let http = try await a.publisher()
+            var positions: [HistoryPosition] = []
+            for index in 0..<6 { positions.append(try #require(try Self.position(try await Self.publish(http, "tiny-x", "t\(index)"))[0])) }
+            let client = try await a.client()
+            try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "tiny-x", "since": positions[0].description]))
+            var bodies: [String] = []
+            while true {
+                let message = try await client.nextMessage()
+                if message.command == "subscribed" {
+                    #expect(message.headers["recovered"] == "false", "two of the five missed are beyond the channel's 3")
+                    #expect(message.headers["missed"] == "3")
+                    break
+                }
+                bodies.append(message.bodyString)
+            }
+            #expect(bodies == ["t3", "t4", "t5"])
+            // Within the channel's size: complete.
+            let near = try await a.client()
+            try await near.send(LHTTPMessage(command: "sub", headers: ["subscribe": "tiny-x", "since": positions[3].description]))
+            #expect(try await near.nextMessage().bodyString == "t4")
+            #expect(try await near.nextMessage().bodyString == "t5")
+            #expect(try await near.nextMessage().headers["recovered"] == "true")
+            for client in [client, near] { try await client.close() }
+            try await http.close()
+        }
+    }
 }

@@ -27,7 +27,8 @@ public final class JetStreamHistory: SharedHistory {
     public let policies: HistoryPolicies
     public let js: JetStream
     let streamName: String
-    let streamConfig: JetStreamStreamConfig
+    /// The stream this node makes sure of (from the configuration).
+    public let streamConfig: JetStreamStreamConfig
     private let prefix: String
     private let hub: Hub
     private let filter: NATSInboundFilter
