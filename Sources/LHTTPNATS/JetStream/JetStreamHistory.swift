@@ -314,14 +314,19 @@ public final class JetStreamHistory: SharedHistory {
 
     /// A RePublish copy of channel `channel` (on the client's loop).
     func receiveRepublished(_ message: NATSMessage, channel: String) -> NATSRejection? {
-        guard let epoch = self.epoch,
-              let offset = message.headers?["Nats-Sequence"].flatMap(UInt64.init),
+        guard let offset = message.headers?["Nats-Sequence"].flatMap(UInt64.init),
               let prev = message.headers?["Nats-Last-Sequence"].flatMap(UInt64.init)
         else { return .malformed }
         switch self.filter.stored(message.payload, on: channel, live: true, nowMs: NATSBroker.wallClockMs) {
         case .rejected(let reason):
             return reason
+        case .accepted(let envelope, _) where self.epoch == nil:
+            // Stored, but this node has not heard from the stream yet (it just started): delivered without
+            // positions rather than lost; its clients' next recovery tells them where they stand.
+            self.hub.deliver(envelope.message, to: [channel], excluding: [], except: [])
+            return nil
         case .accepted(let envelope, let parsed):
+            let epoch = self.epoch ?? "-"
             // The channels this node waits for: those of the publication with history and subscribers here.
             let wanted = envelope.channels.filter { self.keeps($0) && self.hub.subscriberCount(of: $0) > 0 }
             let ready = self.joiner.value.add(
