@@ -21,8 +21,8 @@ public struct JetStream: Sendable {
         let answer = try await self.client.request(ByteBuffer(), to: "$JS.API.STREAM.INFO.\(name)", timeout: self.timeout)
         switch try Self.decode(JetStreamStreamInfo.self, from: answer) {
         case .success(let info): return info
-        case .failure(let error) where error.errCode == Self.streamNotFound: return nil
-        case .failure(let error): throw error.natsError
+        case .failure(.jetStream(_, Self.streamNotFound, _)): return nil
+        case .failure(let error): throw error
         }
     }
 
@@ -44,7 +44,7 @@ public struct JetStream: Sendable {
         let answer = try await self.client.request(body, to: "$JS.API.STREAM.\(verb).\(config.name)", timeout: self.timeout)
         switch try Self.decode(JetStreamStreamInfo.self, from: answer) {
         case .success(let info): return info
-        case .failure(let error): throw error.natsError
+        case .failure(let error): throw error
         }
     }
 
@@ -57,7 +57,7 @@ public struct JetStream: Sendable {
             .flatMapThrowing { answer in
                 switch try Self.decode(JetStreamPubAck.self, from: answer) {
                 case .success(let ack): return ack
-                case .failure(let error): throw error.natsError
+                case .failure(let error): throw error
                 }
             }
     }
@@ -77,7 +77,7 @@ public struct JetStream: Sendable {
             .flatMapThrowing { answer -> JetStreamStoredMessage? in
                 guard let headers = answer.headers else {
                     // Errors of the API come as JSON; a message always has headers.
-                    if case .failure(let error) = try Self.decode(JetStreamPubAck.self, from: answer) { throw error.natsError }
+                    if case .failure(let error) = try Self.decode(JetStreamPubAck.self, from: answer) { throw error }
                     throw NATSError.protocolViolation("direct get answered without headers")
                 }
                 if headers.status == 404 { return nil }
@@ -93,7 +93,7 @@ public struct JetStream: Sendable {
     static let streamNotFound = 10059
 
     /// An API error (`{"error":{"code":404,"err_code":10059,"description":"stream not found"}}`).
-    struct APIError: Decodable, Error {
+    struct APIError: Decodable {
         var code: Int
         var errCode: Int?
         var description: String
@@ -109,13 +109,13 @@ public struct JetStream: Sendable {
     }
 
     /// The answer as `T`, or the API error it holds.
-    static func decode<T: Decodable>(_ type: T.Type, from answer: NATSMessage) throws(NATSError) -> Result<T, APIError> {
+    static func decode<T: Decodable>(_ type: T.Type, from answer: NATSMessage) throws(NATSError) -> Result<T, NATSError> {
         let data = Data(answer.payload.readableBytesView)
         if let status = answer.headers?.status, answer.payload.readableBytes == 0 {
             throw .jetStream(code: status, errCode: 0, description: answer.headers?.statusDescription ?? "")
         }
         do {
-            if let error = try JSONDecoder().decode(ErrorEnvelope.self, from: data).error { return .failure(error) }
+            if let error = try JSONDecoder().decode(ErrorEnvelope.self, from: data).error { return .failure(error.natsError) }
             return .success(try JSONDecoder().decode(T.self, from: data))
         } catch {
             throw .protocolViolation("JetStream answer does not decode as \(T.self): \(String(decoding: data.prefix(200), as: UTF8.self))")
