@@ -61,19 +61,23 @@ public final class Application: Sendable {
         self.webhookClient = webhooks.client
 
         let hub = Hub()
+        // One node, or `cluster.history: memory`: this node's own store. In a cluster with JetStream the
+        // history is the stream's, never a node's own.
+        let ownHistory = plan.clusterServers.isEmpty || configuration.cluster.history == .memory
+        self.history = ownHistory ? ChannelHistory.make(configuration, limits: plan.limits) : nil
+        let memoryHistory = self.history
         self.cluster = plan.clusterServers.isEmpty
             ? nil
             : NATSBroker(
                 hub: hub, configuration: configuration.cluster, servers: plan.clusterServers, limits: plan.limits, eventLoop: eventLoopGroup.next(),
                 metrics: gatewayMetrics,
                 history: NATSBroker.HistorySettings(
-                    policies: HistoryPolicies(configuration), history: configuration.history, idempotencyWindowS: configuration.publish.idempotencyWindowS
+                    policies: HistoryPolicies(configuration), history: configuration.history, idempotencyWindowS: configuration.publish.idempotencyWindowS,
+                    memory: memoryHistory
                 ),
                 logger: logger
             )
         let cluster = self.cluster
-        // In a cluster the history is the stream's (JetStream), never a node's own.
-        self.history = plan.clusterServers.isEmpty ? ChannelHistory.make(configuration, limits: plan.limits) : nil
         self.clock = clock
         self.gateway = Gateway(
             limits: plan.limits,

@@ -28,7 +28,7 @@ public struct ClusterConfig: Sendable, Equatable {
     /// goes on. A larger publication is refused (413) before anything is delivered. 0: no cap.
     public var maxFanoutBytes: Int
     /// Where history lives with `nats` set: `jetstream` (one stream every node shares; the default) or
-    /// `memory` (each node its own, as on a single node).
+    /// `memory` (each node its own, of what it hears, started anew whenever the node may have missed some).
     public var history: HistoryStore
     /// The JetStream stream of `history: jetstream`.
     public var jetstream: JetStreamConfig

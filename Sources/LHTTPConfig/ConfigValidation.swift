@@ -219,11 +219,6 @@ extension GatewayConfig {
         if history.metaTTLS <= 0 || !history.metaTTLS.isFinite {
             report("history.meta_ttl_s", "must be more than 0 seconds, is \(history.metaTTLS)")
         }
-        let keepsHistory = history.size > 0 || channels.contains { ($0.historySize ?? 0) > 0 }
-        if keepsHistory, !cluster.nats.isEmpty, cluster.history == .memory {
-            // Each node would stamp its own positions on what the others publish: not built (yet).
-            report("cluster.history", "memory is not available with cluster.nats yet: use jetstream (the default)")
-        }
 
         problems += cluster.problems(limits: limits)
 

@@ -44,6 +44,9 @@ public final class NATSBroker: Broker {
     private let gauges: NATSGauges?
     /// The cluster's history (`cluster.history: jetstream` and some channel with history); nil: none.
     public let history: JetStreamHistory?
+    /// `cluster.history: memory`: this node's store, keeping the other nodes' publications with its own
+    /// positions while it hears the channel (see ``reconcile(_:)`` and the link's changes).
+    private let memoryHistory: ChannelHistory?
 
     /// On the client's event loop.
     private struct LoopState {
@@ -54,6 +57,10 @@ public final class NATSBroker: Broker {
         /// Channels with history and local subscribers → their RePublish subscription (`<prefix>.r.<channel>`).
         var republished: [String: UInt64] = [:]
         var republishedChannels: [UInt64: String] = [:]
+        /// `cluster.history: memory`: publications already kept and delivered here from one of their copies
+        /// (origin and sequence), the most recent ones.
+        var handled = Set<String>()
+        var handledOrder = CircularBuffer<String>()
     }
 
     /// - Throws: when `configuration.nats` does not parse.
@@ -78,10 +85,13 @@ public final class NATSBroker: Broker {
         public var history: HistoryConfig
         /// `publish.idempotency_window_s`: JetStream's duplicate window.
         public var idempotencyWindowS: Double
-        public init(policies: HistoryPolicies, history: HistoryConfig, idempotencyWindowS: Double) {
+        /// `cluster.history: memory`: this node's own store, which also keeps what the other nodes publish.
+        public var memory: ChannelHistory?
+        public init(policies: HistoryPolicies, history: HistoryConfig, idempotencyWindowS: Double, memory: ChannelHistory? = nil) {
             self.policies = policies
             self.history = history
             self.idempotencyWindowS = idempotencyWindowS
+            self.memory = memory
         }
     }
 
@@ -110,11 +120,12 @@ public final class NATSBroker: Broker {
             origin: self.origin, signer: self.signer, maxAgeMs: Int64(configuration.maxEnvelopeAgeMs), parser: LHTTPParser(limits: limits)
         )
         let withHistory = history.flatMap { configuration.history == .jetstream && $0.policies.isAnyEnabled ? $0 : nil }
-        if let withHistory {
-            let policies = withHistory.policies
+        let memory = configuration.history == .memory ? history?.memory : nil
+        if let policies = withHistory?.policies ?? (memory == nil ? nil : history?.policies) {
             filter.keepsHistory = { policies.policy(for: $0).isEnabled }
         }
         self.filter = filter
+        self.memoryHistory = memory
         var logger = logger
         logger[metadataKey: "lhttp.node"] = "\(self.nodeID)"
         self.logger = logger
@@ -148,7 +159,14 @@ public final class NATSBroker: Broker {
 
     /// Starts connecting to NATS (in the background; local delivery works meanwhile).
     public func start() {
-        self.client.start { [self] message in self.receive(message) }
+        self.client.start(
+            onMessage: { [self] message in self.receive(message) },
+            onLinkChange: { [self] _ in
+                // While the link is down (and until it is back) this node hears no one: its own history of
+                // every channel starts anew, so no position spans what it may have missed.
+                self.memoryHistory?.reset(nil)
+            }
+        )
         self.history?.start()
     }
 
@@ -160,6 +178,10 @@ public final class NATSBroker: Broker {
     /// Delivers locally and sends one envelope per channel subject. Refused before anything is delivered
     /// when the envelope exceeds the server's `max_payload`, or the copies together `cluster.max_fanout_bytes`.
     public func publish(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
+        try self.publish(payload, to: channels, queued: false)
+    }
+
+    private func publish(_ payload: ByteBuffer, to channels: [String], queued: Bool) throws(GatewayError) -> Int {
         guard !channels.isEmpty else { return 0 }
         let sequence = self.sequence.add(1, ordering: .relaxed).newValue
         let envelope = NATSEnvelope.encode(
@@ -174,7 +196,7 @@ public final class NATSBroker: Broker {
         if self.maxFanoutBytes > 0, envelope.readableBytes * channels.count > self.maxFanoutBytes {
             throw .fanoutTooLarge(size: envelope.readableBytes, channels: channels.count, limit: self.maxFanoutBytes)
         }
-        let local = self.hub.deliver(payload, to: channels)
+        let local = self.hub.deliver(payload, to: channels, queued: queued)
         do {
             try self.client.publish(envelope, to: channels.map { NATSSubject.channel($0, prefix: self.prefix) })
         } catch {
@@ -182,6 +204,12 @@ public final class NATSBroker: Broker {
             self.logger.error("publication not sent to NATS", metadata: ["lhttp.error": "\(error)"])
         }
         return local
+    }
+
+    /// A node keeping its own history (`cluster.history: memory`): delivered locally through every loop's
+    /// queue, in the history lock's order, and sent to the other nodes (which keep it with their positions).
+    public func publishInOrder(_ payload: ByteBuffer, to channels: [String]) throws(GatewayError) -> Int {
+        try self.publish(payload, to: channels, queued: true)
     }
 
     public func interest(added: [String], removed: [String]) {
@@ -229,6 +257,9 @@ public final class NATSBroker: Broker {
         let wanted = self.hub.subscriberCount(of: channel) > 0
         let sid = self.state.value.interest[channel]
         if wanted, sid == nil {
+            // `cluster.history: memory`: the node hears the channel from now on; what it kept from before
+            // (while it did not) is no base for a position.
+            if let memory = self.memoryHistory, memory.keeps(channel) { memory.reset([channel]) }
             do {
                 let sid = try self.client.subscribe(NATSSubject.channel(channel, prefix: self.prefix))
                 self.state.value.interest[channel] = sid
@@ -240,6 +271,7 @@ public final class NATSBroker: Broker {
             self.client.unsubscribe(sid)
             self.state.value.interest[channel] = nil
             self.state.value.channels[sid] = nil
+            if let memory = self.memoryHistory, memory.keeps(channel) { memory.reset([channel]) }
         }
         if let history = self.history, history.keeps(channel) {
             let republished = self.state.value.republished[channel]
@@ -268,6 +300,10 @@ public final class NATSBroker: Broker {
         }
         // A subscription just ended: what was on its way is not for us any more.
         guard let channel = self.state.value.channels[message.sid] else { return }
+        if let memory = self.memoryHistory {
+            self.receive(message.payload, on: channel, keeping: memory)
+            return
+        }
         switch self.filter.verdict(for: message.payload, on: channel, nowMs: Self.wallClockMs) {
         case .deliver(let message, let excluded):
             let deliveries = self.hub.deliver(message, to: channel, excluding: excluded)
@@ -284,6 +320,51 @@ public final class NATSBroker: Broker {
             self.rejected(reason, on: channel)
         }
     }
+
+    /// `cluster.history: memory`: a copy from another node. The first copy of a publication to reach this
+    /// node with a channel with history is kept in every such channel this node has subscribers on, with
+    /// this node's positions, and delivered once to all of them (one frame); its other copies on channels
+    /// with history are dropped. A copy on a channel without history goes to the connections on none of
+    /// the publication's channels with history nor on an earlier-listed one.
+    private func receive(_ payload: ByteBuffer, on channel: String, keeping memory: ChannelHistory) {
+        switch self.filter.stored(payload, on: channel, live: true, nowMs: Self.wallClockMs) {
+        case .rejected(let reason):
+            self.rejected(reason, on: channel)
+        case .accepted(let envelope, _) where envelope.origin == self.origin:
+            return
+        case .accepted(let envelope, _):
+            let channels = envelope.channels
+            let hub = self.hub
+            guard memory.keeps(channel) else {
+                let before = channels.prefix { $0 != channel }
+                let excluded = channels.filter(memory.keeps) + before.filter { !memory.keeps($0) }
+                let deliveries = hub.deliver(envelope.message, to: [channel], excluding: excluded, except: [])
+                self.metrics?.deliveries.increment(by: deliveries)
+                return
+            }
+            let key = "\(envelope.origin) \(envelope.sequence)"
+            guard self.state.value.handled.insert(key).inserted else { return }
+            self.state.value.handledOrder.append(key)
+            if self.state.value.handledOrder.count > Self.handledKept, let oldest = self.state.value.handledOrder.popFirst() {
+                self.state.value.handled.remove(oldest)
+            }
+            var targets = channels.filter { memory.keeps($0) && hub.subscriberCount(of: $0) > 0 }
+            if !targets.contains(channel) { targets.append(channel) }
+            let only = Set(targets)
+            do {
+                let published = try memory.publish(envelope.message, to: channels, only: only) { (stamped) throws(GatewayError) -> Int in
+                    hub.deliver(stamped, to: targets, excluding: [], except: [])
+                }
+                self.metrics?.published(from: .cluster, deliveries: published?.deliveries ?? 0)
+            } catch {
+                self.rejected(.invalidMessage, on: channel)
+            }
+        }
+    }
+
+    /// How many recent publications `cluster.history: memory` remembers having kept (their later copies are
+    /// dropped): far more than can be in flight between two copies of one publication.
+    static let handledKept = 4096
 
     /// Counts and (rate-limited) logs a message from NATS the cluster does not trust.
     private func rejected(_ reason: NATSRejection, on channel: String) {

@@ -27,6 +27,23 @@ struct ClusterHistoryTests {
         try await eventually { node.isClustered && node.cluster?.history?.epoch != nil }
     }
 
+    /// Nodes `a` and `b` on `nats` (configured by `node`), linked, and with `streamReady` their stream known.
+    static func withNodes(
+        _ nats: NATSServerProcess, node: @escaping (NATSServerProcess, String) -> (inout GatewayConfig) -> Void = ClusterHistoryTests.node,
+        streamReady: Bool = true, _ body: (TestServer, TestServer) async throws -> Void
+    ) async throws {
+        try await TestServer.with(node(nats, "a")) { a in
+            try await TestServer.with(node(nats, "b")) { b in
+                try await eventually { a.isClustered && b.isClustered }
+                if streamReady {
+                    try await Self.ready(a)
+                    try await Self.ready(b)
+                }
+                try await body(a, b)
+            }
+        }
+    }
+
     /// Waits until node `id` holds the live and the RePublish subscription of every channel.
     static func waitForInterest(_ nats: NATSServerProcess, node id: String, _ channels: [String]) async throws {
         let wanted = Set(channels.flatMap { [NATSSubject.channel($0, prefix: "lhttp"), "lhttp.r.\(NATSSubject.encode($0))"] })
@@ -54,44 +71,40 @@ struct ClusterHistoryTests {
 
     @Test func theStreamAssignsOffsetsAndEveryNodeDeliversInItsOrder() async throws {
         let nats = try await NATSServerProcess(jetStream: true)
-        try await TestServer.with(Self.node(nats, "a")) { a in
-            try await TestServer.with(Self.node(nats, "b")) { b in
-                try await Self.ready(a)
-                try await Self.ready(b)
-                let onA = try await a.client()
-                let onB = try await b.client()
-                try await a.subscribe(onA, "chat-1")
-                try await b.subscribe(onB, "chat-1")
-                try await Self.waitForInterest(nats, node: "a", ["chat-1"])
-                try await Self.waitForInterest(nats, node: "b", ["chat-1"])
-                let httpA = try await a.publisher()
-                let httpB = try await b.publisher()
-                var answered: [HistoryPosition] = []
-                for index in 0..<6 {
-                    let http = index % 2 == 0 ? httpA : httpB
-                    answered.append(try #require(try Self.position(try await Self.publish(http, "chat-1", "m\(index)"))[0]))
-                }
-                #expect(answered.map(\.offset) == answered.map(\.offset).sorted(), "offsets only grow")
-                #expect(Set(answered.map(\.epoch)).count == 1)
-                var seen: [[String]] = []
-                for client in [onA, onB] {
-                    var lines: [String] = []
-                    var last: UInt64 = 0
-                    for _ in 0..<6 {
-                        let message = try await client.nextMessage()
-                        let seq = try #require(message.headers["seq"].flatMap { HistoryPosition(parsing: Substring($0)) })
-                        #expect(message.headers["prev"] == String(last), "prev is the channel's previous offset")
-                        last = seq.offset
-                        lines.append("\(message.bodyString) \(seq)")
-                    }
-                    seen.append(lines)
-                }
-                #expect(seen[0] == seen[1], "both nodes deliver the same stream in the same order")
-                #expect(seen[0].map { $0.split(separator: " ")[1] } == answered.map { Substring($0.description) })
-                for client in [onA, onB] { try await client.close() }
-                try await httpA.close()
-                try await httpB.close()
+        try await Self.withNodes(nats) { a, b in
+            let onA = try await a.client()
+            let onB = try await b.client()
+            try await a.subscribe(onA, "chat-1")
+            try await b.subscribe(onB, "chat-1")
+            try await Self.waitForInterest(nats, node: "a", ["chat-1"])
+            try await Self.waitForInterest(nats, node: "b", ["chat-1"])
+            let httpA = try await a.publisher()
+            let httpB = try await b.publisher()
+            var answered: [HistoryPosition] = []
+            for index in 0..<6 {
+                let http = index % 2 == 0 ? httpA : httpB
+                answered.append(try #require(try Self.position(try await Self.publish(http, "chat-1", "m\(index)"))[0]))
             }
+            #expect(answered.map(\.offset) == answered.map(\.offset).sorted(), "offsets only grow")
+            #expect(Set(answered.map(\.epoch)).count == 1)
+            var seen: [[String]] = []
+            for client in [onA, onB] {
+                var lines: [String] = []
+                var last: UInt64 = 0
+                for _ in 0..<6 {
+                    let message = try await client.nextMessage()
+                    let seq = try #require(message.headers["seq"].flatMap { HistoryPosition(parsing: Substring($0)) })
+                    #expect(message.headers["prev"] == String(last), "prev is the channel's previous offset")
+                    last = seq.offset
+                    lines.append("\(message.bodyString) \(seq)")
+                }
+                seen.append(lines)
+            }
+            #expect(seen[0] == seen[1], "both nodes deliver the same stream in the same order")
+            #expect(seen[0].map { $0.split(separator: " ")[1] } == answered.map { Substring($0.description) })
+            for client in [onA, onB] { try await client.close() }
+            try await httpA.close()
+            try await httpB.close()
         }
     }
 
@@ -158,44 +171,40 @@ struct ClusterHistoryTests {
     /// Publications keep landing on node A while clients on node B recover: each offset once, in order.
     @Test func aPublicationRacingTheRecoveryIsDeliveredOnce() async throws {
         let nats = try await NATSServerProcess(jetStream: true)
-        try await TestServer.with(Self.node(nats, "a")) { a in
-            try await TestServer.with(Self.node(nats, "b")) { b in
-                try await Self.ready(a)
-                try await Self.ready(b)
-                let http = try await a.publisher()
-                let total = 40
-                let first = try #require(try Self.position(try await Self.publish(http, "chat-race", "0"))[0])
-                let publishing = Task {
-                    let racer = try await a.publisher()
-                    for index in 1..<total { _ = try await Self.publish(racer, "chat-race", "\(index)") }
-                    try await racer.close()
-                }
-                var clients: [LHTTPWebSocketClient] = []
-                for _ in 0..<3 {
-                    let client = try await b.client()
-                    try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-race", "since": first.description]))
-                    clients.append(client)
-                }
-                try await publishing.value
-                for client in clients {
-                    var bodies: [Int] = []
-                    var answers = 0
-                    while bodies.count < total - 1 || answers == 0 {
-                        let message = try await client.nextMessage()
-                        if message.command == "subscribed" {
-                            answers += 1
-                            #expect(message.headers["recovered"] == "true")
-                            continue
-                        }
-                        bodies.append(try #require(Int(message.bodyString)))
-                    }
-                    #expect(bodies == Array(1..<total), "each once, in order")
-                    #expect(answers == 1)
-                    try await b.roundTrip(client)
-                    try await client.close()
-                }
-                try await http.close()
+        try await Self.withNodes(nats) { a, b in
+            let http = try await a.publisher()
+            let total = 40
+            let first = try #require(try Self.position(try await Self.publish(http, "chat-race", "0"))[0])
+            let publishing = Task {
+                let racer = try await a.publisher()
+                for index in 1..<total { _ = try await Self.publish(racer, "chat-race", "\(index)") }
+                try await racer.close()
             }
+            var clients: [LHTTPWebSocketClient] = []
+            for _ in 0..<3 {
+                let client = try await b.client()
+                try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-race", "since": first.description]))
+                clients.append(client)
+            }
+            try await publishing.value
+            for client in clients {
+                var bodies: [Int] = []
+                var answers = 0
+                while bodies.count < total - 1 || answers == 0 {
+                    let message = try await client.nextMessage()
+                    if message.command == "subscribed" {
+                        answers += 1
+                        #expect(message.headers["recovered"] == "true")
+                        continue
+                    }
+                    bodies.append(try #require(Int(message.bodyString)))
+                }
+                #expect(bodies == Array(1..<total), "each once, in order")
+                #expect(answers == 1)
+                try await b.roundTrip(client)
+                try await client.close()
+            }
+            try await http.close()
         }
     }
 
@@ -203,39 +212,35 @@ struct ClusterHistoryTests {
     /// positions; a connection recovering both gets it once.
     @Test func aPublicationToTwoChannelsWithHistoryReachesEachConnectionOnce() async throws {
         let nats = try await NATSServerProcess(jetStream: true)
-        try await TestServer.with(Self.node(nats, "a")) { a in
-            try await TestServer.with(Self.node(nats, "b")) { b in
-                try await Self.ready(a)
-                try await Self.ready(b)
-                let both = try await b.client()
-                let onlyOne = try await b.client()
-                try await b.subscribe(both, "chat-x chat-y")
-                try await b.subscribe(onlyOne, "chat-y")
-                try await Self.waitForInterest(nats, node: "b", ["chat-x", "chat-y"])
-                let http = try await a.publisher()
-                let positions = try Self.position(try await Self.publish(http, "chat-x chat-y plain", "twice"))
-                #expect(positions.count == 3 && positions[0] != nil && positions[1] != nil && positions[2] == nil)
-                let message = try await both.nextMessage()
-                #expect(message.bodyString == "twice")
-                #expect(message.headers["seq"] == "\(positions[0]!) \(positions[1]!) -")
-                let single = try await onlyOne.nextMessage()
-                #expect(single.bodyString == "twice")
-                #expect(single.headers["seq"]?.split(separator: " ")[1] == Substring(positions[1]!.description))
-                // Nothing doubled: the next thing each gets is the round trip.
-                try await b.roundTrip(both)
-                try await b.roundTrip(onlyOne)
+        try await Self.withNodes(nats) { a, b in
+            let both = try await b.client()
+            let onlyOne = try await b.client()
+            try await b.subscribe(both, "chat-x chat-y")
+            try await b.subscribe(onlyOne, "chat-y")
+            try await Self.waitForInterest(nats, node: "b", ["chat-x", "chat-y"])
+            let http = try await a.publisher()
+            let positions = try Self.position(try await Self.publish(http, "chat-x chat-y plain", "twice"))
+            #expect(positions.count == 3 && positions[0] != nil && positions[1] != nil && positions[2] == nil)
+            let message = try await both.nextMessage()
+            #expect(message.bodyString == "twice")
+            #expect(message.headers["seq"] == "\(positions[0]!) \(positions[1]!) -")
+            let single = try await onlyOne.nextMessage()
+            #expect(single.bodyString == "twice")
+            #expect(single.headers["seq"]?.split(separator: " ")[1] == Substring(positions[1]!.description))
+            // Nothing doubled: the next thing each gets is the round trip.
+            try await b.roundTrip(both)
+            try await b.roundTrip(onlyOne)
 
-                let back = try await b.client()
-                let epoch = positions[0]!.epoch
-                try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-x chat-y", "since": "\(epoch):0 \(epoch):0"]))
-                #expect(try await back.nextMessage().bodyString == "twice")
-                let x = try await back.nextMessage()
-                #expect(x.command == "subscribed" && x.headers["channel"] == "chat-x" && x.headers["missed"] == "1")
-                let y = try await back.nextMessage()
-                #expect(y.command == "subscribed" && y.headers["channel"] == "chat-y" && y.headers["missed"] == "0", "once per connection")
-                for client in [both, onlyOne, back] { try await client.close() }
-                try await http.close()
-            }
+            let back = try await b.client()
+            let epoch = positions[0]!.epoch
+            try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-x chat-y", "since": "\(epoch):0 \(epoch):0"]))
+            #expect(try await back.nextMessage().bodyString == "twice")
+            let x = try await back.nextMessage()
+            #expect(x.command == "subscribed" && x.headers["channel"] == "chat-x" && x.headers["missed"] == "1")
+            let y = try await back.nextMessage()
+            #expect(y.command == "subscribed" && y.headers["channel"] == "chat-y" && y.headers["missed"] == "0", "once per connection")
+            for client in [both, onlyOne, back] { try await client.close() }
+            try await http.close()
         }
     }
 
@@ -243,25 +248,21 @@ struct ClusterHistoryTests {
     /// answered with the first one's positions.
     @Test func aRetryOnAnotherNodeIsPublishedOnce() async throws {
         let nats = try await NATSServerProcess(jetStream: true)
-        try await TestServer.with(Self.node(nats, "a")) { a in
-            try await TestServer.with(Self.node(nats, "b")) { b in
-                try await Self.ready(a)
-                try await Self.ready(b)
-                let client = try await a.client()
-                try await a.subscribe(client, "chat-once")
-                try await Self.waitForInterest(nats, node: "a", ["chat-once"])
-                let httpA = try await a.publisher()
-                let httpB = try await b.publisher()
-                let first = try await Self.publish(httpA, "chat-once", "cron", key: "job-42")
-                let retry = try await Self.publish(httpB, "chat-once", "cron", key: "job-42")
-                #expect(try Self.position(retry) == Self.position(first))
-                #expect(retry.headers.first(name: "idempotent-replayed") == "true")
-                #expect(try await client.nextMessage().bodyString == "cron")
-                try await a.roundTrip(client)
-                try await client.close()
-                try await httpA.close()
-                try await httpB.close()
-            }
+        try await Self.withNodes(nats) { a, b in
+            let client = try await a.client()
+            try await a.subscribe(client, "chat-once")
+            try await Self.waitForInterest(nats, node: "a", ["chat-once"])
+            let httpA = try await a.publisher()
+            let httpB = try await b.publisher()
+            let first = try await Self.publish(httpA, "chat-once", "cron", key: "job-42")
+            let retry = try await Self.publish(httpB, "chat-once", "cron", key: "job-42")
+            #expect(try Self.position(retry) == Self.position(first))
+            #expect(retry.headers.first(name: "idempotent-replayed") == "true")
+            #expect(try await client.nextMessage().bodyString == "cron")
+            try await a.roundTrip(client)
+            try await client.close()
+            try await httpA.close()
+            try await httpB.close()
         }
     }
 
@@ -291,28 +292,25 @@ struct ClusterHistoryTests {
     /// recovery answers at once with `recovered:false`.
     @Test func withoutJetStreamLiveDeliveryGoesOnAndRecoveryIsNotPromised() async throws {
         let nats = try await NATSServerProcess()
-        try await TestServer.with(Self.node(nats, "a")) { a in
-            try await TestServer.with(Self.node(nats, "b")) { b in
-                try await eventually { a.isClustered && b.isClustered }
-                // Linked, but the history stream is not there: /healthz says so.
-                try await eventually { b.cluster?.health?["history"] == .string("unavailable") && b.cluster?.health?.isDegraded == true }
-                let onB = try await b.client()
-                try await b.subscribe(onB, "chat-live")
-                try await Self.waitForInterest(nats, node: "b", ["chat-live"])
-                let http = try await a.publisher()
-                let response = try await Self.publish(http, "chat-live", "still here")
-                #expect(try Self.position(response) == [nil])
-                let message = try await onB.nextMessage()
-                #expect(message.bodyString == "still here")
-                #expect(message.headers["seq"] == nil)
-                let back = try await b.client()
-                try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-live", "since": "js1:1"]))
-                let answer = try await back.nextMessage()
-                #expect(answer.command == "subscribed" && answer.headers["recovered"] == "false")
-                #expect(try await http.request(method: .GET, path: "/history?channel=chat-live").status == 503)
-                for client in [onB, back] { try await client.close() }
-                try await http.close()
-            }
+        try await Self.withNodes(nats, streamReady: false) { a, b in
+            // Linked, but the history stream is not there: /healthz says so.
+            try await eventually { b.cluster?.health?["history"] == .string("unavailable") && b.cluster?.health?.isDegraded == true }
+            let onB = try await b.client()
+            try await b.subscribe(onB, "chat-live")
+            try await Self.waitForInterest(nats, node: "b", ["chat-live"])
+            let http = try await a.publisher()
+            let response = try await Self.publish(http, "chat-live", "still here")
+            #expect(try Self.position(response) == [nil])
+            let message = try await onB.nextMessage()
+            #expect(message.bodyString == "still here")
+            #expect(message.headers["seq"] == nil)
+            let back = try await b.client()
+            try await back.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-live", "since": "js1:1"]))
+            let answer = try await back.nextMessage()
+            #expect(answer.command == "subscribed" && answer.headers["recovered"] == "false")
+            #expect(try await http.request(method: .GET, path: "/history?channel=chat-live").status == 503)
+            for client in [onB, back] { try await client.close() }
+            try await http.close()
         }
     }
 
@@ -371,32 +369,28 @@ struct ClusterHistoryTests {
     /// `GET /history` on any node reads the stream: the newest `limit`, or the first `limit` after a position.
     @Test func getHistoryReadsTheStreamOnAnyNode() async throws {
         let nats = try await NATSServerProcess(jetStream: true)
-        try await TestServer.with(Self.node(nats, "a")) { a in
-            try await TestServer.with(Self.node(nats, "b")) { b in
-                try await Self.ready(a)
-                try await Self.ready(b)
-                let httpA = try await a.publisher()
-                var positions: [HistoryPosition] = []
-                for index in 0..<5 {
-                    positions.append(try #require(try Self.position(try await Self.publish(httpA, "chat-log", "line \(index)"))[0]))
-                    _ = try await Self.publish(httpA, "chat-other", "noise")  // offsets of chat-log are not contiguous
-                }
-                let httpB = try await b.publisher()
-                let newest = try await httpB.request(method: .GET, path: "/history?channel=chat-log&limit=2")
-                #expect(newest.status == 200)
-                let answer = try JSONDecoder().decode(HistoryEndToEndTests.HistoryJSON.self, from: Data(newest.bodyString.utf8))
-                #expect(answer.stream == positions[4].description)
-                #expect(answer.messages.map(\.body) == ["line 3", "line 4"])
-                #expect(answer.messages.map(\.seq) == [positions[3].description, positions[4].description])
-                #expect(answer.messages.last?.prev == positions[3].offset, "prev is the channel's previous offset")
-                let after = try await httpB.request(method: .GET, path: "/history?channel=chat-log&since=\(positions[1])&limit=2")
-                let following = try JSONDecoder().decode(HistoryEndToEndTests.HistoryJSON.self, from: Data(after.bodyString.utf8))
-                #expect(following.messages.map(\.body) == ["line 2", "line 3"])
-                #expect(following.recovered)
-                #expect(try await httpB.request(method: .GET, path: "/history?channel=plain").status == 404)
-                try await httpA.close()
-                try await httpB.close()
+        try await Self.withNodes(nats) { a, b in
+            let httpA = try await a.publisher()
+            var positions: [HistoryPosition] = []
+            for index in 0..<5 {
+                positions.append(try #require(try Self.position(try await Self.publish(httpA, "chat-log", "line \(index)"))[0]))
+                _ = try await Self.publish(httpA, "chat-other", "noise")  // offsets of chat-log are not contiguous
             }
+            let httpB = try await b.publisher()
+            let newest = try await httpB.request(method: .GET, path: "/history?channel=chat-log&limit=2")
+            #expect(newest.status == 200)
+            let answer = try JSONDecoder().decode(HistoryEndToEndTests.HistoryJSON.self, from: Data(newest.bodyString.utf8))
+            #expect(answer.stream == positions[4].description)
+            #expect(answer.messages.map(\.body) == ["line 3", "line 4"])
+            #expect(answer.messages.map(\.seq) == [positions[3].description, positions[4].description])
+            #expect(answer.messages.last?.prev == positions[3].offset, "prev is the channel's previous offset")
+            let after = try await httpB.request(method: .GET, path: "/history?channel=chat-log&since=\(positions[1])&limit=2")
+            let following = try JSONDecoder().decode(HistoryEndToEndTests.HistoryJSON.self, from: Data(after.bodyString.utf8))
+            #expect(following.messages.map(\.body) == ["line 2", "line 3"])
+            #expect(following.recovered)
+            #expect(try await httpB.request(method: .GET, path: "/history?channel=plain").status == 404)
+            try await httpA.close()
+            try await httpB.close()
         }
     }
 

@@ -50,17 +50,21 @@ public final class ChannelHistory: Sendable {
     /// Publishes `payload` to `channels` when one of them keeps history: stamps the positions, hands it to
     /// `deliver` in offset order, keeps it. - Returns: nil when no channel keeps history (the caller
     /// publishes as usual).
-    func publish(
+    /// - Parameter only: keep it in these channels only (nil: every channel of `channels` with history); the
+    ///   others get `-` (a cluster node with `cluster.history: memory` keeps another node's publication in
+    ///   the channels it has subscribers on).
+    public func publish(
         _ payload: ByteBuffer,
         to channels: [String],
+        only: Set<String>? = nil,
         deliver: (ByteBuffer) throws(GatewayError) -> Int
     ) throws(GatewayError) -> Published? {
-        let policies = channels.map { self.policies.policy(for: $0) }
+        let policies = channels.map { only?.contains($0) == false ? HistoryPolicy.none : self.policies.policy(for: $0) }
         guard policies.contains(where: \.isEnabled) else { return nil }
         // Parsed lists are free of repeats; one given in code might not be, and a channel must get one offset.
         guard Set(channels).count == channels.count else {
             var seen = Set<String>()
-            return try self.publish(payload, to: channels.filter { seen.insert($0).inserted }, deliver: deliver)
+            return try self.publish(payload, to: channels.filter { seen.insert($0).inserted }, only: only, deliver: deliver)
         }
         var message: LHTTPMessage
         do {
@@ -97,6 +101,12 @@ public final class ChannelHistory: Sendable {
         var next = positions.makeIterator()
         return Published(deliveries: deliveries, positions: policies.map { $0.isEnabled ? next.next()?.position : nil })
     }
+
+    /// Whether `channel` keeps history.
+    public func keeps(_ channel: String) -> Bool { self.policies.policy(for: channel).isEnabled }
+
+    /// Forgets `channels` (nil: all): their next publication starts a new epoch (``MemoryHistory/reset(_:)``).
+    public func reset(_ channels: [String]?) { self.store.reset(channels) }
 
     /// Joins channels with recovery: `join` runs atomically with the reads (see
     /// ``MemoryHistory/recover(_:now:joining:)``), then the replayed publications (a publication two channels

@@ -28,6 +28,11 @@ struct ChannelStream {
     }
 
     var top: HistoryPosition { HistoryPosition(epoch: self.epoch, offset: self.topOffset) }
+
+    /// Everything it retains (what dropping the record removes).
+    var retainedTotals: Removed {
+        (self.retained.count, self.retained.reduce(0) { $0 + $1.payload.readableBytes })
+    }
     var isEmpty: Bool { self.retained.isEmpty }
     var firstOffset: UInt64? { self.retained.first?.offset }
 

@@ -109,6 +109,13 @@ public final class MemoryHistory: Sendable {
         }
     }
 
+    /// Forgets `channels` (nil: every channel): their records and messages go, and each one's next
+    /// publication starts a new epoch, so no position from before is taken as continuous with what follows
+    /// (a cluster node that stopped hearing a channel, `cluster.history: memory`).
+    public func reset(_ channels: [String]?) {
+        self.state.withLockedValue { state in state.reset(channels) }
+    }
+
     /// Drops expired messages everywhere and the records of channels idle and empty for `metaTTL`.
     /// The application calls it from a timer; reads and appends expire their own channel as they go.
     public func sweep(now: NIODeadline) {
@@ -214,6 +221,16 @@ extension MemoryHistory {
                 if let stream = self.streams[record.channel], stream.holds(record.offset) { live.append(record) }
             }
             self.appends = live
+        }
+
+        mutating func reset(_ channels: [String]?) {
+            for channel in channels ?? Array(self.streams.keys) {
+                guard let stream = self.streams.removeValue(forKey: channel) else { continue }
+                self.account(removed: stream.retainedTotals)
+                self.bytes -= MemoryHistory.recordBytes + channel.utf8.count
+            }
+            // Their age records are stale now (skipped, compacted with the others).
+            self.compactAppendsIfStale()
         }
 
         mutating func sweep(now: NIODeadline, metaTTL: TimeAmount) {

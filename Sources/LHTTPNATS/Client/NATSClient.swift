@@ -49,9 +49,12 @@ public final class NATSClient: Sendable {
     public var currentStatus: Status { self.shared.withLockedValue { $0.status } }
 
     /// Starts connecting (in the background: this returns at once). Only the first call does anything.
-    /// - Parameter onMessage: called on ``eventLoop`` for every message of a live subscription.
-    public func start(onMessage: @escaping @Sendable (NATSMessage) -> Void) {
-        self.onLoop { $0.start(onMessage: onMessage) }
+    /// - Parameters:
+    ///   - onMessage: called on ``eventLoop`` for every message of a live subscription.
+    ///   - onLinkChange: called on ``eventLoop`` when the link becomes usable (true: handshake done,
+    ///     subscriptions re-sent) and when it is lost (false).
+    public func start(onMessage: @escaping @Sendable (NATSMessage) -> Void, onLinkChange: (@Sendable (Bool) -> Void)? = nil) {
+        self.onLoop { $0.start(onMessage: onMessage, onLinkChange: onLinkChange) }
     }
 
     /// Publishes `payload` on `subject` (a plain token list: no wildcard, no whitespace).

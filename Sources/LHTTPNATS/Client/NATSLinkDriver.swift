@@ -26,6 +26,8 @@ final class NATSLinkDriver {
     private var link: NATSHandler?
     private var timers: [NATSLinkStateMachine.Timer: Scheduled<Void>] = [:]
     private var onMessage: (@Sendable (NATSMessage) -> Void)?
+    /// Told when the link becomes usable (true) and when it is lost (false).
+    private var onLinkChange: (@Sendable (Bool) -> Void)?
     /// Requests waiting for their answer, by reply subject (`<inbox>.<n>`).
     private var pending: [String: (subject: String, promise: EventLoopPromise<NATSMessage>, timer: Scheduled<Void>)] = [:]
     /// The one wildcard subscription every answer comes through (`<inbox>.*`), made with the first request.
@@ -52,9 +54,10 @@ final class NATSLinkDriver {
 
     // MARK: From the client
 
-    func start(onMessage: @escaping @Sendable (NATSMessage) -> Void) {
+    func start(onMessage: @escaping @Sendable (NATSMessage) -> Void, onLinkChange: (@Sendable (Bool) -> Void)? = nil) {
         guard self.machine.state == .idle else { return }
         self.onMessage = onMessage
+        self.onLinkChange = onLinkChange
         self.apply(self.machine.start())
     }
 
@@ -239,8 +242,10 @@ final class NATSLinkDriver {
             self.link?.ping(promise: nil)
         case .linkUp(let maxPayload):
             self.linkUp(maxPayload: maxPayload)
+            self.onLinkChange?(true)
         case .linkDown:
             _ = self.shared.withLockedValue { $0.outbox.setOpen(false) }
+            self.onLinkChange?(false)
             if self.machine.state != .closed {
                 self.logger.warning(
                     "NATS link lost; local delivery continues",
