@@ -1,5 +1,5 @@
 import LHTTPConfig
-import LHTTPNATS
+@testable import LHTTPNATS
 import LHTTPTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
@@ -107,5 +107,17 @@ struct JetStreamTests {
         try await eventually { client.currentStatus.state != .connected }
         await #expect(throws: NATSError.notConnected) { _ = try await js.publish(ByteBuffer(string: "x"), to: "t.h.a").get() }
         await client.shutdown()
+    }
+}
+
+/// JetStream's `Nats-Time-Stamp` (RFC 3339 with nanoseconds), read for a channel's own TTL.
+@Suite("JetStream timestamps")
+struct JetStreamTimestampTests {
+    @Test func nanosecondTimestampsParseToTheirInstant() throws {
+        let stamp = try #require(JetStreamHistory.parseTimestamp("2026-12-04T01:33:18.497595076Z"))
+        let whole = try #require(JetStreamHistory.parseTimestamp("2026-12-04T01:33:18Z"))
+        #expect(abs(stamp.timeIntervalSince(whole) - 0.497595076) < 1e-6)
+        #expect(whole.timeIntervalSince1970 == 1_796_347_998)
+        #expect(JetStreamHistory.parseTimestamp("yesterday") == nil)
     }
 }
