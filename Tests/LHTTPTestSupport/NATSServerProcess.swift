@@ -125,16 +125,32 @@ public final class NATSServerProcess: @unchecked Sendable {
     public func kill() {
         guard let process = self.process else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        Self.waitForExit(process)
         self.process = nil
     }
 
-    /// Stops the server (SIGTERM) and waits for it to exit.
+    /// Stops the server (SIGTERM) and waits for it to exit (SIGKILL after 10 s).
     public func stop() {
         guard let process = self.process else { return }
         process.terminate()
-        process.waitUntilExit()
+        if !Self.waitForExit(process, within: .seconds(10)) {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            Self.waitForExit(process)
+        }
         self.process = nil
+    }
+
+    /// Waits until Foundation has seen `process` exit. Not `waitUntilExit()`: two of those at once on different
+    /// threads (two tests stopping their servers) can spin forever in the run loop (seen: a suite hung at
+    /// 100% CPU in `_CFRunLoopFinished`). - Returns: whether it exited within `limit`.
+    @discardableResult
+    static func waitForExit(_ process: Process, within limit: Duration = .seconds(30)) -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { return false }
+            usleep(2000)
+        }
+        return true
     }
 
     deinit {
