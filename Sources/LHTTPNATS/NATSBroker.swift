@@ -300,7 +300,7 @@ public final class NATSBroker: Broker {
         }
         // A subscription just ended: what was on its way is not for us any more.
         guard let channel = self.state.value.channels[message.sid] else { return }
-        if let memory = self.memoryHistory {
+        if let memory = self.memoryHistory, memory.keeps(channel) {
             self.receive(message.payload, on: channel, keeping: memory)
             return
         }
@@ -321,11 +321,11 @@ public final class NATSBroker: Broker {
         }
     }
 
-    /// `cluster.history: memory`: a copy from another node. The first copy of a publication to reach this
-    /// node with a channel with history is kept in every such channel this node has subscribers on, with
-    /// this node's positions, and delivered once to all of them (one frame); its other copies on channels
-    /// with history are dropped. A copy on a channel without history goes to the connections on none of
-    /// the publication's channels with history nor on an earlier-listed one.
+    /// `cluster.history: memory`: another node's copy on a channel with history. The first copy of a
+    /// publication to reach this node on such a channel is kept in every channel with history this node
+    /// has subscribers on, with this node's positions, and delivered once to all of them (one frame); its
+    /// later copies on channels with history are dropped. (A copy on a channel without history takes the
+    /// plain path, whose exclusion order leaves out the connections on a channel with history.)
     private func receive(_ payload: ByteBuffer, on channel: String, keeping memory: ChannelHistory) {
         switch self.filter.stored(payload, on: channel, live: true, nowMs: Self.wallClockMs) {
         case .rejected(let reason):
@@ -335,13 +335,6 @@ public final class NATSBroker: Broker {
         case .accepted(let envelope, _):
             let channels = envelope.channels
             let hub = self.hub
-            guard memory.keeps(channel) else {
-                let before = channels.prefix { $0 != channel }
-                let excluded = channels.filter(memory.keeps) + before.filter { !memory.keeps($0) }
-                let deliveries = hub.deliver(envelope.message, to: [channel], excluding: excluded, except: [])
-                self.metrics?.deliveries.increment(by: deliveries)
-                return
-            }
             let key = "\(envelope.origin) \(envelope.sequence)"
             guard self.state.value.handled.insert(key).inserted else { return }
             self.state.value.handledOrder.append(key)

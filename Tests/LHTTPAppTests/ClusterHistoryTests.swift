@@ -254,6 +254,11 @@ struct ClusterHistoryTests {
             try await Self.waitForInterest(nats, node: "a", ["chat-once"])
             let httpA = try await a.publisher()
             let httpB = try await b.publisher()
+            // A key that cannot be one is refused, as on one node.
+            for bad in ["", String(repeating: "k", count: 300)] {
+                let refused = try await httpA.request(path: "/publish?channel=chat-once", headers: [("Idempotency-Key", bad)], body: ByteBuffer(string: "x"))
+                #expect(refused.status == 400, "\(bad.count) bytes")
+            }
             let first = try await Self.publish(httpA, "chat-once", "cron", key: "job-42")
             let retry = try await Self.publish(httpB, "chat-once", "cron", key: "job-42")
             #expect(try Self.position(retry) == Self.position(first))

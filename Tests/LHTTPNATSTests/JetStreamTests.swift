@@ -38,6 +38,10 @@ struct JetStreamTests {
         #expect(made.config.maxMsgsPerSubject == 3 && made.config.allowDirect && made.config.republish?.dest == "t.r.>")
         // Asked again as is: the same stream (same creation time), not a new one.
         #expect(try await js.ensureStream(Self.stream()).created == made.created)
+        // A configuration the server refuses is its error, not a crash or a silent success.
+        var impossible = Self.stream(perSubject: 5)
+        impossible.storage = "memory"  // a stream's storage cannot change by an update
+        await #expect(throws: NATSError.self) { _ = try await js.ensureStream(impossible) }
         let updated = try await js.ensureStream(Self.stream(perSubject: 5))
         #expect(updated.config.maxMsgsPerSubject == 5)
         #expect(updated.created == made.created, "an update keeps the stream and what it holds")

@@ -227,7 +227,7 @@ public final class JetStreamHistory: SharedHistory {
         return self.epochWithin().flatMap { epoch in
             guard let epoch else {
                 // JetStream never answered: live only.
-                let deliveries = self.publishLive(payload, envelope: envelope, channels)
+                let deliveries = self.publishPlain(payload, envelope: envelope, channels)
                 return eventLoop.makeSucceededFuture(ChannelHistory.Published(deliveries: deliveries, positions: channels.map { _ in nil }))
             }
             return self.store(payload, envelope: envelope, channels: channels, kept: kept, plain: plain, idempotencyKey: idempotencyKey, epoch: epoch)
@@ -243,7 +243,7 @@ public final class JetStreamHistory: SharedHistory {
             self.js.publish(envelope, to: self.historySubject(channel), messageID: idempotencyKey.map { "\($0):\(channel)" })
         }
         // The channels without history: live now, minus the connections that get a stored copy.
-        let plainDeliveries = plain.isEmpty ? 0 : self.publishPlainPart(payload, envelope: envelope, plain: plain, kept: kept)
+        let plainDeliveries = plain.isEmpty ? 0 : self.publishPlain(payload, envelope: envelope, plain, excluding: kept)
         return EventLoopFuture.whenAllComplete(stores, on: eventLoop).map { results in
             var positions: [String: HistoryPosition] = [:]
             var replayed = true
@@ -262,7 +262,7 @@ public final class JetStreamHistory: SharedHistory {
             var deliveries = plainDeliveries
             if failures == kept.count, !kept.isEmpty {
                 // Nothing stored (JetStream unreachable): live through the plain path, every channel.
-                deliveries = self.publishLive(payload, envelope: envelope, kept)
+                deliveries = self.publishPlain(payload, envelope: envelope, kept)
             }
             return ChannelHistory.Published(
                 deliveries: deliveries + self.localCount(kept.filter { positions[$0] != nil }),
@@ -280,10 +280,11 @@ public final class JetStreamHistory: SharedHistory {
         )
     }
 
-    /// The plain cluster path for every channel (JetStream unreachable): this node's subscribers, and the
-    /// other nodes on the channels' plain subjects.
-    private func publishLive(_ payload: ByteBuffer, envelope: ByteBuffer, _ channels: [String]) -> Int {
-        let local = self.hub.deliver(payload, to: channels, queued: true)
+    /// The plain cluster path for `channels` (the ones without history of a mixed publication, or every
+    /// channel when JetStream did not answer): this node's subscribers that are on none of `excluded` (they
+    /// get the stored copy), and the other nodes on the channels' plain subjects (which exclude the same way).
+    private func publishPlain(_ payload: ByteBuffer, envelope: ByteBuffer, _ channels: [String], excluding excluded: [String] = []) -> Int {
+        let local = self.hub.deliver(payload, to: channels, excluding: excluded, except: [])
         do {
             try self.js.client.publish(envelope, to: channels.map { NATSSubject.channel($0, prefix: self.prefix) })
         } catch {
@@ -297,19 +298,6 @@ public final class JetStreamHistory: SharedHistory {
         channels.reduce(0) { $0 + self.hub.subscriberCount(of: $1) }
     }
 
-    /// The channels without history of a mixed publication: to this node's subscribers that are on none
-    /// of the channels with history (they get the stored copy), and to the other nodes on the plain
-    /// subjects (which exclude the same way).
-    private func publishPlainPart(_ payload: ByteBuffer, envelope: ByteBuffer, plain: [String], kept: [String]) -> Int {
-        let local = self.hub.deliver(payload, to: plain, excluding: kept, except: [])
-        do {
-            try self.js.client.publish(envelope, to: plain.map { NATSSubject.channel($0, prefix: self.prefix) })
-        } catch {
-            self.logger.error("publication not sent to NATS", metadata: ["lhttp.error": "\(error)"])
-        }
-        return local
-    }
-
     // MARK: Live copies (on the client's loop)
 
     /// A RePublish copy of channel `channel` (on the client's loop).
@@ -320,13 +308,13 @@ public final class JetStreamHistory: SharedHistory {
         switch self.filter.stored(message.payload, on: channel, live: true, nowMs: NATSBroker.wallClockMs) {
         case .rejected(let reason):
             return reason
-        case .accepted(let envelope, _) where self.epoch == nil:
-            // Stored, but this node has not heard from the stream yet (it just started): delivered without
-            // positions rather than lost; its clients' next recovery tells them where they stand.
-            self.hub.deliver(envelope.message, to: [channel], excluding: [], except: [])
-            return nil
         case .accepted(let envelope, let parsed):
-            let epoch = self.epoch ?? "-"
+            guard let epoch = self.epoch else {
+                // Stored, but this node has not heard from the stream yet (it just started): delivered without
+                // positions rather than lost; its clients' next recovery tells them where they stand.
+                self.hub.deliver(envelope.message, to: [channel], excluding: [], except: [])
+                return nil
+            }
             // The channels this node waits for: those of the publication with history and subscribers here.
             let wanted = envelope.channels.filter { self.keeps($0) && self.hub.subscriberCount(of: $0) > 0 }
             let ready = self.joiner.value.add(
@@ -363,8 +351,8 @@ public final class JetStreamHistory: SharedHistory {
             guard let frame = self.stamped(publication.message, channels: publication.channels, positions: publication.positions, epoch: epoch) else {
                 continue
             }
+            // Every channel this node has a copy of; a connection on several of them gets it once.
             let targets = publication.channels.filter { publication.positions[$0] != nil }
-            // Stored channels listed before... every stored channel this node had a copy of gets it once.
             let except = self.hold(frame, positions: publication.positions.mapValues(\.offset), channels: targets)
             self.hub.deliver(frame, to: targets, excluding: [], except: except)
         }
@@ -413,7 +401,7 @@ public final class JetStreamHistory: SharedHistory {
                 .map { ChannelRead(channel: request.channel, read: $0?.read, replayed: $0?.replayed ?? []) }
                 .recover { error in
                     self.logger.warning("recovery from JetStream failed", metadata: ["lhttp.channel": "\(request.channel)", "lhttp.error": "\(error)"])
-                    return ChannelRead(channel: request.channel, read: nil, failed: true)
+                    return ChannelRead(channel: request.channel, read: nil)
                 }
         }
         EventLoopFuture.whenAllSucceed(reads, on: eventLoop).whenSuccess { reads in
@@ -427,7 +415,6 @@ public final class JetStreamHistory: SharedHistory {
         var channel: String
         var read: HistoryRead?
         var replayed: [Replayed] = []
-        var failed = false
     }
 
     private func finishRecovery(_ reads: [ChannelRead], for subscriber: Subscriber) {
@@ -454,13 +441,15 @@ public final class JetStreamHistory: SharedHistory {
                     missed += 1
                 }
             }
-            if let read = channelRead.read { replayedUpTo[channelRead.channel] = max(read.top.offset, read.entries.last?.offset ?? 0) }
+            // The read went up to the top it saw.
+            if let read = channelRead.read { replayedUpTo[channelRead.channel] = read.top.offset }
             if let answer = ChannelHistory.subscribedAnswer(channel: channelRead.channel, read: channelRead.read, missed: missed) {
                 items.append(.answer(answer))
             }
         }
         var frames: [ByteBuffer] = []
-        let epoch = self.epoch ?? "-"
+        // The stream the reads saw (one stream holds every channel).
+        let epoch = reads.lazy.compactMap { $0.read?.top.epoch }.first ?? "-"
         for item in items {
             switch item {
             case .answer(let answer):
@@ -501,8 +490,9 @@ public final class JetStreamHistory: SharedHistory {
             let sameStream = since.epoch == epoch && since.offset <= top.offset
             if sameStream, since.offset == top.offset { return eventLoop.makeSucceededFuture(nothing) }
             let from = sameStream ? since.offset : 0
-            return self.readRange(channel, subject: subject, from: from, upTo: top.offset, policy: policy, epoch: epoch).map { entries, replayed, startRetained in
-                (HistoryRead(top: top, entries: entries, recovered: sameStream && startRetained), replayed)
+            // The replay is stamped when it goes out (a publication two channels hold, once with both).
+            return self.readRange(channel, subject: subject, from: from, upTo: top.offset, policy: policy).map { replayed, startRetained in
+                (HistoryRead(top: top, entries: [], recovered: sameStream && startRetained), replayed)
             }
         }
     }
@@ -511,12 +501,11 @@ public final class JetStreamHistory: SharedHistory {
     /// newest), none older than its own TTL; and whether `from` itself is still retained (then nothing
     /// after it is missing: the stream drops a subject's oldest first).
     private func readRange(
-        _ channel: String, subject: String, from: UInt64, upTo top: UInt64, policy: HistoryPolicy, epoch: String
-    ) -> EventLoopFuture<(entries: [HistoryEntry], replayed: [Replayed], startRetained: Bool)> {
+        _ channel: String, subject: String, from: UInt64, upTo top: UInt64, policy: HistoryPolicy
+    ) -> EventLoopFuture<(replayed: [Replayed], startRetained: Bool)> {
         let oldest = policy.ttl.map { Date().addingTimeInterval(-Double($0.nanoseconds) / 1e9) }
         let start = RangeRead(startRetained: from == 0, next: from == 0 ? 1 : from)
         return self.step(start, subject: subject, from: from, top: top, size: policy.size, oldest: oldest).map { read in
-            var entries: [HistoryEntry] = []
             var replayed: [Replayed] = []
             var dropped = read.dropped
             var prev = from
@@ -524,16 +513,13 @@ public final class JetStreamHistory: SharedHistory {
                 switch self.filter.stored(message.payload, on: channel, live: false, nowMs: NATSBroker.wallClockMs) {
                 case .accepted(let envelope, let parsed):
                     let position = JetStreamJoiner.Position(offset: message.sequence, prev: prev)
-                    if let frame = self.stamped(parsed, channels: envelope.channels, positions: [channel: position], epoch: epoch) {
-                        entries.append(HistoryEntry(offset: message.sequence, prev: prev, payload: frame))
-                        replayed.append(Replayed(key: "\(envelope.origin) \(envelope.sequence)", message: parsed, channels: envelope.channels, position: position))
-                    }
+                    replayed.append(Replayed(key: "\(envelope.origin) \(envelope.sequence)", message: parsed, channels: envelope.channels, position: position))
                 case .rejected:
                     dropped = true  // not ours to send (a stranger's bytes on our subject)
                 }
                 prev = message.sequence
             }
-            return (entries, replayed, read.startRetained && !dropped)
+            return (replayed, read.startRetained && !dropped)
         }
     }
 
@@ -595,9 +581,12 @@ public final class JetStreamHistory: SharedHistory {
             let top = HistoryPosition(epoch: epoch, offset: last?.sequence ?? 0)
             let sameStream = since.map { $0.epoch == epoch && $0.offset <= top.offset } ?? false
             let from = sameStream ? since!.offset : 0
-            return self.readRange(channel, subject: subject, from: from, upTo: top.offset, policy: policy, epoch: epoch).map { entries, _, startRetained in
-                let recovered = since == nil ? true : sameStream && startRetained
-                return HistoryRead(top: top, entries: Array(entries.prefix(limit)), recovered: recovered)
+            return self.readRange(channel, subject: subject, from: from, upTo: top.offset, policy: policy).map { replayed, startRetained in
+                let entries = replayed.prefix(limit).compactMap { replayed in
+                    self.stamped(replayed.message, channels: replayed.channels, positions: [channel: replayed.position], epoch: epoch)
+                        .map { HistoryEntry(offset: replayed.position.offset, prev: replayed.position.prev, payload: $0) }
+                }
+                return HistoryRead(top: top, entries: entries, recovered: since == nil || (sameStream && startRetained))
             }
         }
     }

@@ -75,8 +75,6 @@ struct JetStreamJoiner {
         return self.waiting[self.order[self.head]]?.since
     }
 
-    var waitingCount: Int { self.order.count - self.head }
-
     private mutating func popComplete() -> [Joined] {
         var ready: [Joined] = []
         while self.head < self.order.count, self.waiting[self.order[self.head]]?.isComplete ?? true {

@@ -266,23 +266,21 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
                     throw ServerError.publishRefused(error)
                 }
             }
-            let key = head.headers.first(name: "idempotency-key")
-            if let key, !key.isEmpty, key.utf8.count > PublishDeduplication.maxKeyBytes {
+            // An Idempotency-Key counts while `publish.idempotency_window_s` is on, one node or cluster.
+            let key = self.settings.deduplication == nil ? nil : head.headers.first(name: "idempotency-key")
+            if let key, key.isEmpty || key.utf8.count > PublishDeduplication.maxKeyBytes {
                 throw ServerError.badQuery("Idempotency-Key must be 1 to \(PublishDeduplication.maxKeyBytes) bytes")
             }
             if self.gateway.storesInCluster(channels) {
                 // The cluster's store assigns the positions (and honours the Idempotency-Key: JetStream's
                 // Nats-Msg-Id, whichever node the retry reaches): answered when it acknowledged.
-                self.publishToStore(payload, to: channels, key: key?.isEmpty == false ? key : nil, head: head, context: context)
+                self.publishToStore(payload, to: channels, key: key, head: head, context: context)
                 return
             }
             guard let key, let deduplication = self.settings.deduplication else {
                 // The common case: the answer is written once, into the response.
                 self.respond(.ok, json: try publish(), head: head, context: context)
                 return
-            }
-            guard !key.isEmpty, key.utf8.count <= PublishDeduplication.maxKeyBytes else {
-                throw ServerError.badQuery("Idempotency-Key must be 1 to \(PublishDeduplication.maxKeyBytes) bytes")
             }
             let (answer, replayed) = try deduplication.publishOnce(key: key, now: context.eventLoop.now) { () throws(ServerError) -> ByteBuffer in
                 var answer = context.channel.allocator.buffer(capacity: 128)
