@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "LHTTPUpstream", targets: ["LHTTPUpstream"]),
         .library(name: "LHTTPNATS", targets: ["LHTTPNATS"]),
         .library(name: "LHTTPApp", targets: ["LHTTPApp"]),
+        .library(name: "LHTTPAuth", targets: ["LHTTPAuth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // The wire format: message, headers, parser, serializer, multipart. Pure; NIOCore only.
@@ -87,6 +89,14 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Connection tokens: JWT verification (vapor/jwt-kit) behind the core's TokenVerifier.
+        .target(
+            name: "LHTTPAuth",
+            dependencies: [
+                "LHTTPGateway", "LHTTPConfig",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]
+        ),
         // Sockets: HTTP/1.1, websocket upgrade (RFC 6455 state machine), /publish, /healthz, static files.
         .target(
             name: "LHTTPServer",
@@ -109,7 +119,7 @@ let package = Package(
         .target(
             name: "LHTTPApp",
             dependencies: [
-                "LHTTPConfig", "LHTTPGateway", "LHTTPNATS", "LHTTPProtocol", "LHTTPServer", "LHTTPUpstream",
+                "LHTTPAuth", "LHTTPConfig", "LHTTPGateway", "LHTTPNATS", "LHTTPProtocol", "LHTTPServer", "LHTTPUpstream",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -185,6 +195,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/LHTTPTestSupport"
         ),
@@ -248,7 +259,8 @@ let package = Package(
         .testTarget(
             name: "LHTTPAppTests",
             dependencies: [
-                "LHTTPApp", "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
+                "LHTTPApp", "LHTTPAuth",
+                .product(name: "Crypto", package: "swift-crypto"), "LHTTPServer", "LHTTPClient", "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol", "LHTTPUpstream",
                 "LHTTPNATS", "LHTTPTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import Foundation
 import LHTTPConfig
 import LHTTPGateway
 import LHTTPNATS
@@ -31,6 +32,8 @@ public final class Application: Sendable {
     public let budget: StopBudget
     /// The one-node history (nil: no channel keeps any).
     public let history: ChannelHistory?
+    /// Who is on the channels with presence (nil: none keeps it).
+    public let presence: Presence?
     private let clock: any Clock<Duration>
     private let logger: Logger
 
@@ -79,6 +82,23 @@ public final class Application: Sendable {
             )
         let cluster = self.cluster
         self.clock = clock
+        let access = ChannelAccess(configuration)
+        self.presence = access.hasPresence
+            ? Presence(
+                access: access, hub: hub, eventLoop: eventLoopGroup.next(), node: cluster?.origin ?? "node",
+                configuration: Presence.Configuration(
+                    heartbeat: .milliseconds(Int64(configuration.cluster.presenceHeartbeatMs)),
+                    nodeTimeout: .milliseconds(3 * Int64(configuration.cluster.presenceHeartbeatMs))
+                ),
+                logger: logger
+            ) : nil
+        if let presence = self.presence { cluster?.share(presence) }
+        let authentication = plan.tokenVerifier.map { verifier in
+            Authentication(
+                verifier: verifier, required: configuration.auth.required, refreshGraceS: configuration.auth.jwt.refreshGraceS,
+                wallClock: { Date().timeIntervalSince1970 }
+            )
+        }
         self.gateway = Gateway(
             limits: plan.limits,
             session: SessionStateMachine.Configuration(configuration),
@@ -90,8 +110,10 @@ public final class Application: Sendable {
             observers: webhooks.observers,
             hub: hub,
             broker: { hub -> any Broker in cluster ?? LocalBroker(hub: hub) },
-            access: ChannelAccess(configuration),
+            access: access,
             history: self.history,
+            authentication: authentication,
+            presence: self.presence,
             metrics: gatewayMetrics,
             logger: logger
         )

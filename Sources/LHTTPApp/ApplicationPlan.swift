@@ -1,3 +1,4 @@
+import LHTTPAuth
 import LHTTPConfig
 import LHTTPNATS
 import LHTTPProtocol
@@ -13,6 +14,8 @@ public struct ApplicationPlan: Sendable {
     let upstreamPolicy: UpstreamURLPolicy
     /// `cluster.nats`, parsed (empty: one node).
     let clusterServers: [NATSServerURL]
+    /// `auth.jwt`'s verifier, its keys read (nil: no tokens).
+    let tokenVerifier: JWTVerifier?
 
     /// - Throws: every problem found, not the first.
     public init(_ configuration: GatewayConfig) throws(ConfigError) {
@@ -31,7 +34,16 @@ public struct ApplicationPlan: Sendable {
                 problems += error.problems
             }
         }
+        var verifier: JWTVerifier?
+        if configuration.auth.jwt.isEnabled, problems.isEmpty {
+            do {
+                verifier = try JWTVerifier(configuration: configuration.auth.jwt)
+            } catch {
+                problems.append(ConfigProblem(keyPath: "auth.jwt.public_key_files", message: "\(error)"))
+            }
+        }
         guard problems.isEmpty, let policy else { throw ConfigError(problems: problems) }
+        self.tokenVerifier = verifier
         self.configuration = configuration
         self.limits = LHTTPLimits(configuration.limits)
         self.upstreamPolicy = policy

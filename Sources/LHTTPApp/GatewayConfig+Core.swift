@@ -44,8 +44,10 @@ extension ChannelAccess {
         let rules = config.channels.map { options in
             Rule(
                 prefix: options.prefix,
-                publish: options.publish == .none ? .none : .anyone,
-                subscribe: options.subscribe.map { $0 == .hook ? .hook : .anyone } ?? hookDefault
+                publish: PublishPolicy(rawValue: options.publish.rawValue) ?? .none,
+                subscribe: options.subscribe.flatMap { SubscribePolicy(rawValue: $0.rawValue) } ?? hookDefault,
+                userLimited: options.userLimited,
+                presence: options.presence ? PresenceOptions(joinLeave: options.joinLeave, leaveGraceS: options.leaveGraceS) : nil
             )
         }
         let fallback = rules.first { $0.prefix.isEmpty } ?? Rule(prefix: "", publish: .anyone, subscribe: hookDefault)

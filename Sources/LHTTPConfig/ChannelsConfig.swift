@@ -4,20 +4,24 @@
 /// ```yaml
 /// channels:
 ///   - prefix: ""
-///     publish: anyone    # anyone | none (only POST /publish and webhook answers publish here)
-///     subscribe: anyone  # anyone | hook (the subscribe hook must allow it)
+///     publish: anyone    # anyone | none (only POST /publish and webhook answers) | token (granted by the JWT)
+///     subscribe: anyone  # anyone | hook (the subscribe hook must allow it) | token (granted by the JWT)
+///     user_limited: false  # user u may subscribe (and publish) to "<prefix>u" only
+///     presence: false    # keep who is subscribed (the presence header, GET /presence)
+///     join_leave: false  # send join/leave to the channel's subscribers
+///     leave_grace_s: 5   # seconds a user's last connection may be gone before leave is sent
 ///     history_size: 100  # messages kept (default: history.size)
 ///     history_ttl_s: 3600  # seconds a message is kept (default: history.ttl_s)
 /// ```
 public struct ChannelOptionsConfig: Sendable, Equatable {
     /// Who may publish from a websocket.
     public enum Publish: String, Sendable, Equatable, CaseIterable, Decodable {
-        case anyone, none
+        case anyone, none, token
     }
 
     /// Who may subscribe.
     public enum Subscribe: String, Sendable, Equatable, CaseIterable, Decodable {
-        case anyone, hook
+        case anyone, hook, token
     }
 
     public var prefix: String
@@ -28,13 +32,28 @@ public struct ChannelOptionsConfig: Sendable, Equatable {
     public var historySize: Int?
     /// Seconds a message is kept; nil: `history.ttl_s`.
     public var historyTTLS: Double?
+    /// User `u` may subscribe (and publish) to `<prefix>u` only.
+    public var userLimited: Bool
+    /// Who is subscribed is kept (the `presence` header, `GET /presence`).
+    public var presence: Bool
+    /// Subscribers get `join` and `leave` (needs `presence`).
+    public var joinLeave: Bool
+    /// Seconds a user's last connection may be gone before `leave` goes out (a reload is not a leave).
+    public var leaveGraceS: Double
 
-    public init(prefix: String, publish: Publish = .anyone, subscribe: Subscribe? = nil, historySize: Int? = nil, historyTTLS: Double? = nil) {
+    public init(
+        prefix: String, publish: Publish = .anyone, subscribe: Subscribe? = nil, historySize: Int? = nil, historyTTLS: Double? = nil,
+        userLimited: Bool = false, presence: Bool = false, joinLeave: Bool = false, leaveGraceS: Double = 5
+    ) {
         self.prefix = prefix
         self.publish = publish
         self.subscribe = subscribe
         self.historySize = historySize
         self.historyTTLS = historyTTLS
+        self.userLimited = userLimited
+        self.presence = presence
+        self.joinLeave = joinLeave
+        self.leaveGraceS = leaveGraceS
     }
 }
 
@@ -43,6 +62,10 @@ extension ChannelOptionsConfig: Decodable, ConfigSection {
         case prefix, publish, subscribe
         case historySize = "history_size"
         case historyTTLS = "history_ttl_s"
+        case userLimited = "user_limited"
+        case presence
+        case joinLeave = "join_leave"
+        case leaveGraceS = "leave_grace_s"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -55,7 +78,11 @@ extension ChannelOptionsConfig: Decodable, ConfigSection {
             publish: try Self.decodeChoice(Publish.self, c, .publish) ?? .anyone,
             subscribe: try Self.decodeChoice(Subscribe.self, c, .subscribe),
             historySize: try c.decodeIfPresent(Int.self, forKey: .historySize),
-            historyTTLS: try c.decodeIfPresent(Double.self, forKey: .historyTTLS)
+            historyTTLS: try c.decodeIfPresent(Double.self, forKey: .historyTTLS),
+            userLimited: try c.decodeIfPresent(Bool.self, forKey: .userLimited) ?? false,
+            presence: try c.decodeIfPresent(Bool.self, forKey: .presence) ?? false,
+            joinLeave: try c.decodeIfPresent(Bool.self, forKey: .joinLeave) ?? false,
+            leaveGraceS: try c.decodeIfPresent(Double.self, forKey: .leaveGraceS) ?? 5
         )
     }
 

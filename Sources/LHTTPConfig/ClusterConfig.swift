@@ -32,6 +32,9 @@ public struct ClusterConfig: Sendable, Equatable {
     public var history: HistoryStore
     /// The JetStream stream of `history: jetstream`.
     public var jetstream: JetStreamConfig
+    /// How often a node tells the others it is alive (presence); a node not heard from for three times this
+    /// is gone, and its members with it.
+    public var presenceHeartbeatMs: Int
 
     /// `cluster.history`.
     public enum HistoryStore: String, Sendable, Equatable, Decodable, CaseIterable {
@@ -90,8 +93,10 @@ public struct ClusterConfig: Sendable, Equatable {
         maxEnvelopeAgeMs: Int = 60_000,
         maxFanoutBytes: Int = 4_194_304,
         history: HistoryStore = .jetstream,
-        jetstream: JetStreamConfig = JetStreamConfig()
+        jetstream: JetStreamConfig = JetStreamConfig(),
+        presenceHeartbeatMs: Int = 2000
     ) {
+        self.presenceHeartbeatMs = presenceHeartbeatMs
         self.nats = nats
         self.subjectPrefix = subjectPrefix
         self.nodeID = nodeID
@@ -138,6 +143,7 @@ extension ClusterConfig: Decodable, ConfigSection {
         case maxEnvelopeAgeMs = "max_envelope_age_ms"
         case maxFanoutBytes = "max_fanout_bytes"
         case history, jetstream
+        case presenceHeartbeatMs = "presence_heartbeat_ms"
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [.jetstream: JetStreamConfig.schema])
@@ -159,7 +165,8 @@ extension ClusterConfig: Decodable, ConfigSection {
             maxEnvelopeAgeMs: try c.decodeIfPresent(Int.self, forKey: .maxEnvelopeAgeMs) ?? d.maxEnvelopeAgeMs,
             maxFanoutBytes: try c.decodeIfPresent(Int.self, forKey: .maxFanoutBytes) ?? d.maxFanoutBytes,
             history: try c.decodeIfPresent(HistoryStore.self, forKey: .history) ?? d.history,
-            jetstream: try c.decodeIfPresent(JetStreamConfig.self, forKey: .jetstream) ?? d.jetstream
+            jetstream: try c.decodeIfPresent(JetStreamConfig.self, forKey: .jetstream) ?? d.jetstream,
+            presenceHeartbeatMs: try c.decodeIfPresent(Int.self, forKey: .presenceHeartbeatMs) ?? d.presenceHeartbeatMs
         )
     }
 
@@ -196,6 +203,7 @@ extension ClusterConfig: Decodable, ConfigSection {
             ("reconnect_max_ms", self.reconnectMaxMs),
             ("connect_timeout_ms", self.connectTimeoutMs),
             ("ping_interval_ms", self.pingIntervalMs),
+            ("presence_heartbeat_ms", self.presenceHeartbeatMs),
         ]
         for (key, value) in positives where value <= 0 {
             report(key, "must be greater than 0, is \(value)")

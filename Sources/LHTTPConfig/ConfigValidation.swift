@@ -21,7 +21,7 @@ extension GatewayConfig {
 
         // Paths the server routes itself; a websocket path equal to one would shadow it.
         // An array, not a dictionary literal: publish.path may itself be "/healthz".
-        var reserved = [(publish.path, "publish.path"), ("/healthz", "the health check")]
+        var reserved = [(publish.path, "publish.path"), ("/healthz", "the health check"), ("/presence", "GET /presence"), ("/history", "GET /history")]
         if !metrics.path.isEmpty { reserved.append((metrics.path, "metrics.path")) }
         if websocket.paths.isEmpty {
             report("websocket.paths", "must list at least one path")
@@ -198,6 +198,30 @@ extension GatewayConfig {
             }
             if let ttl = options.historyTTLS, ttl < 0 || !ttl.isFinite {
                 report("channels[\(index)].history_ttl_s", "must be 0 (no expiry) or more seconds, is \(ttl)")
+            }
+            if options.subscribe == .token || options.publish == .token, !auth.jwt.isEnabled {
+                report("channels[\(index)]", "token permissions need auth.jwt.hmac_secret or auth.jwt.public_key_files")
+            }
+            if options.userLimited, !auth.jwt.isEnabled {
+                report("channels[\(index)].user_limited", "needs auth.jwt.hmac_secret or auth.jwt.public_key_files (a user comes from a token)")
+            }
+            if options.joinLeave, !options.presence {
+                report("channels[\(index)].join_leave", "needs presence: true")
+            }
+            if options.leaveGraceS < 0 || !options.leaveGraceS.isFinite || options.leaveGraceS > 3600 {
+                report("channels[\(index)].leave_grace_s", "must be between 0 and 3600 seconds, is \(options.leaveGraceS)")
+            }
+        }
+        if auth.required, !auth.jwt.isEnabled {
+            report("auth.required", "needs auth.jwt.hmac_secret or auth.jwt.public_key_files")
+        }
+        do {
+            let jwt = auth.jwt
+            if !jwt.hmacSecret.isEmpty, jwt.hmacSecret.utf8.count < 32 {
+                report("auth.jwt.hmac_secret", "must be at least 32 bytes (HS256 needs a 256-bit key), is \(jwt.hmacSecret.utf8.count)")
+            }
+            for (key, value) in [("leeway_s", jwt.leewayS), ("refresh_grace_s", jwt.refreshGraceS)] where value < 0 || !value.isFinite || value > 86400 {
+                report("auth.jwt.\(key)", "must be between 0 and 86400 seconds, is \(value)")
             }
         }
 

@@ -41,6 +41,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var history: HistoryConfig
     /// Logging settings.
     public var log: LogConfig
+    /// Signed connection tokens.
+    public var auth: AuthConfig
 
     /// Creates a config; every argument defaults to the documented default.
     public init(
@@ -60,8 +62,10 @@ public struct GatewayConfig: Sendable, Equatable {
         cluster: ClusterConfig = ClusterConfig(),
         channels: [ChannelOptionsConfig] = [],
         history: HistoryConfig = HistoryConfig(),
-        log: LogConfig = LogConfig()
+        log: LogConfig = LogConfig(),
+        auth: AuthConfig = AuthConfig()
     ) {
+        self.auth = auth
         self.channels = channels
         self.history = history
         self.listen = listen
@@ -87,7 +91,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         case listen, threads, websocket, http, metrics
         case shutdownTimeoutS = "shutdown_timeout_s"
         case staticDir = "static_dir"
-        case publish, limits, upstream, webhook, hooks, routes, cluster, channels, history, log
+        case publish, limits, upstream, webhook, hooks, routes, cluster, channels, history, log, auth
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
@@ -104,6 +108,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         .channels: .list(ChannelOptionsConfig.schema),
         .history: HistoryConfig.schema,
         .log: LogConfig.schema,
+        .auth: AuthConfig.schema,
     ])
 
     /// Decodes a YAML mapping; missing or null keys keep their defaults.
@@ -127,7 +132,8 @@ extension GatewayConfig: Decodable, ConfigSection {
             cluster: try c.decodeIfPresent(ClusterConfig.self, forKey: .cluster) ?? d.cluster,
             channels: try c.decodeIfPresent([ChannelOptionsConfig].self, forKey: .channels) ?? d.channels,
             history: try c.decodeIfPresent(HistoryConfig.self, forKey: .history) ?? d.history,
-            log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log
+            log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log,
+            auth: try c.decodeIfPresent(AuthConfig.self, forKey: .auth) ?? d.auth
         )
     }
 }

@@ -26,6 +26,10 @@ public final class Gateway: Sendable {
     public let connectHook: (any ConnectHook)?
     /// Channels with history (nil: none anywhere, every publication on the plain path).
     public let history: ChannelHistory?
+    /// Connection tokens (nil: `auth.jwt` is not configured).
+    public let authentication: Authentication?
+    /// Who is on the channels with presence (nil: no prefix keeps it).
+    public let presence: Presence?
     private let processors: [String: any LHTTPProcessor]
     private let observers: [any ConnectionObserver]
     private let openConnections = Atomic<Int>(0)
@@ -41,6 +45,8 @@ public final class Gateway: Sendable {
     ///   - broker: makes the broker from the hub; defaults to ``LocalBroker``.
     ///   - access: who may publish and subscribe where from a websocket (the `channels:` options).
     ///   - history: which channels keep history, and the store (nil: none).
+    ///   - authentication: verifies connection tokens (nil: none).
+    ///   - presence: keeps who is on the channels with presence (made on `hub`; nil: none).
     public init(
         limits: LHTTPLimits = .default,
         session: SessionStateMachine.Configuration = .init(),
@@ -54,14 +60,19 @@ public final class Gateway: Sendable {
         broker makeBroker: (Hub) -> any Broker = { LocalBroker(hub: $0) },
         access: ChannelAccess = .open,
         history: ChannelHistory? = nil,
+        authentication: Authentication? = nil,
+        presence: Presence? = nil,
         metrics: GatewayMetrics = GatewayMetrics(),
         logger: Logger = Logger(label: "lhttpd.gateway")
     ) {
         self.hub = hub
         self.broker = makeBroker(hub)
         self.pipeline = MessagePipeline(
-            limits: limits, session: session, processors: processors, router: router, forwardsUpstream: upstream != nil, access: access
+            limits: limits, session: session, processors: processors, router: router, forwardsUpstream: upstream != nil, access: access,
+            verifiesTokens: authentication != nil
         )
+        self.authentication = authentication
+        self.presence = presence
         self.maxChannels = maxChannels
         self.processors = processors
         self.router = router
@@ -82,8 +93,8 @@ public final class Gateway: Sendable {
     // MARK: Connection lifecycle (on the connection's loop)
 
     /// The session state machine of a new connection (nothing is registered yet: see ``open(_:sink:eventLoop:)``).
-    public func makeSession(id: ConnectionID, remoteAddress: String) -> SessionStateMachine {
-        SessionStateMachine(id: id, remoteAddress: remoteAddress, pipeline: self.pipeline)
+    public func makeSession(id: ConnectionID, remoteAddress: String, identity: ConnectionIdentity? = nil) -> SessionStateMachine {
+        SessionStateMachine(id: id, remoteAddress: remoteAddress, identity: identity, pipeline: self.pipeline)
     }
 
     /// A connection opened: its handle in the hub (`sink` receives its frames). Counts it and runs every
@@ -102,6 +113,7 @@ public final class Gateway: Sendable {
         let channels = summary.connection.subscriptions
         let emptied = self.hub.remove(subscriber, from: channels)
         if !emptied.isEmpty { self.broker.interest(added: [], removed: emptied) }
+        self.presence?.left(summary.connection.id, channels: channels)
         for processor in self.processors.values { processor.onClose(summary.connection, code: summary.code) }
         for observer in self.observers { observer.connectionClosed(summary.connection, code: summary.code, on: subscriber.eventLoop) }
         if self.logger.logLevel <= .debug {
@@ -141,11 +153,16 @@ public final class Gateway: Sendable {
         case .sendError(let error):
             return .send(self.reply(to: connection(), with: error))
         case .subscribe(let channels):
-            return .outcome(self.subscribe(subscriber, to: channels).map(StepOutcome.refused) ?? .done)
+            if let refusal = self.subscribe(subscriber, to: channels) { return .outcome(.refused(refusal)) }
+            self.presence?.joined(connection(), channels: channels)
         case .subscribeRecovering(let requests):
-            return .outcome(self.subscribe(subscriber, recovering: requests).map(StepOutcome.refused) ?? .done)
+            if let refusal = self.subscribe(subscriber, recovering: requests) { return .outcome(.refused(refusal)) }
+            self.presence?.joined(connection(), channels: requests.map(\.channel))
         case .unsubscribe(let channels):
             self.unsubscribe(subscriber, from: channels)
+            self.presence?.left(subscriber.id, channels: channels)
+        case .queryPresence(let channel):
+            self.presence?.answer(subscriber, channel: channel)
         case .publish(let payload, let channels, let source):
             do {
                 try self.publish(payload, to: channels, source: source)
@@ -158,7 +175,7 @@ public final class Gateway: Sendable {
             self.release(summary, subscriber: subscriber)
         case .none:
             break
-        case .callUpstream, .route, .close, .pauseReading, .resumeReading:
+        case .callUpstream, .route, .close, .pauseReading, .resumeReading, .verifyToken:
             return .connections(action)
         }
         return .outcome(.done)

@@ -37,6 +37,10 @@ public enum GatewayError: Error, Sendable, Equatable {
     /// A channel's options do not let this connection publish or subscribe there (403). `channels`: the
     /// refused ones; the others of the same list still apply.
     case channelForbidden(ChannelAccess.Operation, channels: [String])
+    /// A token was refused (401): a refresh with a bad or expired token.
+    case unauthorized(reason: String)
+    /// A `presence:` header (or `GET /presence`) names a channel without presence (404).
+    case noPresence(channel: String)
     /// Anything unexpected; details are logged, not sent.
     case internalError
 
@@ -51,6 +55,8 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .appFailed(let status, _): return status
         case .upstreamFailed(let status, _, _): return status
         case .rejected(let status, _): return status
+        case .unauthorized: return 401
+        case .noPresence: return 404
         case .internalError: return 500
         }
     }
@@ -76,7 +82,13 @@ public enum GatewayError: Error, Sendable, Equatable {
             if limit.bytesPerSecond > 0 { parts.append("\(limit.bytesPerSecond) bytes") }
             return "rate limit exceeded: at most \(parts.joined(separator: " and ")) per second; message dropped"
         case .channelForbidden(let operation, _):
-            return operation == .publish ? "publishing to this channel is not allowed" : "subscribing to this channel is not allowed"
+            switch operation {
+            case .publish: return "publishing to this channel is not allowed"
+            case .subscribe: return "subscribing to this channel is not allowed"
+            case .presence: return "reading this channel's presence is not allowed"
+            }
+        case .unauthorized(let reason): return reason
+        case .noPresence: return "this channel keeps no presence"
         case .internalError: return "internal error"
         }
     }
@@ -88,6 +100,8 @@ public enum GatewayError: Error, Sendable, Equatable {
         switch self {
         case .refusedByApp(_, .some(let channels)), .channelForbidden(_, let channels):
             extra.add(name: "channels", value: channels.joined(separator: " "))
+        case .noPresence(let channel):
+            extra.add(name: "channel", value: channel)
         case .upstreamFailed(_, _, let url):
             extra.add(name: "upstream-url", value: url)
         default:

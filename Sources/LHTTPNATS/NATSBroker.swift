@@ -27,7 +27,10 @@ public final class NATSBroker: Broker {
     /// This node's id (configured, or random at start).
     public let nodeID: String
     /// `nodeID#nonce`: tells this process's publications apart even from a node with the same id.
-    let origin: String
+    public let origin: String
+    /// Presence shared with the other nodes (``share(_:)``), and its subscription.
+    private let presence = NIOLockedValueBox<(presence: Presence, link: NATSPresenceLink)?>(nil)
+    private let maxEnvelopeAgeMs: Int64
     private let prefix: String
     private let signer: NATSEnvelopeSigner?
     private let filter: NATSInboundFilter
@@ -116,6 +119,7 @@ public final class NATSBroker: Broker {
         self.prefix = configuration.subjectPrefix
         self.signer = NATSEnvelopeSigner(secret: configuration.secret)
         self.maxFanoutBytes = configuration.maxFanoutBytes
+        self.maxEnvelopeAgeMs = Int64(configuration.maxEnvelopeAgeMs)
         var filter = NATSInboundFilter(
             origin: self.origin, signer: self.signer, maxAgeMs: Int64(configuration.maxEnvelopeAgeMs), parser: LHTTPParser(limits: limits)
         )
@@ -157,20 +161,51 @@ public final class NATSBroker: Broker {
 
     public var sharedHistory: (any SharedHistory)? { self.history }
 
+    /// Shares `presence` with the other nodes on `<prefix>.presence` (call before ``start()``).
+    public func share(_ presence: Presence) {
+        let link = NATSPresenceLink(
+            client: self.client, subject: "\(self.prefix).presence", signer: self.signer, maxAgeMs: self.maxEnvelopeAgeMs, logger: self.logger
+        )
+        self.presence.withLockedValue { $0 = (presence, link) }
+    }
+
     /// Starts connecting to NATS (in the background; local delivery works meanwhile).
     public func start() {
+        let presence = self.presence.withLockedValue { $0 }
+        var sid: UInt64?
+        if let presence {
+            do {
+                sid = try self.client.subscribe(presence.link.subject)
+            } catch {
+                self.logger.error("cannot subscribe on NATS", metadata: ["lhttp.subject": "\(presence.link.subject)", "lhttp.error": "\(error)"])
+            }
+        }
+        let presenceSID = sid
         self.client.start(
-            onMessage: { [self] message in self.receive(message) },
-            onLinkChange: { [self] _ in
+            onMessage: { [self] message in
+                if let presence, message.sid == presenceSID {
+                    switch presence.link.decode(message.payload) {
+                    case .update(let update): presence.presence.receive(update)
+                    case .rejected(let reason): self.rejected(reason, on: "(presence)")
+                    }
+                    return
+                }
+                self.receive(message)
+            },
+            onLinkChange: { [self] up in
                 // While the link is down (and until it is back) this node hears no one: its own history of
                 // every channel starts anew, so no position spans what it may have missed.
                 self.memoryHistory?.reset(nil)
+                // Back: what went either way meanwhile may be lost; every node resends its members.
+                if up { presence?.presence.linkUp() }
             }
         )
+        presence?.presence.attach(presence!.link)
         self.history?.start()
     }
 
     public func shutdown() async {
+        self.presence.withLockedValue { $0 }?.presence.detach()
         self.history?.stop()
         await self.client.shutdown()
     }

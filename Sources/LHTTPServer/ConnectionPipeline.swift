@@ -58,14 +58,14 @@ struct ConnectionPipeline: Sendable {
                 // The head is whole: the request clock stops (the connect hook has its own timeout, and a
                 // held answer is the app's time, not a slow client's).
                 try? channel.pipeline.syncOperations.handler(type: HTTPDeadlineHandler.self).requestComplete()
-                guard let hook = gateway.connectHook else {
-                    accepted.value = AcceptedConnect(id: .next(), actions: [], slot: slot)
-                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                let query = parts.count > 1 ? String(parts[1]) : ""
+                guard let authentication = gateway.authentication else {
+                    return Self.connect(channel: channel, head: head, path: path, query: query, identity: nil, slot: slot, accepted: accepted, gateway: gateway)
                 }
-                return Self.askConnectHook(
-                    hook, channel: channel, head: head, path: path,
-                    query: parts.count > 1 ? String(parts[1]) : "", slot: slot, accepted: accepted
-                )
+                return Self.authenticate(head: head, query: query, authentication, channel: channel, slot: slot).flatMap { identity in
+                    guard case .success(let identity) = identity else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    return Self.connect(channel: channel, head: head, path: path, query: query, identity: identity, slot: slot, accepted: accepted, gateway: gateway)
+                }
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
@@ -78,6 +78,7 @@ struct ConnectionPipeline: Sendable {
                             metrics: metrics,
                             id: admitted?.id ?? .next(),
                             remoteAddress: channel.peerAddress,
+                            identity: admitted?.identity,
                             connectActions: admitted?.actions ?? [],
                             slot: admitted?.slot,
                             loop: connectionLoop(channel.eventLoop)
@@ -156,6 +157,56 @@ struct ConnectionPipeline: Sendable {
         return .success(slot)
     }
 
+    /// The token of an upgrade (`Authorization: Bearer`, else `?token=`), verified: `.success(nil)` without
+    /// one when none is required; a missing (when required) or refused token is answered 401 and yields
+    /// `.failure` (the slot is given back).
+    private static func authenticate(
+        head: HTTPRequestHead, query: String, _ authentication: Authentication, channel: any Channel, slot: ConnectionSlot
+    ) -> EventLoopFuture<Result<ConnectionIdentity?, TokenRefusal>> {
+        let loop = channel.eventLoop
+        func refuse(_ reason: String) -> EventLoopFuture<Result<ConnectionIdentity?, TokenRefusal>> {
+            loop.makeCompletedFuture {
+                slot.release()
+                try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self).connectRefusal = .connectRefused(status: 401, reason: "token refused: \(reason)")
+                return .failure(TokenRefusal(reason))
+            }
+        }
+        var token: String?
+        for value in head.headers["authorization"] {
+            let parts = value.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { token = String(parts[1]).trimmingCharacters(in: .whitespaces) }
+        }
+        if token == nil, !query.isEmpty {
+            guard let pairs = QueryString.split("?" + query)?.query else { return refuse("invalid percent-encoding in the query") }
+            token = pairs.last { $0.name == "token" }?.value
+        }
+        guard let token, !token.isEmpty else {
+            return authentication.required ? refuse("a token is required") : loop.makeSucceededFuture(.success(nil))
+        }
+        let promise = loop.makePromise(of: Result<ConnectionIdentity, TokenRefusal>.self)
+        authentication.verifier.verify(token) { promise.succeed($0) }
+        return promise.futureResult.flatMap { result in
+            switch result {
+            case .success(let identity): return loop.makeSucceededFuture(.success(identity))
+            case .failure(let refusal): return refuse(refusal.reason)
+            }
+        }
+    }
+
+    /// Accepts the upgrade, after the connect hook when there is one. The token's exact channels are
+    /// subscribed first, then what the hook asked for.
+    private static func connect(
+        channel: any Channel, head: HTTPRequestHead, path: String, query: String, identity: ConnectionIdentity?, slot: ConnectionSlot,
+        accepted: NIOLoopBoundBox<AcceptedConnect?>, gateway: Gateway
+    ) -> EventLoopFuture<HTTPHeaders?> {
+        let granted: [AppAction] = (identity?.grants.exact).flatMap { $0.isEmpty ? nil : [.subscribe($0)] } ?? []
+        guard let hook = gateway.connectHook else {
+            accepted.value = AcceptedConnect(id: .next(), actions: granted, slot: slot, identity: identity)
+            return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+        }
+        return Self.askConnectHook(hook, channel: channel, head: head, path: path, query: query, identity: identity, granted: granted, slot: slot, accepted: accepted)
+    }
+
     /// Runs the connect hook during the upgrade: on acceptance the upgrade proceeds (the connection gets the
     /// hook's id and actions); on refusal or failure the request is answered with the hook's status.
     private static func askConnectHook(
@@ -164,6 +215,8 @@ struct ConnectionPipeline: Sendable {
         head: HTTPRequestHead,
         path: String,
         query: String,
+        identity: ConnectionIdentity?,
+        granted: [AppAction],
         slot: ConnectionSlot,
         accepted: NIOLoopBoundBox<AcceptedConnect?>
     ) -> EventLoopFuture<HTTPHeaders?> {
@@ -172,14 +225,14 @@ struct ConnectionPipeline: Sendable {
             let values = head.headers[name]
             if !values.isEmpty { headers[name] = values.joined(separator: "; ") }
         }
-        let request = ConnectRequest(id: .next(), remoteAddress: channel.peerAddress, path: path, query: query, headers: headers)
+        let request = ConnectRequest(id: .next(), remoteAddress: channel.peerAddress, path: path, query: query, headers: headers, identity: identity)
         let promise = channel.eventLoop.makePromise(of: ConnectDecision.self)
         hook.connect(request, on: channel.eventLoop) { promise.succeed($0) }
         return promise.futureResult.flatMapThrowing { decision in
             let router = try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self)
             switch decision {
             case .accept(let actions):
-                accepted.value = AcceptedConnect(id: request.id, actions: actions, slot: slot)
+                accepted.value = AcceptedConnect(id: request.id, actions: granted + actions, slot: slot, identity: identity)
                 return HTTPHeaders()
             case .refuse(let status, let reason):
                 slot.release()
@@ -196,4 +249,5 @@ struct AcceptedConnect {
     var id: ConnectionID
     var actions: [AppAction]
     var slot: ConnectionSlot
+    var identity: ConnectionIdentity?
 }

@@ -36,6 +36,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case noHistory(String)
     /// The cluster's history store did not answer (JetStream unreachable).
     case historyUnavailable
+    /// `GET /presence` for a channel that keeps no presence.
+    case noPresence(String)
 
     public var httpStatus: Int {
         switch self {
@@ -44,7 +46,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .protocolError(let error): return error.status
         case .noChannel: return 422
         case .badQuery: return 400
-        case .notFound, .noHistory: return 404
+        case .notFound, .noHistory, .noPresence: return 404
         case .historyUnavailable: return 503
         case .methodNotAllowed: return 405
         case .upgradeRequired: return 426
@@ -67,6 +69,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notFound: return "not found"
         case .noHistory(let channel): return "channel \"\(channel.prefix(200))\" keeps no history"
         case .historyUnavailable: return "the cluster's history store (JetStream) is unreachable"
+        case .noPresence(let channel): return "channel \"\(channel.prefix(200))\" keeps no presence"
         case .methodNotAllowed(let allowed): return "method not allowed (allowed: \(allowed))"
         case .upgradeRequired: return "this path serves websocket upgrades only"
         case .bindFailed(let why): return "cannot listen: \(why)"

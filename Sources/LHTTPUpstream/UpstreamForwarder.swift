@@ -64,16 +64,13 @@ public struct UpstreamForwarder: UpstreamCaller {
         } catch {
             throw .invalidRequest(error.reason)
         }
-        return UpstreamRequest(
-            method: method,
-            url: url,
-            headers: [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("X-LHTTP-Command", call.message.command),
-                ("X-LHTTP-Connection", call.connection.description),
-            ],
-            body: body
-        )
+        var headers: [(name: String, value: String)] = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("X-LHTTP-Command", call.message.command),
+            ("X-LHTTP-Connection", call.connection.description),
+        ]
+        if !call.user.isEmpty { headers.append(("X-LHTTP-User", call.user)) }
+        return UpstreamRequest(method: method, url: url, headers: headers, body: body)
     }
 
     /// Logs a failure and maps it to what the sender gets (the one place for upstream errors).

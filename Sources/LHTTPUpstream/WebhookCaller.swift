@@ -39,6 +39,7 @@ public final class WebhookCaller: Sendable {
             ("X-LHTTP-Event", event.kind.rawValue),
             ("X-LHTTP-Connection", event.connection.id),
         ]
+        if let user = event.connection.user { headers.append(("X-LHTTP-User", user)) }
         if let signer = self.signer { headers.append((WebhookSigner.header, signer.signature(for: body))) }
         let request = UpstreamRequest(method: "POST", url: url, headers: headers, body: body, timeoutMilliseconds: timeoutMilliseconds)
         self.attempt(request, event: event, retry: 0, started: .now, on: eventLoop, completion: completion)

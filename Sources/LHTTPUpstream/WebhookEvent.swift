@@ -1,4 +1,5 @@
 import Foundation
+import LHTTPGateway
 import LHTTPProtocol
 import NIOCore
 
@@ -12,16 +13,30 @@ public struct WebhookEvent: Sendable {
         case connect, message, subscribe, disconnect
     }
 
-    /// The connection the event is about.
+    /// The connection the event is about: `user`, `info` and `token_meta` come from its token (left out
+    /// without one, `user` also for an anonymous token).
     public struct Connection: Sendable, Codable, Equatable {
         public var id: String
         public var remote: String
         public var meta: [String: String]
+        public var user: String?
+        public var info: JSONValue?
+        public var token_meta: JSONValue?
 
-        public init(id: String, remote: String, meta: [String: String] = [:]) {
+        public init(id: String, remote: String, meta: [String: String] = [:], identity: ConnectionIdentity? = nil) {
             self.id = id
             self.remote = remote
             self.meta = meta
+            if let identity {
+                self.user = identity.user.isEmpty ? nil : identity.user
+                self.info = identity.info.flatMap(JSONValue.parse)
+                self.token_meta = identity.meta.flatMap(JSONValue.parse)
+            }
+        }
+
+        /// The connection as the gateway sees it.
+        public init(_ connection: ConnectionInfo) {
+            self.init(id: connection.id.description, remote: connection.remoteAddress, meta: connection.meta, identity: connection.identity)
         }
     }
 
@@ -54,6 +69,8 @@ public struct WebhookEvent: Sendable {
     public var channels: [String]?
     /// The websocket close code (disconnect events).
     public var code: Int?
+    /// The whole verified token payload (connect events with a token).
+    public var claims: JSONValue?
 
     public init(
         kind: Kind,
@@ -63,8 +80,10 @@ public struct WebhookEvent: Sendable {
         parts: [LHTTPPart] = [],
         http: HTTPInfo? = nil,
         channels: [String]? = nil,
-        code: Int? = nil
+        code: Int? = nil,
+        claims: JSONValue? = nil
     ) {
+        self.claims = claims
         self.kind = kind
         self.id = id
         self.connection = connection
@@ -103,8 +122,10 @@ private struct Envelope: Encodable {
     var http: WebhookEvent.HTTPInfo?
     var channels: [String]?
     var code: Int?
+    var claims: JSONValue?
 
     init(_ event: WebhookEvent) {
+        self.claims = event.claims
         self.event = event.kind
         self.id = event.id
         self.connection = event.connection
@@ -143,5 +164,12 @@ private struct Envelope: Encodable {
     static func body(_ bytes: ByteBuffer) -> (String?, String?) {
         if let text = String(validating: bytes.readableBytesView, as: UTF8.self) { return (text, nil) }
         return (nil, Data(bytes.readableBytesView).base64EncodedString())
+    }
+}
+
+extension JSONValue {
+    /// `text` parsed as JSON (nil when it is not).
+    static func parse(_ text: String) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
     }
 }

@@ -20,8 +20,9 @@ public struct ConnectWebhook: ConnectHook {
         let event = WebhookEvent(
             kind: .connect,
             id: WebhookEventID.next(),
-            connection: .init(id: request.id.description, remote: request.remoteAddress),
-            http: .init(path: request.path, query: request.query, headers: request.headers)
+            connection: .init(id: request.id.description, remote: request.remoteAddress, identity: request.identity),
+            http: .init(path: request.path, query: request.query, headers: request.headers),
+            claims: request.identity.flatMap { JSONValue.parse($0.claims) }
         )
         self.caller.call(url: self.url, event: event, on: eventLoop) { outcome in
             switch outcome {
@@ -52,7 +53,7 @@ public struct DisconnectWebhook: ConnectionObserver {
         let event = WebhookEvent(
             kind: .disconnect,
             id: WebhookEventID.next(),
-            connection: .init(id: connection.id.description, remote: connection.remoteAddress, meta: connection.meta),
+            connection: .init(connection),
             code: Int(code.rawValue)
         )
         self.caller.call(url: self.url, event: event, on: eventLoop) { _ in }

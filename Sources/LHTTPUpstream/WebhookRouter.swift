@@ -27,9 +27,7 @@ public struct WebhookRouter: MessageRouter {
     }
 
     public func route(_ request: RouteRequest, on eventLoop: any EventLoop, completion: @escaping @Sendable (RouteAnswer) -> Void) {
-        let connection = WebhookEvent.Connection(
-            id: request.connection.id.description, remote: request.connection.remoteAddress, meta: request.connection.meta
-        )
+        let connection = WebhookEvent.Connection(request.connection)
         guard let route = self.route(for: request.message.command) else {
             self.askSubscribe(request, connection: connection, before: [], publication: .asClient, on: eventLoop) { answer in
                 eventLoop.execute { completion(answer) }  // possibly inline: never complete before returning

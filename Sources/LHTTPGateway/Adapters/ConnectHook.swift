@@ -19,13 +19,16 @@ public struct ConnectRequest: Sendable {
     public var query: String
     /// `cookie`, `authorization`, `origin`, `user-agent` when present (lowercase names).
     public var headers: [String: String]
+    /// The verified token, when the upgrade carried one (`auth.jwt`).
+    public var identity: ConnectionIdentity?
 
-    public init(id: ConnectionID, remoteAddress: String, path: String, query: String, headers: [String: String]) {
+    public init(id: ConnectionID, remoteAddress: String, path: String, query: String, headers: [String: String], identity: ConnectionIdentity? = nil) {
         self.id = id
         self.remoteAddress = remoteAddress
         self.path = path
         self.query = query
         self.headers = headers
+        self.identity = identity
     }
 }
 

@@ -15,10 +15,13 @@ public struct UpstreamCall: Sendable, Equatable {
     /// The message as processed (its serialized form is the request body of POST, PUT and PATCH).
     public var message: LHTTPMessage
     public var connection: ConnectionID
+    /// The connection's user (its token's `sub`; empty: none), sent as `X-LHTTP-User`.
+    public var user: String
 
-    public init(target: String, message: LHTTPMessage, connection: ConnectionID) {
+    public init(target: String, message: LHTTPMessage, connection: ConnectionID, user: String = "") {
         self.target = target
         self.message = message
         self.connection = connection
+        self.user = user
     }
 }

@@ -7,7 +7,7 @@
 /// joined only when the subscribe hook allows them.
 public struct ChannelAccess: Sendable, Equatable {
     public enum Operation: Sendable, Equatable {
-        case publish, subscribe
+        case publish, subscribe, presence
     }
 
     /// Who may publish from a websocket.
@@ -16,6 +16,8 @@ public struct ChannelAccess: Sendable, Equatable {
         case anyone
         /// Nobody from a websocket: only `POST /publish` and webhook answers.
         case none
+        /// Clients whose token's `channels` claim grants the channel.
+        case token
     }
 
     /// Who may subscribe.
@@ -24,6 +26,21 @@ public struct ChannelAccess: Sendable, Equatable {
         case anyone
         /// Only when the subscribe hook allows it.
         case hook
+        /// Clients whose token's `channels` claim grants the channel.
+        case token
+    }
+
+    /// Presence on a prefix's channels (`presence: true`).
+    public struct PresenceOptions: Sendable, Equatable {
+        /// `join_leave`: subscribers get `join` and `leave`.
+        public var joinLeave: Bool
+        /// `leave_grace_s`.
+        public var leaveGraceS: Double
+
+        public init(joinLeave: Bool = false, leaveGraceS: Double = 5) {
+            self.joinLeave = joinLeave
+            self.leaveGraceS = leaveGraceS
+        }
     }
 
     /// The options of one prefix.
@@ -31,11 +48,24 @@ public struct ChannelAccess: Sendable, Equatable {
         public var prefix: String
         public var publish: PublishPolicy
         public var subscribe: SubscribePolicy
+        /// `user_limited`: user `u` may subscribe and publish to `<prefix>u` only.
+        public var userLimited: Bool
+        /// Nil: no presence.
+        public var presence: PresenceOptions?
 
-        public init(prefix: String, publish: PublishPolicy, subscribe: SubscribePolicy) {
+        public init(prefix: String, publish: PublishPolicy, subscribe: SubscribePolicy, userLimited: Bool = false, presence: PresenceOptions? = nil) {
             self.prefix = prefix
             self.publish = publish
             self.subscribe = subscribe
+            self.userLimited = userLimited
+            self.presence = presence
+        }
+
+        /// Whether `channel` (of this rule) is the connection's own user-limited channel, or the rule is not user-limited.
+        func userLimitAllows(_ channel: String, _ identity: ConnectionIdentity?) -> Bool {
+            guard self.userLimited else { return true }
+            guard let user = identity?.user, !user.isEmpty else { return false }
+            return channel.utf8.count == self.prefix.utf8.count + user.utf8.count && channel.hasSuffix(user)
         }
     }
 
@@ -45,6 +75,8 @@ public struct ChannelAccess: Sendable, Equatable {
     public let fallback: Rule
     /// Whether every channel is open to every client (nothing to check per channel).
     private let isOpen: Bool
+    /// Whether some prefix keeps presence.
+    public let hasPresence: Bool
 
     /// - Parameters:
     ///   - rules: per-prefix options (prefixes unique; order does not matter).
@@ -53,7 +85,8 @@ public struct ChannelAccess: Sendable, Equatable {
     public init(rules: [Rule] = [], fallback: Rule = Rule(prefix: "", publish: .anyone, subscribe: .anyone)) {
         self.rules = rules.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
         self.fallback = fallback
-        self.isOpen = (rules + [fallback]).allSatisfy { $0.publish == .anyone && $0.subscribe == .anyone }
+        self.isOpen = (rules + [fallback]).allSatisfy { $0.publish == .anyone && $0.subscribe == .anyone && !$0.userLimited }
+        self.hasPresence = (rules + [fallback]).contains { $0.presence != nil }
     }
 
     /// Every channel open to everyone: the original protocol.
@@ -64,15 +97,47 @@ public struct ChannelAccess: Sendable, Equatable {
         self.rules.first { channel.hasPrefix($0.prefix) } ?? self.fallback
     }
 
-    /// `channels` split into those a websocket client may publish to and those it may not (order kept).
-    func publishable(_ channels: [String]) -> (allowed: [String], refused: [String]) {
+    /// The presence options of `channel` (nil: no presence there).
+    public func presence(for channel: String) -> PresenceOptions? {
+        self.hasPresence ? self.rule(for: channel).presence : nil
+    }
+
+    /// `channels` split into those a websocket client with `identity` may publish to and those it may not
+    /// (order kept).
+    func publishable(_ channels: [String], identity: ConnectionIdentity?) -> (allowed: [String], refused: [String]) {
         guard !self.isOpen else { return (channels, []) }
         var allowed: [String] = []
         var refused: [String] = []
         for channel in channels {
-            if self.rule(for: channel).publish == .anyone { allowed.append(channel) } else { refused.append(channel) }
+            let rule = self.rule(for: channel)
+            let mayPublish: Bool
+            switch rule.publish {
+            case .anyone: mayPublish = true
+            case .none: mayPublish = false
+            case .token: mayPublish = identity?.grants.allows(channel) ?? false
+            }
+            if mayPublish, rule.userLimitAllows(channel, identity) { allowed.append(channel) } else { refused.append(channel) }
         }
         return (allowed, refused)
+    }
+
+    /// The channels of a subscribe list that a client with `identity` may not join whatever the subscribe
+    /// hook says: `token` channels its token does not grant, other users' user-limited channels (order kept).
+    func unsubscribable(_ channels: [String], identity: ConnectionIdentity?) -> [String] {
+        guard !self.isOpen else { return [] }
+        return channels.filter { !self.maySubscribe($0, identity: identity, hookAllows: true) }
+    }
+
+    /// Whether a client with `identity` may join `channel` (`hookAllows`: what the subscribe hook said, for
+    /// `hook` channels).
+    public func maySubscribe(_ channel: String, identity: ConnectionIdentity?, hookAllows: Bool) -> Bool {
+        let rule = self.rule(for: channel)
+        guard rule.userLimitAllows(channel, identity) else { return false }
+        switch rule.subscribe {
+        case .anyone: return true
+        case .hook: return hookAllows
+        case .token: return identity?.grants.allows(channel) ?? false
+        }
     }
 
     /// The channels of a subscribe list that only the subscribe hook may allow (order kept).

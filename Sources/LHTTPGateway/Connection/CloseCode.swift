@@ -26,6 +26,8 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let internalError = CloseCode(rawValue: 1011)
     /// Reported (never sent) when a connection ended without a close frame.
     public static let abnormal = CloseCode(rawValue: 1006)
+    /// The connection's token expired and no new one came within `auth.jwt.refresh_grace_s`.
+    public static let tokenExpired = CloseCode(rawValue: 4001)
     /// The client did not read fast enough: more than `limits.max_outbound_bytes` were queued for it.
     public static let slowConsumer = CloseCode(rawValue: 4008)
     /// Nothing (no message, no pong) arrived for `websocket.idle_timeout_s`.

@@ -7,11 +7,19 @@ public struct ConnectionInfo: Sendable, Equatable {
     public var meta: [String: String]
     /// The channels the connection is subscribed to.
     public var subscriptions: Set<String>
+    /// Who the connection is (its verified token); nil: no token.
+    public var identity: ConnectionIdentity?
 
-    public init(id: ConnectionID, remoteAddress: String = "", meta: [String: String] = [:], subscriptions: Set<String> = []) {
+    public init(
+        id: ConnectionID, remoteAddress: String = "", meta: [String: String] = [:], subscriptions: Set<String> = [], identity: ConnectionIdentity? = nil
+    ) {
         self.id = id
         self.remoteAddress = remoteAddress
         self.meta = meta
         self.subscriptions = subscriptions
+        self.identity = identity
     }
+
+    /// The token's user; empty: anonymous.
+    public var user: String { self.identity?.user ?? "" }
 }

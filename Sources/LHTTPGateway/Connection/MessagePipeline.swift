@@ -17,6 +17,8 @@ public final class MessagePipeline: Sendable {
     private let forwardsUpstream: Bool
     /// Who may publish and subscribe where.
     public let access: ChannelAccess
+    /// Whether tokens are verified (a `refresh` message carries a new one).
+    let verifiesTokens: Bool
 
     public init(
         limits: LHTTPLimits,
@@ -24,9 +26,11 @@ public final class MessagePipeline: Sendable {
         processors: [String: any LHTTPProcessor],
         router: (any MessageRouter)?,
         forwardsUpstream: Bool,
-        access: ChannelAccess = .open
+        access: ChannelAccess = .open,
+        verifiesTokens: Bool = false
     ) {
         self.access = access
+        self.verifiesTokens = verifiesTokens
         self.limits = limits
         self.session = session
         self.parser = LHTTPParser(limits: limits)
@@ -38,10 +42,22 @@ public final class MessagePipeline: Sendable {
     /// The `upstream` header (`upstream:METHOD URL`).
     public static let upstreamHeader = "upstream"
 
-    /// Plans `payload`. `connection` is asked only when a processor or the router needs it.
-    func plan(_ payload: ByteBuffer, connection: () -> ConnectionInfo) throws(GatewayError) -> PlannedMessage {
+    /// The header asking who is on a channel (`presence:<channel>`).
+    public static let presenceHeader = "presence"
+
+    /// Plans `payload`. `connection` is asked only when a processor or the router needs it; `identity` is the
+    /// connection's token (its grants decide `token` and user-limited channels).
+    func plan(_ payload: ByteBuffer, identity: ConnectionIdentity?, connection: () -> ConnectionInfo) throws(GatewayError) -> PlannedMessage {
         do {
             var message = try self.parser.parse(payload)
+            if self.verifiesTokens, message.command == Authentication.refreshCommand {
+                guard let token = message.headers[Authentication.tokenHeader], !token.isEmpty else {
+                    throw GatewayError.rejected(status: 400, reason: "refresh needs a token header")
+                }
+                var planned = PlannedMessage(message: message, parts: [], replies: [], subscribe: [], since: nil, needingHook: [], publish: [], unsubscribe: [], upstream: nil, isRouted: false)
+                planned.refreshToken = token
+                return planned
+            }
             let parts = try message.multipartParts(limits: self.limits)
             var replies: [LHTTPMessage] = []
             if let processor = self.processors[message.command] {
@@ -52,14 +68,25 @@ public final class MessagePipeline: Sendable {
             let publish = try message.channels(LHTTPChannelList.publishHeader, limits: self.limits)
             let unsubscribe = try message.channels(LHTTPChannelList.unsubscribeHeader, limits: self.limits)
             let since = try Self.since(of: message, subscribe: subscribe)
-            let needingHook = self.access.needingHook(subscribe)
+            let forbidden = subscribe.isEmpty ? [] : self.access.unsubscribable(subscribe, identity: identity)
+            let needingHook = self.access.needingHook(forbidden.isEmpty ? subscribe : subscribe.filter { !forbidden.contains($0) })
             let routed = self.router?.routes(command: message.command, subscribing: needingHook) ?? false
-            return PlannedMessage(
+            var planned = PlannedMessage(
                 message: message, parts: parts, replies: replies,
                 subscribe: subscribe, since: since, needingHook: needingHook, publish: publish, unsubscribe: unsubscribe,
                 upstream: self.forwardsUpstream ? message.headers[Self.upstreamHeader] : nil,
                 isRouted: routed
             )
+            if !forbidden.isEmpty {
+                planned.forbiddenSubscribe = forbidden
+                planned.narrowSubscriptions(to: subscribe.filter { !forbidden.contains($0) }, keepingHook: true)
+            }
+            if message.headers[Self.presenceHeader] != nil {
+                let channels = try message.channels(Self.presenceHeader, limits: self.limits)
+                guard channels.count == 1 else { throw GatewayError.rejected(status: 400, reason: "presence: names one channel") }
+                planned.presence = channels[0]
+            }
+            return planned
         } catch let error as GatewayError {
             throw error
         } catch let error as LHTTPProtocolError {
@@ -111,12 +138,18 @@ struct PlannedMessage: Sendable {
     var upstream: String?
     /// Goes to the app first.
     var isRouted: Bool
+    /// Channels of the subscribe list the connection may never join (refused with 403 before anything).
+    var forbiddenSubscribe: [String] = []
+    /// The channel of a `presence:` header.
+    var presence: String?
+    /// The new token of a `refresh` message.
+    var refreshToken: String?
 
     /// The message with its `subscribe` headers replaced by one naming `channels` (none: removed), as
     /// the subscribe hook or the channel options allowed them: the published copy and the upstream body
     /// show what was applied.
-    mutating func narrowSubscriptions(to channels: [String]) {
-        self.needingHook = []
+    mutating func narrowSubscriptions(to channels: [String], keepingHook: Bool = false) {
+        if !keepingHook { self.needingHook = [] }
         guard channels != self.subscribe else { return }
         self.subscribe = channels
         self.message.narrow(LHTTPChannelList.subscribeHeader, to: channels)

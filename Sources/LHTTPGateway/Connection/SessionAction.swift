@@ -30,6 +30,10 @@ public enum SessionAction: Sendable, Equatable {
     /// Close the connection (a webhook's `close` action); the websocket layer then reports
     /// ``SessionStateMachine/finish(code:)``.
     case close(CloseCode, reason: String)
+    /// Verify a new token (a `refresh`); its outcome is the ``SessionStateMachine/tokenVerified(_:)`` event.
+    case verifyToken(String)
+    /// Answer the connection with who is on `channel` (allowed: the session checked), later, in order.
+    case queryPresence(String)
     /// Stop reading from the socket: the connection's upstream calls are at their cap.
     case pauseReading
     /// Read again.

@@ -48,6 +48,8 @@ public struct SessionStateMachine {
         case route
         /// An upstream step waits for one of the connection's calls to finish.
         case upstreamSlot
+        /// A refresh waits for its token to be verified.
+        case token
     }
 
     /// What to do when the hub or the broker refuses a step.
@@ -71,6 +73,8 @@ public struct SessionStateMachine {
         case route(RouteRequest, PlannedMessageBox)
         case setMeta([String: String])
         case close(CloseCode, String)
+        case refresh(String)
+        case presence(String)
         case endOfMessage
     }
 
@@ -82,6 +86,10 @@ public struct SessionStateMachine {
     public private(set) var subscriptions: Set<String> = []
     /// Whether ``finish(code:)`` happened.
     public private(set) var isFinished = false
+    /// Who the connection is (its verified token; a refresh replaces it); nil: no token.
+    public private(set) var identity: ConnectionIdentity?
+    /// Counts the tokens the connection had: a timer armed for an earlier one does nothing.
+    public private(set) var tokenGeneration: UInt32 = 0
 
     private let pipeline: MessagePipeline
     private var configuration: Configuration { self.pipeline.session }
@@ -102,15 +110,16 @@ public struct SessionStateMachine {
     public private(set) var isReadingPaused = false
 
     /// - Parameter pipeline: shared by every connection; it holds the per-connection bounds too.
-    public init(id: ConnectionID, remoteAddress: String = "", pipeline: MessagePipeline) {
+    public init(id: ConnectionID, remoteAddress: String = "", identity: ConnectionIdentity? = nil, pipeline: MessagePipeline) {
         self.id = id
         self.remoteAddress = remoteAddress
+        self.identity = identity
         self.pipeline = pipeline
     }
 
     /// The connection as hooks and the app see it now.
     public var info: ConnectionInfo {
-        ConnectionInfo(id: self.id, remoteAddress: self.remoteAddress, meta: self.meta, subscriptions: self.subscriptions)
+        ConnectionInfo(id: self.id, remoteAddress: self.remoteAddress, meta: self.meta, subscriptions: self.subscriptions, identity: self.identity)
     }
 
     /// Upstream calls started and not completed.
@@ -191,6 +200,42 @@ public struct SessionStateMachine {
         if let error { self.urgent.append(.sendError(error)) }
         if self.blocker == .upstreamSlot { self.blocker = nil }
         return self.next()
+    }
+
+    /// The token of a `refresh` was verified (or refused). A token for another user is refused (403): a
+    /// connection keeps its user for life.
+    public mutating func tokenVerified(_ result: Result<ConnectionIdentity, TokenRefusal>) -> SessionAction {
+        guard !self.isFinished, self.blocker == .token else { return .none }
+        self.blocker = nil
+        switch result {
+        case .success(let identity) where identity.user != (self.identity?.user ?? ""):
+            self.urgent.append(.sendError(.rejected(status: 403, reason: "the new token is for another user")))
+        case .success(let identity):
+            self.identity = identity
+            self.tokenGeneration &+= 1
+            var answer = LHTTPMessage(command: Authentication.refreshedCommand)
+            if let exp = identity.expiresAt { answer.headers.add(name: "exp", value: String(Int64(exp))) }
+            if let bytes = try? answer.serialized() { self.urgent.append(.send(bytes)) }
+        case .failure(let refusal):
+            self.urgent.append(.sendError(.unauthorized(reason: refusal.reason)))
+        }
+        return self.next()
+    }
+
+    /// The token of `generation` expired: the connection is asked for a new one within `grace` seconds.
+    /// - Returns: the `refresh` message to send, or `.none` when a newer token came meanwhile.
+    public mutating func tokenExpired(generation: UInt32, grace: Double) -> SessionAction {
+        guard !self.isFinished, generation == self.tokenGeneration else { return .none }
+        var ask = LHTTPMessage(command: Authentication.refreshCommand)
+        ask.headers.add(name: "grace", value: String(Int(grace.rounded(.up))))
+        guard let bytes = try? ask.serialized() else { return .none }
+        return .send(bytes)
+    }
+
+    /// The grace after the token of `generation` expired is over: closed with 4001 unless a newer token came.
+    public mutating func refreshGraceEnded(generation: UInt32) -> SessionAction {
+        guard !self.isFinished, generation == self.tokenGeneration else { return .none }
+        return .close(.tokenExpired, reason: "token expired")
     }
 
     /// The connection is over (`code`: sent, received, or 1006). Later events do nothing.
@@ -287,6 +332,16 @@ public struct SessionStateMachine {
             return nil
         case .close(let code, let reason):
             return .close(code, reason: reason)
+        case .refresh(let token):
+            self.blocker = .token
+            return .verifyToken(token)
+        case .presence(let channel):
+            let access = self.pipeline.access
+            guard access.presence(for: channel) != nil else { return .sendError(.noPresence(channel: channel)) }
+            guard self.subscriptions.contains(channel) || access.maySubscribe(channel, identity: self.identity, hookAllows: false) else {
+                return .sendError(.channelForbidden(.presence, channels: [channel]))
+            }
+            return .queryPresence(channel)
         case .endOfMessage:
             return nil
         }
@@ -311,7 +366,7 @@ public struct SessionStateMachine {
     private mutating func plan(_ payload: ByteBuffer) {
         let planned: PlannedMessage
         do {
-            planned = try self.pipeline.plan(payload, connection: { self.info })
+            planned = try self.pipeline.plan(payload, identity: self.identity, connection: { self.info })
         } catch {
             self.steps.append(.error(error))
             return
@@ -319,6 +374,10 @@ public struct SessionStateMachine {
         // A publication to several channels costs its size once per channel.
         if planned.publish.count > 1 {
             self.rateLimiter.charge(bytes: payload.readableBytes * (planned.publish.count - 1), limit: self.configuration.rate)
+        }
+        if let token = planned.refreshToken {
+            self.steps.append(.refresh(token))
+            return
         }
         for reply in planned.replies {
             do {
@@ -341,6 +400,9 @@ public struct SessionStateMachine {
     private func effects(of planned: PlannedMessage, publication: OwnPublication) -> [Step] {
         var planned = planned
         var run: [Step] = []
+        if !planned.forbiddenSubscribe.isEmpty {
+            run.append(.error(.channelForbidden(.subscribe, channels: planned.forbiddenSubscribe)))
+        }
         if !planned.needingHook.isEmpty {
             // Nobody asked the subscribe hook (none is configured): what needs it is refused.
             let refused = planned.needingHook
@@ -348,8 +410,9 @@ public struct SessionStateMachine {
             planned.narrowSubscriptions(to: planned.subscribe.filter { !refused.contains($0) })
         }
         if !planned.subscribe.isEmpty { run.append(.subscribe(planned.subscribe, .abortMessage, since: planned.since)) }
+        if let channel = planned.presence { run.append(.presence(channel)) }
         if publication == .asClient, !planned.publish.isEmpty {
-            let (allowed, refused) = self.pipeline.access.publishable(planned.publish)
+            let (allowed, refused) = self.pipeline.access.publishable(planned.publish, identity: self.identity)
             if !refused.isEmpty {
                 run.append(.error(.channelForbidden(.publish, channels: refused)))
                 planned.narrowPublication(to: allowed)
@@ -366,7 +429,7 @@ public struct SessionStateMachine {
         }
         if !planned.unsubscribe.isEmpty { run.append(.unsubscribe(planned.unsubscribe)) }
         if let target = planned.upstream {
-            run.append(.upstream(UpstreamCall(target: target, message: planned.message, connection: self.id)))
+            run.append(.upstream(UpstreamCall(target: target, message: planned.message, connection: self.id, user: self.identity?.user ?? "")))
         }
         run.append(.endOfMessage)
         return run

@@ -44,6 +44,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     private enum Route {
         case healthz
         case history(channel: String, since: HistoryPosition?, limit: Int)
+        case presence(channel: String, stats: Bool)
         case metrics
         case staticFile(String)
         case failure(ServerError)
@@ -149,6 +150,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             route = .failure(.methodNotAllowed(allowed: "POST"))
         case (.GET, "/history"):
             route = self.historyRoute(query: query, authorization: head.headers["authorization"])
+        case (.GET, "/presence"):
+            route = self.presenceRoute(query: query, authorization: head.headers["authorization"])
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             self.metricsRoute = .healthz
             route = .healthz
@@ -196,6 +199,17 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         return .history(channel: channel, since: since, limit: limit)
     }
 
+    /// `GET /presence?channel=<name>[&stats=1]`, with the publish token when one is set.
+    private func presenceRoute(query: [(name: String, value: String)]?, authorization: [String]) -> Route {
+        guard let query else { return .failure(.badQuery("invalid percent-encoding")) }
+        guard self.settings.publish.isAuthorized(authorization) else { return .failure(.unauthorized) }
+        guard let channel = query.last(where: { $0.name == "channel" })?.value, !channel.isEmpty else {
+            return .failure(.badQuery("channel is required"))
+        }
+        let stats = query.last(where: { $0.name == "stats" }).map { $0.value == "1" || $0.value == "true" } ?? false
+        return .presence(channel: channel, stats: stats)
+    }
+
     /// Messages a `GET /history` returns without `limit`, and the most it may ask for.
     static let defaultHistoryLimit = 100
     static let maxHistoryLimit = 10_000
@@ -218,6 +232,20 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
                 case .failure:
                     router.fail(.historyUnavailable, head: head, closing: false, context: context)
                 }
+            }
+        case .presence(let channel, let stats):
+            guard let presence = self.gateway.presence else {
+                self.fail(.noPresence(channel), head: head, closing: false, context: context)
+                return
+            }
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            presence.snapshot(of: channel).hop(to: context.eventLoop).whenComplete { result in
+                let (router, context) = loopBound.value
+                guard case .success(.some(let snapshot)) = result else {
+                    router.fail(.noPresence(channel), head: head, closing: false, context: context)
+                    return
+                }
+                router.respond(.ok, json: RawJSON(bytes: snapshot.json(stats: stats)), head: head, context: context)
             }
         case .healthz:
             let stats = self.gateway.hub.stats

@@ -90,6 +90,18 @@ struct ConnectionStateMachine {
         self.lift(self.session.routeAnswered(answer))
     }
 
+    mutating func tokenVerified(_ result: Result<ConnectionIdentity, TokenRefusal>) -> ConnectionAction {
+        self.lift(self.session.tokenVerified(result))
+    }
+
+    mutating func tokenExpired(generation: UInt32, grace: Double) -> ConnectionAction {
+        self.lift(self.session.tokenExpired(generation: generation, grace: grace))
+    }
+
+    mutating func refreshGraceEnded(generation: UInt32) -> ConnectionAction {
+        self.lift(self.session.refreshGraceEnded(generation: generation))
+    }
+
     mutating func upstreamCompleted(_ error: GatewayError?) -> ConnectionAction {
         self.lift(self.session.upstreamCompleted(error))
     }

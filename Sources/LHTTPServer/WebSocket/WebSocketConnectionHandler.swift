@@ -38,6 +38,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     /// A `read()` held back while reading is paused.
     private var readPending = false
     private var closeTimer: Scheduled<Void>?
+    /// The token's expiry, then its refresh grace (nil: no token, or it does not expire).
+    private var tokenTimer: Scheduled<Void>?
     /// Set while actions are being executed: an adapter completing inline is deferred to the next tick.
     private var isDriving = false
     /// The loop's keep-alive sweeper and flusher.
@@ -53,6 +55,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         metrics: ServerMetrics? = nil,
         id: ConnectionID = .next(),
         remoteAddress: String = "",
+        identity: ConnectionIdentity? = nil,
         connectActions: [AppAction] = [],
         slot: ConnectionSlot? = nil,
         loop: ConnectionLoop
@@ -62,7 +65,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         self.metrics = metrics
         self.closeTimeout = settings.closeTimeout
         self.machine = ConnectionStateMachine(
-            session: gateway.makeSession(id: id, remoteAddress: remoteAddress), maxMessageBytes: settings.maxMessageBytes,
+            session: gateway.makeSession(id: id, remoteAddress: remoteAddress, identity: identity), maxMessageBytes: settings.maxMessageBytes,
             writeCoalescing: settings.writeCoalescing, now: .uptimeNanoseconds(0)
         )
         self.connectActions = connectActions
@@ -81,6 +84,7 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         self.loop.sweeper.add(self)
         let now = context.eventLoop.now
         self.run { $0.opened(actions: self.connectActions, now: now) }
+        self.armTokenTimer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -132,6 +136,8 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
     private func ended() {
         self.closeTimer?.cancel()
         self.closeTimer = nil
+        self.tokenTimer?.cancel()
+        self.tokenTimer = nil
         guard self.isOpened, !self.machine.session.isFinished else { return }
         self.run { $0.channelInactive() }
     }
@@ -218,6 +224,18 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         case .connections(.route(let request)):
             let handler = NIOLoopBound(self, eventLoop: subscriber.eventLoop)
             self.gateway.router?.route(request, on: subscriber.eventLoop) { answer in handler.value.deferIfDriving { $0.routeAnswered(answer) } }
+        case .connections(.verifyToken(let token)):
+            guard let verifier = self.gateway.authentication?.verifier else { break }
+            let handler = NIOLoopBound(self, eventLoop: subscriber.eventLoop)
+            let loop = subscriber.eventLoop
+            verifier.verify(token) { result in
+                loop.execute {
+                    handler.value.deferIfDriving { handler in
+                        handler.run { $0.tokenVerified(result) }
+                        handler.armTokenTimer()
+                    }
+                }
+            }
         case .connections(.resumeReading):
             self.issueHeldRead()
         case .connections:
@@ -256,6 +274,30 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
         guard self.readPending else { return }
         self.readPending = false
         self.context?.read()
+    }
+
+    /// Arms the current token's expiry: at `exp` the connection is asked for a new token (`refresh`), and
+    /// closed with 4001 after `auth.jwt.refresh_grace_s` unless one came (a newer token's generation makes
+    /// both timers do nothing).
+    private func armTokenTimer() {
+        self.tokenTimer?.cancel()
+        self.tokenTimer = nil
+        guard let authentication = self.gateway.authentication, let exp = self.machine.session.identity?.expiresAt,
+            let loop = self.context?.eventLoop, !self.machine.session.isFinished
+        else { return }
+        let generation = self.machine.session.tokenGeneration
+        let grace = authentication.refreshGraceS
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let delay = max(0, exp - authentication.wallClock())
+        self.tokenTimer = loop.scheduleTask(in: .nanoseconds(Int64(min(delay, 1e9) * 1e9))) {
+            let handler = handler.value
+            handler.run { $0.tokenExpired(generation: generation, grace: grace) }
+            guard handler.machine.session.tokenGeneration == generation else { return }
+            handler.tokenTimer = loop.scheduleTask(in: .nanoseconds(Int64(grace * 1e9))) {
+                handler.tokenTimer = nil
+                handler.run { $0.refreshGraceEnded(generation: generation) }
+            }
+        }
     }
 
     private func armCloseTimer() {

@@ -1,0 +1,111 @@
+import Foundation
+import LHTTPClient
+import LHTTPConfig
+import LHTTPProtocol
+import LHTTPTestSupport
+import NIOCore
+import Testing
+
+/// Issue 16 across two nodes and a real nats-server: presence is the union of the nodes' members, join and
+/// leave are computed per user where the subscribers are, and a node that vanishes takes its members with
+/// it within three heartbeats (here 200 ms each) plus the leave grace.
+@Suite("Presence across the cluster")
+struct ClusterPresenceTests {
+    static let heartbeatMs = 200
+    static let grace = 0.5
+
+    static func configure(_ config: inout GatewayConfig) {
+        PresenceTests.configure(&config, grace: Self.grace)
+        config.cluster.presenceHeartbeatMs = Self.heartbeatMs
+    }
+
+    static func members(_ node: TestServer, _ channel: String) async throws -> (clients: Int, users: [String]) {
+        let http = try await node.publisher()
+        defer { Task { try? await http.close() } }
+        let response = try await http.request(method: .GET, path: "/presence?channel=\(channel)")
+        let json = (try? JSONSerialization.jsonObject(with: Data(response.bodyString.utf8))) as? [String: Any] ?? [:]
+        return (json["clients"] as? Int ?? -1, PresenceTests.users(json))
+    }
+
+    @Test func theRosterIsTheUnionAndJoinLeaveCrossNodes() async throws {
+        let nats = try await NATSServerProcess()
+        try await TestServer.withNodes(nats, configure: Self.configure) { a, b in
+            let alice = try await PresenceTests.user(a, "alice")
+            try await a.subscribe(alice, "room-x")
+            let bob = try await PresenceTests.user(b, "bob")
+            try await b.subscribe(bob, "room-x")
+            // Node a learns of bob from b's members, and tells alice.
+            let join = try await alice.nextMessage(timeout: .seconds(10))
+            #expect(join.command == "join" && join.headers["user"] == "bob" && join.headers["channel"] == "room-x")
+            #expect(join.bodyString == #"{"name":"Bob"}"#)
+            // And bob hears of alice (already there when he came: b learns of her from a's state).
+            let joinOnB = try await bob.nextMessage(timeout: .seconds(10))
+            #expect(joinOnB.command == "join" && joinOnB.headers["user"] == "alice")
+            for node in [a, b] {
+                let roster = try await Self.members(node, "room-x")
+                #expect(roster.clients == 2 && roster.users == ["alice", "bob"])
+            }
+            let (answer, json) = try await PresenceTests.presence(bob, "room-x")
+            #expect(answer.headers["users"] == "2" && PresenceTests.users(json) == ["alice", "bob"])
+            // Bob goes: leave after the grace, on the other node.
+            try await bob.close()
+            let leave = try await alice.nextMessage(timeout: .seconds(10))
+            #expect(leave.command == "leave" && leave.headers["user"] == "bob")
+            try await alice.close()
+            // Everyone gone: zero on both nodes.
+            for node in [a, b] {
+                try await eventuallyAsync { try await Self.members(node, "room-x") == (0, []) }
+            }
+        }
+    }
+
+    /// One user on two nodes is one member: the first connection joins, the last one leaving leaves.
+    @Test func aUserOnTwoNodesJoinsOnceAndLeavesWithTheLastConnection() async throws {
+        let nats = try await NATSServerProcess()
+        try await TestServer.withNodes(nats, configure: Self.configure) { a, b in
+            let alice = try await PresenceTests.user(a, "alice")
+            try await a.subscribe(alice, "room-y")
+            let bobOnA = try await PresenceTests.user(a, "bob")
+            try await a.subscribe(bobOnA, "room-y")
+            #expect(try await alice.nextMessage().headers["user"] == "bob")
+            let bobOnB = try await PresenceTests.user(b, "bob")
+            try await b.subscribe(bobOnB, "room-y")
+            try await eventuallyAsync { try await Self.members(a, "room-y").clients == 3 }
+            try await bobOnA.close()
+            try await eventuallyAsync { try await Self.members(a, "room-y").clients == 2 }
+            // carol comes and goes on a: her join and leave are alice's next events (a leave of bob, still
+            // on b, would have come first).
+            let carol = try await PresenceTests.user(a, "carol")
+            try await a.subscribe(carol, "room-y")
+            try await carol.close()
+            let events = [try await alice.nextMessage(timeout: .seconds(10)), try await alice.nextMessage(timeout: .seconds(10))]
+            #expect(events.map { "\($0.command) \($0.headers["user"] ?? "")" } == ["join carol", "leave carol"])
+            try await bobOnB.close()
+            let leave = try await alice.nextMessage(timeout: .seconds(10))
+            #expect(leave.command == "leave" && leave.headers["user"] == "bob")
+            try await alice.close()
+        }
+    }
+
+    /// Node b drops off NATS without a word (its connections stay open locally): within three heartbeats and
+    /// the grace, node a has forgotten b's members and told its subscribers.
+    @Test func aVanishedNodesMembersAreGoneWithinTheTimeout() async throws {
+        let nats = try await NATSServerProcess()
+        try await TestServer.withNodes(nats, configure: Self.configure) { a, b in
+            let alice = try await PresenceTests.user(a, "alice")
+            try await a.subscribe(alice, "room-z")
+            let bob = try await PresenceTests.user(b, "bob")
+            try await b.subscribe(bob, "room-z")
+            #expect(try await alice.nextMessage(timeout: .seconds(10)).command == "join")
+            try await eventuallyAsync { try await Self.members(a, "room-z").users == ["alice", "bob"] }
+            await b.cluster?.client.shutdown()
+            // Documented bound: 3 × presence_heartbeat_ms + leave_grace_s (+ one heartbeat for the check).
+            let bound = Duration.milliseconds(4 * Self.heartbeatMs) + .seconds(Self.grace)
+            let leave = try await alice.nextMessage(timeout: bound + .seconds(5))
+            #expect(leave.command == "leave" && leave.headers["user"] == "bob")
+            #expect(try await Self.members(a, "room-z") == (1, ["alice"]))
+            try await bob.close()
+            try await alice.close()
+        }
+    }
+}
