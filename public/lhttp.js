@@ -13,6 +13,30 @@
  * Wire format: docs/protocol.md. The parser is faithful to it: a header value keeps every colon after the
  * first, the body keeps its blank lines and CRLFs, bare LF line ends are accepted, multipart offsets are
  * byte offsets into the body.
+ *
+ * Tokens, presence, join/leave (issue 16):
+ *
+ *   const client = new LHTTP(url, { getToken: () => fetch("/token").then((r) => r.text()) });
+ *   client.on("join", (j) => console.log(j.user, "joined", j.channel, j.info));
+ *   client.subscribe("room");
+ *   client.presence("room").then((p) => console.log(p.clients, p.users, p.members));
+ *
+ *   getToken(context): a string (or a Promise of one) called before every connect and reconnect, with
+ *     context.reason "connect", "reconnect", "expired" (after close code 4001) or "refresh"; the token goes
+ *     into the URL as `?token=` (or `&token=` after an existing query); "" or null connects anonymously. A
+ *     getToken that throws or rejects is an "error" event ({status: 0, reason, error}) and the connect is
+ *     retried with the usual backoff.
+ *   When the server asks (`LHTTP/1.0 refresh` with `grace:`), the client emits "refresh" ({grace}) and, with
+ *     getToken, answers `LHTTP/1.0 refresh` with `token:`; the server's `refreshed` (`exp:`) is the
+ *     "refreshed" event ({exp}). Neither is a "message". client.refresh([token]) does the same on demand:
+ *     a Promise of {exp}, rejected on the server's error reply (401; 403 for another user), a getToken
+ *     failure, a timeout or a disconnect.
+ *   client.presence(channel[, {timeout}]): sends `LHTTP/1.0 presence` with `presence:<channel>`; a Promise of
+ *     the answer's JSON body ({channel, clients, users, members: [{conn, user, info}]}), rejected (an Error
+ *     with status and reason) on an error reply 403/404 or after the timeout. Asked while disconnected, it
+ *     goes out after the reconnect (also if the connection dropped before the answer). Every presence
+ *     answer is also a "presence" event.
+ *   "join" / "leave" events: {channel, user, conn, info} (info: the JSON body, null when empty or invalid).
  */
 (function (root) {
   "use strict";
@@ -189,11 +213,20 @@
    * gap, drops what it already had (a replay overlapping live messages), and emits "recovered".
    *
    * options: reconnect (true), minDelay (500 ms), maxDelay (30000 ms), maxQueue (256 messages),
-   *          recover (true: ask for what was missed), protocols, WebSocket (a constructor, for Node < 22 or tests).
-   * events:  "open", "message" (parsed message), "error" (an LHTTP error reply: {status, reason, message}),
+   *          recover (true: ask for what was missed), protocols, WebSocket (a constructor, for Node < 22 or tests),
+   *          getToken (see the file's header), requestTimeout (10000 ms: presence() and refresh(); 0: none).
+   * events:  "open", "message" (parsed message), "error" (an LHTTP error reply: {status, reason, message}; when
+   *          taken as the answer to presence() or refresh() also {request: "presence" | "refresh", channel}),
    *          "close" ({code, reason, willReconnect}), "reconnecting" ({attempt, delay}), "dropped" (queue full),
    *          "parseerror" ({error, data}), "recovered" ({channel, recovered, missed, stream}: a `subscribed`
-   *          answer; recovered false means messages were lost: reload the app's state).
+   *          answer; recovered false means messages were lost: reload the app's state), "refresh" ({grace}),
+   *          "refreshed" ({exp}), "presence" (an answer's JSON body), "join" and "leave" ({channel, user, conn, info}).
+   *
+   * Server messages without a `publish:` header (what no client published) are the server's own: `refresh`,
+   * `refreshed`, `presence` (with `channel:`), `join`/`leave` (with `channel:`) are events, not "message"s.
+   * Error replies are not numbered: one is taken as the answer to the oldest pending request it fits (a
+   * `channel:`, `presence:` or `channels:` header naming the presence channel; without one, 404 → presence,
+   * 401 → refresh, 403 → either), in the order the requests were sent, which is the order the server answers.
    * The original SDK's style works too: client.onopen / onmessage / onclose / onerror properties, or
    * on_open / on_message / on_close / on_error.
    */
@@ -208,7 +241,9 @@
       maxQueue: options.maxQueue === undefined ? 256 : options.maxQueue,
       recover: options.recover !== false,
       protocols: options.protocols,
-      WebSocket: options.WebSocket || root.WebSocket
+      WebSocket: options.WebSocket || root.WebSocket,
+      getToken: options.getToken,
+      requestTimeout: options.requestTimeout === undefined ? 10000 : options.requestTimeout
     };
     this.channels = new Set();
     this.positions = new Map();   // channel → {epoch, offset}: the last position seen
@@ -219,6 +254,10 @@
     this.closedByUser = false;
     this.socket = null;
     this.timer = null;
+    this.pending = [];            // presence and refresh requests awaiting their answer, oldest first
+    this.refreshing = null;       // the Promise of the refresh in flight
+    this.connects = 0;            // connect() calls: the first one's token reason is "connect"
+    this.expired = false;         // the last close was 4001: the next token's reason is "expired"
     this.connect();
   }
 
@@ -246,11 +285,53 @@
     get: function () { return !!this.socket && this.socket.readyState === 1; }
   });
 
+  /** `url` with `token=` added to its query (none for an empty token). */
+  function withToken(url, token) {
+    if (token === undefined || token === null || token === "") return url;
+    var separator = url.indexOf("?") === -1 ? "?" : /[?&]$/.test(url) ? "" : "&";
+    return url + separator + "token=" + encodeURIComponent(String(token));
+  }
+
+  /** Calls getToken(context): `done(token)` at once for a plain value, after it settles for a Promise. */
+  function callGetToken(getToken, context, done, failed) {
+    var value;
+    try {
+      value = getToken(context);
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    if (value && typeof value.then === "function") value.then(done, failed);
+    else done(value);
+  }
+
+  /** The "error" event of a getToken that threw or rejected. */
+  LHTTP.prototype.tokenFailed = function (error) {
+    this.emit("error", { status: 0, reason: "getToken failed: " + (error && error.message || String(error)), error: error });
+  };
+
+  /** Opens the socket; with getToken, once the token is there (a newer connect() or close() cancels it). */
   LHTTP.prototype.connect = function () {
+    var self = this;
+    this.connects += 1;
+    var generation = this.connects;
+    if (!this.options.getToken) return this.openSocket(this.url);
+    var reason = this.expired ? "expired" : generation === 1 ? "connect" : "reconnect";
+    this.expired = false;
+    callGetToken(this.options.getToken, { reason: reason }, function (token) {
+      if (generation === self.connects && !self.closedByUser) self.openSocket(withToken(self.url, token));
+    }, function (error) {
+      if (generation !== self.connects || self.closedByUser) return;
+      self.tokenFailed(error);
+      if (self.options.reconnect) self.scheduleReconnect();
+    });
+  };
+
+  LHTTP.prototype.openSocket = function (url) {
     var self = this;
     var socket;
     try {
-      socket = this.options.protocols ? new this.options.WebSocket(this.url, this.options.protocols) : new this.options.WebSocket(this.url);
+      socket = this.options.protocols ? new this.options.WebSocket(url, this.options.protocols) : new this.options.WebSocket(url);
     } catch (e) {
       this.scheduleReconnect();
       return;
@@ -265,6 +346,7 @@
       var waiting = self.queue;
       self.queue = [];
       for (var i = 0; i < waiting.length; i++) socket.send(waiting[i]);
+      self.sendPending();
       self.emit("open");
     };
     socket.onmessage = function (event) {
@@ -277,10 +359,12 @@
       }
       if (message.command === "subscribed" && message.headers.has("channel")) {
         self.subscribed(message);
+      } else if (self.control(message)) {
+        return;  // the server's own: refresh, refreshed, presence, join, leave
       } else if (!self.track(message)) {
         return;  // already seen (a replay overlapping live messages), or after a gap (it comes again)
       } else if (message.command === "error") {
-        self.emit("error", { status: parseInt(message.headers.get("status"), 10), reason: message.headers.get("reason"), message: message });
+        self.errorReply(message);
       } else {
         self.emit("message", message);
       }
@@ -288,6 +372,8 @@
     socket.onclose = function (event) {
       if (self.socket !== socket) return;
       self.socket = null;
+      if (event.code === 4001) self.expired = true;
+      self.dropPending();
       var willReconnect = self.options.reconnect && !self.closedByUser;
       self.emit("close", { code: event.code, reason: event.reason, willReconnect: willReconnect });
       if (willReconnect) self.scheduleReconnect();
@@ -446,6 +532,228 @@
       this.timer = null;
     }
     if (this.socket) this.socket.close(code || 1000, reason || "");
+    this.pending.slice().forEach(function (request) { this.settle(request, new Error("closed")); }, this);
+  };
+
+  /**
+   * The server's own messages (no `publish:` header: nobody published them). Returns true when handled:
+   * `refresh`, `refreshed`, `presence` and `join`/`leave` with `channel:`.
+   */
+  LHTTP.prototype.control = function (message) {
+    var headers = message.headers;
+    if (headers.has("publish")) return false;
+    switch (message.command) {
+      case "refresh":
+        var grace = parseInt(headers.get("grace"), 10);
+        this.emit("refresh", { grace: isNaN(grace) ? null : grace });
+        if (this.options.getToken) this.refresh();  // its failures are "error" events; the promise is handled
+        return true;
+      case "refreshed":
+        var answer = { exp: Number(headers.get("exp")) };
+        var request = this.oldestPending(function (r) { return r.kind === "refresh"; });
+        if (request) this.settle(request, null, answer);
+        this.emit("refreshed", answer);
+        return true;
+      case "presence":
+        if (!headers.has("channel")) return false;
+        this.presenceAnswer(message);
+        return true;
+      case "join":
+      case "leave":
+        if (!headers.has("channel")) return false;
+        this.emit(message.command, {
+          channel: headers.get("channel"),
+          user: headers.get("user") || "",
+          conn: headers.get("conn") || "",
+          info: parseJSON(message.body)
+        });
+        return true;
+      default:
+        return false;
+    }
+  };
+
+  /** The JSON of `text`, or null when empty or invalid. */
+  function parseJSON(text) {
+    if (!text || !/\S/.test(text)) return null;
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /** A `presence` answer: the oldest pending presence() of its channel resolves with the body. */
+  LHTTP.prototype.presenceAnswer = function (message) {
+    var channel = message.headers.get("channel");
+    var body = parseJSON(message.body);
+    var request = this.oldestPending(function (r) { return r.kind === "presence" && r.channel === channel; });
+    if (request) {
+      if (body && typeof body === "object") this.settle(request, null, body);
+      else this.settle(request, requestError("presence " + channel + ": the answer's body is not JSON", 0, ""));
+    }
+    if (body && typeof body === "object") this.emit("presence", body);
+  };
+
+  /** An error reply: the "error" event, and the answer to the pending request it fits (if any). */
+  LHTTP.prototype.errorReply = function (message) {
+    var status = parseInt(message.headers.get("status"), 10);
+    var reason = message.headers.get("reason");
+    var event = { status: status, reason: reason, message: message };
+    var request = this.requestOfError(status, message.headers);
+    if (request) {
+      event.request = request.kind;
+      if (request.channel !== null) event.channel = request.channel;
+      var what = request.kind + (request.channel !== null ? " " + request.channel : "");
+      this.settle(request, requestError(what + ": " + status + " " + (reason || ""), status, reason));
+    }
+    this.emit("error", event);
+  };
+
+  /**
+   * The pending request an error reply answers, or null. Error replies carry no request id: a header naming
+   * the channel (`channel`, `presence`, or the `channels` list of a permission refusal) picks that channel's
+   * oldest presence(); a reply that names other channels, or comes from an upstream call, answers none of
+   * ours; an unnamed 404 is a presence(), 401 a refresh, 403 either: the oldest sent.
+   */
+  LHTTP.prototype.requestOfError = function (status, headers) {
+    if (headers.has("upstream-url")) return null;
+    var named = headers.get("channel") || headers.get("presence");
+    var channels = named !== undefined ? [named] : channelList(headers.get("channels") || "");
+    if (channels.length > 0) {
+      return this.oldestPending(function (r) { return r.kind === "presence" && channels.indexOf(r.channel) !== -1; });
+    }
+    if (status === 404) return this.oldestPending(function (r) { return r.kind === "presence"; });
+    if (status === 401) return this.oldestPending(function (r) { return r.kind === "refresh"; });
+    if (status === 403) return this.oldestPending(function () { return true; });
+    return null;
+  };
+
+  function requestError(text, status, reason) {
+    var error = new Error(text);
+    error.status = status;
+    error.reason = reason;
+    return error;
+  }
+
+  /** The oldest request sent on this connection for which `fits` holds. */
+  LHTTP.prototype.oldestPending = function (fits) {
+    for (var i = 0; i < this.pending.length; i++) if (this.pending[i].sent && fits(this.pending[i])) return this.pending[i];
+    return null;
+  };
+
+  /** Adds a request awaiting its answer (sent now when connected), with its timeout. */
+  LHTTP.prototype.request = function (kind, channel, data, timeout, resolve, reject) {
+    var self = this;
+    var request = { kind: kind, channel: channel, data: data, resolve: resolve, reject: reject, sent: false, timer: null };
+    var ms = timeout === undefined ? this.options.requestTimeout : timeout;
+    if (ms > 0) {
+      request.timer = setTimeout(function () {
+        self.settle(request, requestError(kind + (channel !== null ? " " + channel : "") + ": no answer within " + ms + " ms", 0, "timeout"));
+      }, ms);
+    }
+    this.pending.push(request);
+    if (this.connected) {
+      this.socket.send(data);
+      request.sent = true;
+    }
+  };
+
+  /** Ends a pending request: rejected with `error`, or resolved with `value`. */
+  LHTTP.prototype.settle = function (request, error, value) {
+    var index = this.pending.indexOf(request);
+    if (index === -1) return;
+    this.pending.splice(index, 1);
+    if (request.timer) clearTimeout(request.timer);
+    if (error) request.reject(error);
+    else request.resolve(value);
+  };
+
+  /** After the (re)connect: the presence requests not (or no longer) answered go out, in order. */
+  LHTTP.prototype.sendPending = function () {
+    for (var i = 0; i < this.pending.length; i++) {
+      if (!this.pending[i].sent && this.connected) {
+        this.socket.send(this.pending[i].data);
+        this.pending[i].sent = true;
+      }
+    }
+  };
+
+  /** The connection is gone: a refresh was for it (rejected), a presence() is asked again after the reconnect. */
+  LHTTP.prototype.dropPending = function () {
+    this.pending.slice().forEach(function (request) {
+      if (request.kind === "refresh") this.settle(request, requestError("refresh: the connection closed", 0, "closed"));
+      else request.sent = false;
+    }, this);
+  };
+
+  /**
+   * Who is on `channel`: a Promise of the server's JSON ({channel, clients, users, members}). options.timeout
+   * overrides requestTimeout (ms; 0: none).
+   */
+  LHTTP.prototype.presence = function (channel, options) {
+    var self = this;
+    return new Promise(function (resolve, reject) {
+      var data;
+      try {
+        if (typeof channel !== "string" || channel === "" || /[ \t]/.test(channel)) throw new TypeError("presence: one channel name");
+        data = serialize("presence", [["presence", channel]]);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      self.request("presence", channel, data, options && options.timeout, resolve, reject);
+    });
+  };
+
+  /**
+   * Sends a new token on the open connection (`token`, or getToken's): a Promise of {exp} from `refreshed`.
+   * One at a time: while one is in flight, that one's Promise is returned. A failure is also an "error" event.
+   */
+  LHTTP.prototype.refresh = function (token) {
+    if (this.refreshing) return this.refreshing;
+    var self = this;
+    var finished = false;
+    var promise = new Promise(function (resolveRefresh, rejectRefresh) {
+      // Cleared as it settles (not a tick later), so a refresh right after `refreshed` is a new one.
+      var end = function () {
+        finished = true;
+        if (self.refreshing === promise) self.refreshing = null;
+      };
+      var resolve = function (value) { end(); resolveRefresh(value); };
+      var reject = function (error) { end(); rejectRefresh(error); };
+      if (!self.connected) {
+        reject(requestError("refresh: not connected", 0, "not connected"));
+        return;
+      }
+      var socket = self.socket;
+      var send = function (jwt) {
+        if (self.socket !== socket || !self.connected) {
+          reject(requestError("refresh: the connection closed", 0, "closed"));
+          return;
+        }
+        var data;
+        try {
+          if (typeof jwt !== "string" || jwt === "") throw new TypeError("refresh: the token is not a string");
+          data = serialize("refresh", [["token", jwt]]);
+        } catch (e) {
+          self.tokenFailed(e);
+          reject(e);
+          return;
+        }
+        self.request("refresh", null, data, undefined, resolve, reject);
+      };
+      if (token !== undefined) send(token);
+      else if (!self.options.getToken) reject(new TypeError("refresh: pass a token or the getToken option"));
+      else callGetToken(self.options.getToken, { reason: "refresh" }, send, function (error) {
+        self.tokenFailed(error);
+        reject(error);
+      });
+    });
+    if (!finished) this.refreshing = promise;
+    // Handled here, so an automatic refresh (the server asked) that fails is an "error" event only.
+    promise.catch(function () {});
+    return promise;
   };
 
   LHTTP.parse = parse;

@@ -98,6 +98,9 @@ public enum GatewayError: Error, Sendable, Equatable {
     public var reply: LHTTPMessage {
         var extra = LHTTPHeaders()
         switch self {
+        case .channelForbidden(.presence, let channels):
+            // `channel`, as on every presence answer (a client tells it from a refused publish's `channels`).
+            extra.add(name: "channel", value: channels.joined(separator: " "))
         case .refusedByApp(_, .some(let channels)), .channelForbidden(_, let channels):
             extra.add(name: "channels", value: channels.joined(separator: " "))
         case .noPresence(let channel):

@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """The chat demo and lhttp.js in a real browser (headless Chromium through Selenium) against a real lhttpd.
 
-Starts lhttpd on a free loopback port serving public/, opens the demo in two browsers, chats both ways,
-checks who is listed as present, kills lhttpd and starts it again on the same port, and checks that both
-pages reconnected, re-subscribed and receive again. Then runs the JS parser cases (Tests/JS) in the
-browser. Every process it starts, it stops by PID. Exit 0 when every check passed; one line per check.
+Starts lhttpd on a free loopback port serving public/ (with a JWT secret and presence, join/leave on the
+demo's rooms), opens the demo in two browsers with tokens it signs itself (HS256), chats both ways,
+checks who is listed as present (the server's presence and join events), kills lhttpd and starts it again
+on the same port, and checks that both pages reconnected, re-subscribed and receive again. Then two pages
+see each other join and leave, an anonymous page is listed as a guest, and the JS cases (Tests/JS) run in
+the browser. Every process it starts, it stops by PID. Exit 0 when every check passed; one line per check.
 
 usage: chat_test.py --lhttpd .build/debug/lhttpd --root . [--screenshot docs/chat-demo.png]
 """
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -32,6 +38,19 @@ def check(name, condition, detail=""):
         failures.append(name)
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign_token(secret, sub, name, ttl=600):
+    """An HS256 JWT for `sub` with info.name, valid for ttl seconds (what an app's backend would hand out)."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {"sub": sub, "exp": int(time.time()) + ttl, "info": {"name": name}}
+    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(secret.encode(), (header + "." + payload).encode(), hashlib.sha256).digest()
+    return header + "." + payload + "." + b64url(signature)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,8 +60,9 @@ def free_port():
 class Server:
     """lhttpd on 127.0.0.1:port with static_dir = public/, started and stopped by PID."""
 
-    def __init__(self, binary, root, workdir, nats_url=None):
+    def __init__(self, binary, root, workdir, jwt_secret, nats_url=None):
         self.binary, self.root = binary, root
+        self.jwt_secret = jwt_secret
         self.nats_url = nats_url
         self.config = os.path.join(workdir, "lhttpd.yaml")
         self.log = open(os.path.join(workdir, "lhttpd.log"), "ab")
@@ -58,8 +78,13 @@ class Server:
             port = self.port or free_port()
             with open(self.config, "w") as f:
                 # The demo's rooms keep history, as in config/lhttpd.yaml: a page that was away gets what it missed.
-                f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\nchannels:\n  - prefix: \"chat-\"\n    history_size: 100\n"
-                        % (port, os.path.join(self.root, "public")))
+                # They keep presence and tell their subscribers who joins and leaves (1 s of grace: the test waits
+                # for a leave); tokens are signed with the test's secret, a page without one is anonymous.
+                f.write("listen: 127.0.0.1:%d\nstatic_dir: %s\n"
+                        "auth:\n  jwt:\n    hmac_secret: \"%s\"\n"
+                        "channels:\n  - prefix: \"chat-\"\n    history_size: 100\n"
+                        "    presence: true\n    join_leave: true\n    leave_grace_s: 1\n"
+                        % (port, os.path.join(self.root, "public"), self.jwt_secret))
                 if self.nats_url:
                     # History in the cluster's JetStream stream: it outlives an lhttpd restart.
                     f.write("cluster:\n  nats: [\"%s\"]\n  node_id: browser\n  history: jetstream\n" % self.nats_url)
@@ -113,10 +138,14 @@ def wait_for(driver, predicate, timeout=20):
         return False
 
 
-def join(driver, url, name, room):
-    driver.get(url)
+def join(driver, url, name, room, token=None):
+    """Opens the demo and joins `room`: as the token's user (its name is the page's), or typing `name`."""
+    driver.get(url + ("?token=" + token if token else ""))
     wait_for(driver, lambda d: text_of(d, "status") == "online")
-    driver.find_element(By.ID, "name").send_keys(name)
+    if token:
+        wait_for(driver, lambda d: d.find_element(By.ID, "name").get_attribute("value") == name)
+    else:
+        driver.find_element(By.ID, "name").send_keys(name)
     room_input = driver.find_element(By.ID, "roomName")
     room_input.clear()
     room_input.send_keys(room)
@@ -154,24 +183,30 @@ def main():
                 if time.time() > deadline or nats.poll() is not None:
                     raise RuntimeError("nats-server did not listen on %d" % nats_port)
                 time.sleep(0.05)
-    server = Server(os.path.abspath(args.lhttpd), root, workdir, nats_url)
+    secret = secrets.token_hex(24)
+    server = Server(os.path.abspath(args.lhttpd), root, workdir, secret, nats_url)
     drivers = []
     try:
         server.start()
         url = "http://127.0.0.1:%d/" % server.port
         ann, bob = browser(), browser()
         drivers += [ann, bob]
-        join(ann, url, "ann", "demo")
-        join(bob, url, "bob", "demo")
+        # The users' ids differ from their names: a page shows info.name, so the lists below prove the token's info
+        # reached the server's presence.
+        ann_token, bob_token = sign_token(secret, "u-ann", "ann"), sign_token(secret, "u-bob", "bob")
+        join(ann, url, "ann", "demo", ann_token)
+        check("ann lists herself (the server's presence)", wait_for(ann, lambda d: "ann" in text_of(d, "people")), text_of(ann, "people"))
+        join(bob, url, "bob", "demo", bob_token)
         check("both pages online", wait_for(ann, lambda d: text_of(d, "status") == "online") and wait_for(bob, lambda d: text_of(d, "status") == "online"))
+        check("the token's name is the page's name", bob.find_element(By.ID, "name").get_attribute("value") == "bob")
 
         say(ann, "hello from ann")
         check("bob sees ann's message", wait_for(bob, lambda d: "hello from ann" in text_of(d, "log")), text_of(bob, "log"))
         check("ann sees her own message once", wait_for(ann, lambda d: text_of(d, "log").count("hello from ann") == 1), text_of(ann, "log"))
         say(bob, "hi ann: a colon: and more")
         check("ann sees bob's reply", wait_for(ann, lambda d: "hi ann: a colon: and more" in text_of(d, "log")), text_of(ann, "log"))
-        check("ann lists bob as present", wait_for(ann, lambda d: "bob" in text_of(d, "people")), text_of(ann, "people"))
-        check("bob lists ann as present", wait_for(bob, lambda d: "ann" in text_of(d, "people")), text_of(bob, "people"))
+        check("ann lists bob as present", wait_for(ann, lambda d: "bob" in text_of(d, "people")), text_of(ann, "people"))  # bob's join
+        check("bob lists ann as present", wait_for(bob, lambda d: "ann" in text_of(d, "people")), text_of(bob, "people"))  # the presence answer
         if args.screenshot:
             ann.save_screenshot(args.screenshot)
 
@@ -252,16 +287,42 @@ def main():
                   and texts.index("while you were away 1") < texts.index("while you were away 2"),
                   json.dumps(texts))
 
-        # The parser cases of Tests/JS, in this browser.
+        # Join and leave (issue 16): alice's page lists bob when his page joins the room (the join event, not the
+        # presence answer: bob is not in the room when alice asks), and drops him once his page has been gone for
+        # longer than leave_grace_s (the leave event).
+        alice_token = sign_token(secret, "u-alice", "alice")
+        join(ann, url, "alice", "members", alice_token)
+        check("alice's page lists alice only", wait_for(ann, lambda d: text_of(d, "people").split("\n") == ["alice"]), text_of(ann, "people"))
+        join(bob, url, "bob", "members", bob_token)
+        check("alice's page lists bob after he joined (join event)", wait_for(ann, lambda d: "bob" in text_of(d, "people")), text_of(ann, "people"))
+        check("alice's page says bob joined", wait_for(ann, lambda d: "bob joined" in text_of(d, "log")), text_of(ann, "log"))
+        check("bob's page lists alice and bob", wait_for(bob, lambda d: sorted(text_of(d, "people").split("\n")) == ["alice", "bob"]), text_of(bob, "people"))
+        gone = time.time()
+        # bob's page closes: its websocket with it (headless Chromium may keep a page left by navigation alive in
+        # its back-forward cache, socket and all, so the page closes its client itself, as a closing tab does).
+        bob.execute_script("window.chat.client.close();")
+        bob.get("about:blank")
+        check("alice's page drops bob after the grace (leave event)", wait_for(ann, lambda d: "bob" not in text_of(d, "people"), 15), text_of(ann, "people"))
+        elapsed = time.time() - gone
+        check("the leave waited for leave_grace_s", elapsed >= 0.9, "%.2f s" % elapsed)
+        check("alice's page says bob left", wait_for(ann, lambda d: "bob left" in text_of(d, "log")), text_of(ann, "log"))
+        # Without a token the demo works as before: anonymous, listed (by the presence answer) as a guest.
+        join(bob, url, "carol", "members")
+        check("an anonymous page lists alice and itself as a guest", wait_for(
+            bob, lambda d: "alice" in text_of(d, "people") and "guest" in text_of(d, "people")), text_of(bob, "people"))
+        say(bob, "hello from a guest")
+        check("alice sees the guest's message", wait_for(ann, lambda d: "hello from a guest" in text_of(d, "log")), text_of(ann, "log"))
+
+        # The JS cases of Tests/JS (parser, history, tokens and presence), in this browser.
         page = os.path.join(workdir, "parser.html")
         shutil.copy(os.path.join(root, "public", "lhttp.js"), workdir)
-        shutil.copy(os.path.join(root, "Tests", "JS", "parser-cases.js"), workdir)
-        shutil.copy(os.path.join(root, "Tests", "JS", "recovery-cases.js"), workdir)
+        for cases in ("parser-cases.js", "recovery-cases.js", "token-cases.js"):
+            shutil.copy(os.path.join(root, "Tests", "JS", cases), workdir)
         with open(page, "w") as f:
             f.write('<!doctype html><script src="lhttp.js"></script><script src="parser-cases.js"></script>'
-                    '<script src="recovery-cases.js"></script>'
+                    '<script src="recovery-cases.js"></script><script src="token-cases.js"></script>'
                     '<script>window.results = runParserCases(LHTTP);'
-                    'runRecoveryCases(LHTTP).then((r) => { window.recovery = r; });</script>')
+                    'runRecoveryCases(LHTTP).then((r) => runTokenCases(LHTTP).then((t) => { window.recovery = r.concat(t); }));</script>')
         ann.get("file://" + page)
         wait_for(ann, lambda d: d.execute_script("return window.recovery !== undefined;"))
         results = (ann.execute_script("return window.results;") or []) + (ann.execute_script("return window.recovery;") or [])

@@ -108,4 +108,33 @@ struct ClusterPresenceTests {
             try await alice.close()
         }
     }
+
+    /// Presence on channels that keep history in JetStream (the demo's setup): a recovering subscribe
+    /// joins, a close leaves, and neither event is kept in the stream.
+    @Test func presenceAndJetStreamHistoryOnTheSameChannel() async throws {
+        let nats = try await NATSServerProcess(jetStream: true)
+        try await TestServer.with({ config in
+            config.auth = AuthConfig(jwt: JWTConfig(hmacSecret: TestToken.secret))
+            config.channels = [ChannelOptionsConfig(prefix: "chat-", historySize: 100, presence: true, joinLeave: true, leaveGraceS: Self.grace)]
+            config.cluster = ClusterConfig(nats: [nats.url], nodeID: "solo", reconnectMinMs: 20, reconnectMaxMs: 200, history: .jetstream)
+        }) { server in
+            try await eventually { server.isClustered }
+            let alice = try await PresenceTests.user(server, "alice")
+            try await alice.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-room", "since": "-"]))
+            #expect(try await alice.nextMessage().command == "subscribed")
+            let bob = try await PresenceTests.user(server, "bob")
+            try await bob.send(LHTTPMessage(command: "sub", headers: ["subscribe": "chat-room", "since": "-"]))
+            #expect(try await bob.nextMessage().command == "subscribed")
+            let join = try await alice.nextMessage()
+            #expect(join.command == "join" && join.headers["user"] == "bob")
+            try await bob.close()
+            let leave = try await alice.nextMessage(timeout: .seconds(10))
+            #expect(leave.command == "leave" && leave.headers["user"] == "bob")
+            let http = try await server.publisher()
+            let history = try await http.request(method: .GET, path: "/history?channel=chat-room")
+            #expect(history.status == 200 && history.bodyString.contains("\"messages\":[]"), "join and leave are not history: \(history.bodyString)")
+            try await http.close()
+            try await alice.close()
+        }
+    }
 }

@@ -381,7 +381,7 @@ public final class Presence: Sendable {
     private func beat() {
         guard let link = self.state.value.link else { return }
         link.send(PresenceUpdate(kind: .alive, node: self.node, seq: self.state.value.seq))
-        let now = NIODeadline.now()
+        let now = self.eventLoop.now
         for (node, known) in self.state.value.nodes where known.lastHeard + self.configuration.nodeTimeout < now {
             self.logger.info("presence: node gone, its members with it", metadata: ["lhttp.peer": "\(node)"])
             self.forget(node)
@@ -397,7 +397,7 @@ public final class Presence: Sendable {
 
     private func handle(_ update: PresenceUpdate) {
         guard self.state.value.link != nil else { return }
-        let now = NIODeadline.now()
+        let now = self.eventLoop.now
         let known = self.state.value.nodes[update.node]
         switch update.kind {
         case .alive:
