@@ -90,6 +90,7 @@ public final class Application: Sendable {
                     heartbeat: .milliseconds(Int64(configuration.cluster.presenceHeartbeatMs)),
                     nodeTimeout: .milliseconds(3 * Int64(configuration.cluster.presenceHeartbeatMs))
                 ),
+                observer: webhooks.presence,
                 logger: logger
             ) : nil
         if let presence = self.presence { cluster?.share(presence) }

@@ -95,7 +95,7 @@ extension GatewayConfig {
         for (index, prefix) in upstream.allow.enumerated() where !isHTTPURL(prefix) {
             report("upstream.allow[\(index)]", "\"\(prefix)\" must be an http:// or https:// URL prefix without userinfo")
         }
-        for (key, url) in [("connect", hooks.connect), ("subscribe", hooks.subscribe), ("disconnect", hooks.disconnect)]
+        for (key, url) in [("connect", hooks.connect), ("subscribe", hooks.subscribe), ("disconnect", hooks.disconnect), ("presence", hooks.presence)]
         where !url.isEmpty && !isHTTPURL(url) {
             report("hooks.\(key)", "\"\(url)\" must be an http:// or https:// URL without userinfo")
         }
@@ -211,6 +211,9 @@ extension GatewayConfig {
             if options.leaveGraceS < 0 || !options.leaveGraceS.isFinite || options.leaveGraceS > 3600 {
                 report("channels[\(index)].leave_grace_s", "must be between 0 and 3600 seconds, is \(options.leaveGraceS)")
             }
+        }
+        if !hooks.presence.isEmpty, !channels.contains(where: \.presence) {
+            report("hooks.presence", "needs a channels entry with presence: true")
         }
         if auth.required, !auth.jwt.isEnabled {
             report("auth.required", "needs auth.jwt.hmac_secret or auth.jwt.public_key_files")

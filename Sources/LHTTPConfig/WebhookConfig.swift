@@ -56,8 +56,11 @@ public struct HooksConfig: Sendable, Equatable {
     public var connect: String
     public var subscribe: String
     public var disconnect: String
+    /// Told when a channel with presence is occupied or vacated, and when a member is added or removed.
+    public var presence: String
 
-    public init(connect: String = "", subscribe: String = "", disconnect: String = "") {
+    public init(connect: String = "", subscribe: String = "", disconnect: String = "", presence: String = "") {
+        self.presence = presence
         self.connect = connect
         self.subscribe = subscribe
         self.disconnect = disconnect
@@ -66,7 +69,7 @@ public struct HooksConfig: Sendable, Equatable {
 
 extension HooksConfig: Decodable, ConfigSection {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case connect, subscribe, disconnect
+        case connect, subscribe, disconnect, presence
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self)
@@ -76,7 +79,8 @@ extension HooksConfig: Decodable, ConfigSection {
         self.init(
             connect: try c.decodeIfPresent(String.self, forKey: .connect) ?? "",
             subscribe: try c.decodeIfPresent(String.self, forKey: .subscribe) ?? "",
-            disconnect: try c.decodeIfPresent(String.self, forKey: .disconnect) ?? ""
+            disconnect: try c.decodeIfPresent(String.self, forKey: .disconnect) ?? "",
+            presence: try c.decodeIfPresent(String.self, forKey: .presence) ?? ""
         )
     }
 }

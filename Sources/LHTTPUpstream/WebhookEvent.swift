@@ -10,7 +10,7 @@ import NIOCore
 /// (`http`), the channels of a subscribe, or the close code of a disconnect.
 public struct WebhookEvent: Sendable {
     public enum Kind: String, Sendable, Codable {
-        case connect, message, subscribe, disconnect
+        case connect, message, subscribe, disconnect, presence
     }
 
     /// The connection the event is about: `user`, `info` and `token_meta` come from its token (left out
@@ -71,6 +71,10 @@ public struct WebhookEvent: Sendable {
     public var code: Int?
     /// The whole verified token payload (connect events with a token).
     public var claims: JSONValue?
+    /// What changed (presence events): `channel_occupied`, `channel_vacated`, `member_added`, `member_removed`.
+    public var action: String?
+    /// The channel of a presence event.
+    public var channel: String?
 
     public init(
         kind: Kind,
@@ -123,9 +127,13 @@ private struct Envelope: Encodable {
     var channels: [String]?
     var code: Int?
     var claims: JSONValue?
+    var action: String?
+    var channel: String?
 
     init(_ event: WebhookEvent) {
         self.claims = event.claims
+        self.action = event.action
+        self.channel = event.channel
         self.event = event.kind
         self.id = event.id
         self.connection = event.connection

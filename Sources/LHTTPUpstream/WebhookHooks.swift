@@ -60,21 +60,48 @@ public struct DisconnectWebhook: ConnectionObserver {
     }
 }
 
+/// The `presence` hook: told when a channel with presence is occupied or vacated and when a member (a user)
+/// is added or removed (after the leave grace), by the node whose connection caused it. Fire-and-forget.
+public struct PresenceWebhook: PresenceObserver {
+    private let url: String
+    private let caller: WebhookCaller
+
+    public init(url: String, caller: WebhookCaller) {
+        self.url = url
+        self.caller = caller
+    }
+
+    public func presenceChanged(_ change: PresenceEvent, on eventLoop: any EventLoop) {
+        var event = WebhookEvent(
+            kind: .presence,
+            id: WebhookEventID.next(),
+            connection: .init(id: change.member.conn, remote: "", meta: [:], identity: nil)
+        )
+        event.connection.user = change.member.user.isEmpty ? nil : change.member.user
+        event.connection.info = change.member.info.flatMap(JSONValue.parse)
+        event.action = change.kind.rawValue
+        event.channel = change.channel
+        self.caller.call(url: self.url, event: event, on: eventLoop) { _ in }
+    }
+}
+
 /// Everything the webhook config adds to a gateway, and the libcurl client behind it.
 public struct Webhooks: Sendable {
     public var router: WebhookRouter?
     public var connectHook: ConnectWebhook?
     public var observers: [any ConnectionObserver]
+    /// The `presence` hook, when configured.
+    public var presence: PresenceWebhook?
     /// The client of every webhook call; shut it down when the server has stopped.
     public var client: CurlHTTPClient?
 
     /// Nothing configured: no client, no thread.
-    public static let none = Webhooks(router: nil, connectHook: nil, observers: [], client: nil)
+    public static let none = Webhooks(router: nil, connectHook: nil, observers: [], presence: nil, client: nil)
 
     /// - Parameter metrics: counts calls by route and result, with their latency.
     public static func make(_ config: GatewayConfig, limits: LHTTPLimits, metrics: BackendMetrics? = nil, logger: Logger) -> Webhooks {
         let hooks = config.hooks
-        guard !config.routes.isEmpty || !hooks.connect.isEmpty || !hooks.subscribe.isEmpty || !hooks.disconnect.isEmpty else {
+        guard !config.routes.isEmpty || !hooks.connect.isEmpty || !hooks.subscribe.isEmpty || !hooks.disconnect.isEmpty || !hooks.presence.isEmpty else {
             return .none
         }
         let client = CurlHTTPClient(
@@ -95,6 +122,7 @@ public struct Webhooks: Sendable {
             router: router,
             connectHook: hooks.connect.isEmpty ? nil : ConnectWebhook(url: hooks.connect, caller: caller),
             observers: hooks.disconnect.isEmpty ? [] : [DisconnectWebhook(url: hooks.disconnect, caller: caller)],
+            presence: hooks.presence.isEmpty ? nil : PresenceWebhook(url: hooks.presence, caller: caller),
             client: client
         )
     }

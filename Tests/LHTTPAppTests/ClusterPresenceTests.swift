@@ -32,15 +32,14 @@ struct ClusterPresenceTests {
         try await TestServer.withNodes(nats, configure: Self.configure) { a, b in
             let alice = try await PresenceTests.user(a, "alice")
             try await a.subscribe(alice, "room-x")
+            // b hears of alice before bob comes (else bob, subscribed first, would be told she joined).
+            try await eventuallyAsync { try await Self.members(b, "room-x").users == ["alice"] }
             let bob = try await PresenceTests.user(b, "bob")
             try await b.subscribe(bob, "room-x")
             // Node a learns of bob from b's members, and tells alice.
             let join = try await alice.nextMessage(timeout: .seconds(10))
             #expect(join.command == "join" && join.headers["user"] == "bob" && join.headers["channel"] == "room-x")
             #expect(join.bodyString == #"{"name":"Bob"}"#)
-            // And bob hears of alice (already there when he came: b learns of her from a's state).
-            let joinOnB = try await bob.nextMessage(timeout: .seconds(10))
-            #expect(joinOnB.command == "join" && joinOnB.headers["user"] == "alice")
             for node in [a, b] {
                 let roster = try await Self.members(node, "room-x")
                 #expect(roster.clients == 2 && roster.users == ["alice", "bob"])
@@ -65,9 +64,11 @@ struct ClusterPresenceTests {
         try await TestServer.withNodes(nats, configure: Self.configure) { a, b in
             let alice = try await PresenceTests.user(a, "alice")
             try await a.subscribe(alice, "room-y")
+            try await eventuallyAsync { try await Self.members(b, "room-y").users == ["alice"] }
             let bobOnA = try await PresenceTests.user(a, "bob")
             try await a.subscribe(bobOnA, "room-y")
             #expect(try await alice.nextMessage().headers["user"] == "bob")
+            try await eventuallyAsync { try await Self.members(b, "room-y").users == ["alice", "bob"] }
             let bobOnB = try await PresenceTests.user(b, "bob")
             try await b.subscribe(bobOnB, "room-y")
             try await eventuallyAsync { try await Self.members(a, "room-y").clients == 3 }
@@ -94,6 +95,7 @@ struct ClusterPresenceTests {
         try await TestServer.withNodes(nats, configure: Self.configure) { a, b in
             let alice = try await PresenceTests.user(a, "alice")
             try await a.subscribe(alice, "room-z")
+            try await eventuallyAsync { try await Self.members(b, "room-z").users == ["alice"] }
             let bob = try await PresenceTests.user(b, "bob")
             try await b.subscribe(bob, "room-z")
             #expect(try await alice.nextMessage(timeout: .seconds(10)).command == "join")
@@ -134,6 +136,33 @@ struct ClusterPresenceTests {
             let history = try await http.request(method: .GET, path: "/history?channel=chat-room")
             #expect(history.status == 200 && history.bodyString.contains("\"messages\":[]"), "join and leave are not history: \(history.bodyString)")
             try await http.close()
+            try await alice.close()
+        }
+    }
+
+    /// With `cluster.secret`, presence from a stranger on the subject (unsigned, or signed with another
+    /// secret) is dropped and counted: it can neither add members nor take them away.
+    @Test func forgedPresenceIsRefusedWithASecret() async throws {
+        let nats = try await NATSServerProcess()
+        try await TestServer.withNodes(nats, configure: { config in
+            Self.configure(&config)
+            config.cluster.secret = "cluster-secret-of-the-nodes-0123"
+        }) { a, b in
+            let alice = try await PresenceTests.user(a, "alice")
+            try await a.subscribe(alice, "room-t")
+            try await eventuallyAsync { try await Self.members(b, "room-t").users == ["alice"] }
+            let bob = try await PresenceTests.user(b, "bob")
+            try await b.subscribe(bob, "room-t")
+            #expect(try await alice.nextMessage(timeout: .seconds(10)).headers["user"] == "bob", "signed presence works")
+            let stranger = try await ClusterTrustTests.Stranger(nats)
+            let forged = #"{"kind":"state","node":"evil#1","seq":1,"ts":0,"channels":{"room-t":{"members":[{"conn":"1","user":"mallory","info":null}],"clients":1,"users":1}}}"#
+            try stranger.client.publish(ByteBuffer(string: "- " + forged), to: "lhttp.presence")
+            try stranger.client.publish(ByteBuffer(string: String(repeating: "ab", count: 32) + " " + forged), to: "lhttp.presence")
+            try await stranger.client.flush()
+            try await eventually { (a.cluster?.rejections(.unsigned) ?? 0) >= 1 && (a.cluster?.rejections(.badSignature) ?? 0) >= 1 }
+            #expect(try await Self.members(a, "room-t").users == ["alice", "bob"])
+            await stranger.close()
+            try await bob.close()
             try await alice.close()
         }
     }

@@ -177,6 +177,34 @@ struct PresenceTests {
             try await alice.close()
         }
     }
+
+    /// The `presence` webhook: occupied, each user added once, removed with its last connection, vacated.
+    @Test func thePresenceWebhookHearsOfChannelsAndMembers() async throws {
+        let backend = try await TestBackend.start { _ in .init(status: 204) }
+        defer { Task { await backend.stop() } }
+        try await TestServer.with({ config in
+            Self.configure(&config, grace: 0)
+            config.hooks.presence = "http://127.0.0.1:\(backend.port)/presence"
+        }) { server in
+            let alice = try await Self.user(server, "alice")
+            try await server.subscribe(alice, "quiet-hook")
+            let bob1 = try await Self.user(server, "bob")
+            let bob2 = try await Self.user(server, "bob")
+            try await server.subscribe(bob1, "quiet-hook")
+            try await server.subscribe(bob2, "quiet-hook")
+            try await bob1.close()
+            try await bob2.close()
+            try await alice.close()
+            let requests = try await backend.waitForRequests(6)
+            let events = requests.map { (try? JSONSerialization.jsonObject(with: Data($0.body.utf8))) as? [String: Any] ?? [:] }
+            let seen = events.map { "\($0["action"] as? String ?? "?") \((($0["connection"] as? [String: Any])?["user"] as? String) ?? "")" }
+            #expect(seen.sorted() == ["channel_occupied alice", "channel_vacated alice", "member_added alice", "member_added bob", "member_removed alice", "member_removed bob"].sorted())
+            #expect(events.allSatisfy { $0["event"] as? String == "presence" && $0["channel"] as? String == "quiet-hook" })
+            #expect(requests.allSatisfy { $0.header("X-LHTTP-Event") == "presence" })
+            try await server.eventually { server.gateway.connectionCount == 0 }
+            #expect(backend.requests.count == 6, "no more than once each")
+        }
+    }
 }
 
 /// Polls an async `condition` every 20 ms for up to `timeout`.

@@ -43,6 +43,7 @@ public final class Presence: Sendable {
     private let hub: Hub
     private let configuration: Configuration
     private let logger: Logger
+    private let observer: (any PresenceObserver)?
     private let state: NIOLoopBoundBox<State>
 
     /// Another node's members of one channel.
@@ -62,10 +63,13 @@ public final class Presence: Sendable {
         var remote: [String: Remote] = [:]
         /// User → connections anywhere (local and remote members).
         var totals: [String: Int] = [:]
-        /// Users whose last connection went, waiting out the grace before `leave`.
-        var leaving: [String: (task: Scheduled<Void>, member: PresenceMember)] = [:]
+        /// Users whose last connection went, waiting out the grace before `leave` (`local`: this node's
+        /// connection was the last, so this node reports the removal).
+        var leaving: [String: (task: Scheduled<Void>, member: PresenceMember, local: Bool)] = [:]
 
         var isEmpty: Bool { self.local.isEmpty && self.remote.isEmpty && self.leaving.isEmpty }
+        /// Connections anywhere.
+        var clients: Int { self.remote.values.reduce(self.local.count) { $0 + $1.clients } }
     }
 
     private struct NodeState {
@@ -89,8 +93,9 @@ public final class Presence: Sendable {
 
     public init(
         access: ChannelAccess, hub: Hub, eventLoop: any EventLoop, node: String = "node#\(String(UInt32.random(in: 0...UInt32.max), radix: 16))",
-        configuration: Configuration = .init(), logger: Logger = Logger(label: "lhttpd.presence")
+        configuration: Configuration = .init(), observer: (any PresenceObserver)? = nil, logger: Logger = Logger(label: "lhttpd.presence")
     ) {
+        self.observer = observer
         self.access = access
         self.hub = hub
         self.eventLoop = eventLoop
@@ -184,7 +189,9 @@ public final class Presence: Sendable {
     private func addLocal(_ member: PresenceMember, id: ConnectionID, to channel: String) {
         guard let options = self.access.presence(for: channel) else { return }
         var changes: [Change] = []
+        var occupied = false
         self.withChannel(channel, options: options) { cs in
+            occupied = cs.clients == 0
             guard cs.local.updateValue(member, forKey: id) == nil else { return }
             if !member.user.isEmpty {
                 cs.localUsers[member.user, default: 0] += 1
@@ -192,11 +199,13 @@ public final class Presence: Sendable {
             }
         }
         self.markDirty(channel)
-        self.emit(changes, on: channel)
+        if occupied { self.observer?.presenceChanged(PresenceEvent(kind: .channelOccupied, channel: channel, member: member), on: self.eventLoop) }
+        self.emit(changes, on: channel, local: true)
     }
 
     private func removeLocal(_ id: ConnectionID, from channel: String) {
         var changes: [Change] = []
+        var vacated: PresenceMember?
         guard self.state.value.channels[channel] != nil else { return }
         self.withChannel(channel, options: nil) { cs in
             guard let member = cs.local.removeValue(forKey: id) else { return }
@@ -205,9 +214,11 @@ public final class Presence: Sendable {
                 cs.localUsers[member.user] = left > 0 ? left : nil
                 Self.count(&cs, user: member.user, by: -1, member: member, except: nil, into: &changes)
             }
+            if cs.clients == 0 { vacated = member }
         }
         self.markDirty(channel)
-        self.emit(changes, on: channel)
+        self.emit(changes, on: channel, local: true)
+        if let vacated { self.observer?.presenceChanged(PresenceEvent(kind: .channelVacated, channel: channel, member: vacated), on: self.eventLoop) }
     }
 
     /// What a count change leads to: a user is there (`join`, unless it was leaving) or gone (`leave`, after
@@ -242,15 +253,18 @@ public final class Presence: Sendable {
         if self.state.value.channels[channel]!.isEmpty { self.state.value.channels[channel] = nil }
     }
 
-    private func emit(_ changes: [Change], on channel: String) {
-        guard !changes.isEmpty, let options = self.access.presence(for: channel), options.joinLeave else { return }
+    /// Carries out what count changes led to. `local`: this node's connection caused them (it reports them
+    /// to the observer; the other nodes do not).
+    private func emit(_ changes: [Change], on channel: String, local: Bool) {
+        guard !changes.isEmpty, let options = self.access.presence(for: channel) else { return }
         for change in changes {
             switch change {
             case .joined(let member, let except):
-                self.send(Self.joinCommand, member, on: channel, except: except)
+                if options.joinLeave { self.send(Self.joinCommand, member, on: channel, except: except) }
+                if local { self.observer?.presenceChanged(PresenceEvent(kind: .memberAdded, channel: channel, member: member), on: self.eventLoop) }
             case .gone(let member):
                 guard options.leaveGraceS > 0 else {
-                    self.send(Self.leaveCommand, member, on: channel, except: nil)
+                    self.left(member, on: channel, options: options, local: local)
                     continue
                 }
                 let user = member.user
@@ -259,19 +273,25 @@ public final class Presence: Sendable {
                 }
                 self.withChannel(channel, options: options) { cs in
                     cs.leaving[user]?.task.cancel()
-                    cs.leaving[user] = (task, member)
+                    cs.leaving[user] = (task, member, local)
                 }
             }
         }
     }
 
+    /// A user is gone for good (past the grace): `leave` to the subscribers, the removal to the observer.
+    private func left(_ member: PresenceMember, on channel: String, options: ChannelAccess.PresenceOptions, local: Bool) {
+        if options.joinLeave { self.send(Self.leaveCommand, member, on: channel, except: nil) }
+        if local { self.observer?.presenceChanged(PresenceEvent(kind: .memberRemoved, channel: channel, member: member), on: self.eventLoop) }
+    }
+
     private func graceEnded(user: String, on channel: String) {
-        var gone: PresenceMember?
+        var gone: (member: PresenceMember, local: Bool)?
         self.withChannel(channel, options: nil) { cs in
             guard let leaving = cs.leaving.removeValue(forKey: user), cs.totals[user] == nil else { return }
-            gone = leaving.member
+            gone = (leaving.member, leaving.local)
         }
-        if let gone { self.send(Self.leaveCommand, gone, on: channel, except: nil) }
+        if let gone, let options = self.access.presence(for: channel) { self.left(gone.member, on: channel, options: options, local: gone.local) }
     }
 
     /// `LHTTP/1.0 join|leave` with `channel`, `user`, `conn`, the member's info as body, to `channel`'s
@@ -463,6 +483,6 @@ public final class Presence: Sendable {
                 }
             }
         }
-        self.emit(changes, on: channel)
+        self.emit(changes, on: channel, local: false)
     }
 }

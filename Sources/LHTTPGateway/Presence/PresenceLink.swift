@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Carries presence between nodes (the NATS broker implements it): each node shares its own members per
 /// channel; every node keeps the union and computes join/leave for its own subscribers.
 public protocol PresenceLink: Sendable {
@@ -58,5 +60,34 @@ public struct PresenceUpdate: Sendable, Codable, Equatable {
         self.syncID = syncID
         self.last = last
         self.ts = ts
+    }
+}
+
+/// Told of presence changes this node caused (the `presence` webhook): in a cluster each change is
+/// reported by the node whose connection made it, once.
+public protocol PresenceObserver: Sendable {
+    /// Called on the presence loop (`eventLoop`); must not block.
+    func presenceChanged(_ event: PresenceEvent, on eventLoop: any EventLoop)
+}
+
+/// A channel's first connection anywhere came or its last went, or a user's first connection came or
+/// (after the grace) its last went.
+public struct PresenceEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case channelOccupied = "channel_occupied"
+        case channelVacated = "channel_vacated"
+        case memberAdded = "member_added"
+        case memberRemoved = "member_removed"
+    }
+
+    public var kind: Kind
+    public var channel: String
+    /// The connection that caused it (its user and info).
+    public var member: PresenceMember
+
+    public init(kind: Kind, channel: String, member: PresenceMember) {
+        self.kind = kind
+        self.channel = channel
+        self.member = member
     }
 }
