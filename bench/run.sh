@@ -19,6 +19,8 @@ QUICK=${QUICK:-0}
 # one scenario (ONLY=fanout-cluster: the cluster mode alone, with its single-node peers).
 DIALECTS=${DIALECTS:-lhttp nchan nats}
 ONLY=${ONLY:-}
+# The churn rows' token secret: lhttpd's auth.jwt.hmac_secret, and the bench signs each worker's token with it.
+jwt_secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -60,7 +62,7 @@ wait_port() {
     return 1
 }
 
-start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned; sets server_pid and port (and backend_port for lhttpd)
+start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned | presence, $3 = scenario; sets server_pid and port (and backend_port for lhttpd)
     port=$(free_port)
     if [ "$2" = unpinned ]; then server_pin=(); else server_pin=(taskset -c "$SERVER_CPU"); fi
     case "$1" in
@@ -69,8 +71,16 @@ start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned; sets serv
         backend_port=$(free_port)
         # Per-connection rate limits off: one load generator connection stands for many publishers.
         # hist-* keeps history (the "history=100" rows); every other channel none, as by default.
-        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\nchannels:\n  - prefix: "hist-"\n    history_size: 100\nupstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\n' \
+        printf 'limits:\n  max_messages_per_second: 0\n  max_bytes_per_second: 0\nupstream:\n  allow: ["http://127.0.0.1:%s/"]\n  max_in_flight: 256\n  max_in_flight_per_connection: 1024\nroutes:\n  hook: {url: "http://127.0.0.1:%s/hook"}\nchannels:\n  - prefix: "hist-"\n    history_size: 100\n' \
             "$backend_port" "$backend_port" > "$work/lhttpd.yaml"
+        # The churn rows: tokens verified on every upgrade (both rows); the "presence" one keeps presence on the
+        # rooms and tells their subscribers every join and leave at once (no grace, so each cycle is both).
+        # Logging from level error: each cycle's round trip is a deliberate LHTTP/9.9 message, which lhttpd
+        # logs as a rejected message (a warning line per cycle, thousands a second) where a real client logs none.
+        if [ "$3" = churn ]; then
+            [ "$2" = presence ] && printf '  - prefix: "room-"\n    presence: true\n    join_leave: true\n    leave_grace_s: 0\n' >> "$work/lhttpd.yaml"
+            printf 'auth:\n  jwt:\n    hmac_secret: "%s"\nlog:\n  level: error\n' "$jwt_secret" >> "$work/lhttpd.yaml"
+        fi
         # Pinned: one event loop on the server's core. Unpinned: lhttpd's default, a loop per core.
         local threads=(--threads 1)
         [ "$2" = unpinned ] && threads=()
@@ -92,13 +102,15 @@ start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned; sets serv
 }
 
 # One fresh server per scenario, so no scenario inherits another's memory or buffers.
-run() {  # $1 = dialect, $2 = pinned | unpinned, rest = scenario arguments
+run() {  # $1 = dialect, $2 = pinned | unpinned | presence (pinned, lhttpd with presence), rest = scenario arguments
     local dialect=$1 pinning=$2
     shift 2
-    start_server "$dialect" "$pinning"
+    start_server "$dialect" "$pinning" "$1"
     local extra=()
-    [ "$1" = idle-conns ] || [ "$1" = soak ] && extra=(--server-pid "$server_pid")
+    [ "$1" = idle-conns ] || [ "$1" = soak ] || [ "$1" = churn ] && extra=(--server-pid "$server_pid")
     [ "$1" = upstream ] || [ "$1" = webhook ] && extra=(--backend-port "$backend_port")
+    [ "$1" = churn ] && extra+=(--jwt-secret "$jwt_secret")
+    [ "$pinning" = presence ] && extra+=(--label presence=join_leave)
     if [ "$pinning" = unpinned ]; then
         load_pin=()
         extra+=(--label pinned=false)
@@ -143,7 +155,8 @@ run_cluster() {  # rest = fanout arguments
 }
 
 # Every scenario: "<servers>|<arguments>". <servers> are those it runs against (filtered by DIALECTS);
-# "lhttp-unpinned" is lhttpd with a loop per core and neither side pinned.
+# "lhttp-unpinned" is lhttpd with a loop per core and neither side pinned; "lhttp-presence" is lhttpd (pinned)
+# with presence and join/leave on the churn rows' rooms.
 if [ "$QUICK" = 1 ]; then
     scenarios=(
         "lhttp nchan|fanout --subscribers 20 --messages 500 --window 16"
@@ -161,6 +174,7 @@ if [ "$QUICK" = 1 ]; then
         "lhttp|webhook --messages 500 --in-flight 8"
         "lhttp|soak --connections 500 --channels 20 --seconds 5 --rate 200 --churn 10 --stalled 2"
         "lhttp|fanout --subscribers 20 --messages 500 --window 64 --publishers 4 --channel hist-fanout --label history=100"
+        "lhttp lhttp-presence|churn --workers 10 --connects 1000 --seconds 5 --rooms 5 --watchers 5"
     )
     cluster_scenarios=(
         "--subscribers 20 --messages 500 --window 16"
@@ -193,6 +207,9 @@ else
         # Issue 15: the first and fourth fan-outs again, to a channel with history (stamped, kept, ordered).
         "lhttp|fanout --subscribers 100 --messages 10000 --window 256 --publishers 4 --channel hist-fanout --label history=100"
         "lhttp|fanout --subscribers 1000 --messages 3000 --window 200 --publisher websocket --channel hist-fanout --label history=100"
+        # Issue 16: connect, subscribe, round trip, clean close, again (50 workers, each its own token user), with
+        # 10 watchers in the rooms; lhttpd without presence, then with presence and join/leave on the rooms.
+        "lhttp lhttp-presence|churn --workers 50 --connects 20000 --seconds 15 --rooms 10 --watchers 10"
     )
     cluster_scenarios=(
         "--subscribers 1000 --messages 2000 --window 256"
@@ -212,9 +229,12 @@ for entry in "${scenarios[@]}"; do
     scenario=${entry#*|}
     [ -n "$ONLY" ] && [ "${scenario%% *}" != "$ONLY" ] && continue
     for server in $servers; do
-        dialect=${server%-unpinned}
+        case "$server" in
+        *-unpinned) dialect=${server%-unpinned} pinning=unpinned ;;
+        *-presence) dialect=${server%-presence} pinning=presence ;;
+        *) dialect=$server pinning=pinned ;;
+        esac
         case " $DIALECTS " in *" $dialect "*) ;; *) continue ;; esac
-        [ "$server" = "$dialect" ] && pinning=pinned || pinning=unpinned
         runs+=("$dialect $pinning $scenario")
     done
 done
@@ -247,6 +267,7 @@ for item in "${runs[@]}"; do
     else
         label=$dialect
         [ "$pinning" = unpinned ] && label="$dialect (unpinned, loop per core)"
+        [ "$pinning" = presence ] && label="$dialect (presence + join/leave on room-*)"
         echo "[$index/${#runs[@]}] ${scenario%% *} $label ${scenario#* } ($((SECONDS - started)) s)" >&2
         # shellcheck disable=SC2086
         run "$dialect" "$pinning" $scenario

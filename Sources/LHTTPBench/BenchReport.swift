@@ -19,6 +19,11 @@ public enum BenchReport {
         case "publish-rps": return [Figure(name: "requests/s", metric: "requests_per_s", higherIsBetter: true, unit: "")]
         case "idle-conns": return [Figure(name: "memory per connection", metric: "kib_per_conn", higherIsBetter: false, unit: "KiB")]
         case "seed": return [Figure(name: "time to deliver all", metric: "elapsed_s", higherIsBetter: false, unit: "s")]
+        case "churn":  // lhttpd only; its peer is lhttpd without presence (presenceTable)
+            return [
+                Figure(name: "connect/close cycles/s", metric: "cycles_per_s", higherIsBetter: true, unit: ""),
+                Figure(name: "p99 cycle", metric: "cycle_p99_ms", higherIsBetter: false, unit: "ms"),
+            ]
         case "upstream", "webhook": return []  // their own table: the peer is libcurl called directly, not Nchan
         case "fanout-cluster": return []  // its own table: the peer is the single-node fan-out of the same run
         default: return []
@@ -88,6 +93,7 @@ public enum BenchReport {
         if let cluster = clusterTable(results) { text += "\n\n" + cluster }
         if let unpinned = unpinnedTable(results) { text += "\n\n" + unpinned }
         if let history = historyTable(results) { text += "\n\n" + history }
+        if let presence = presenceTable(results) { text += "\n\n" + presence }
         for soak in results where soak.scenario == "soak" {
             let m = soak.metrics
             text += "\n\nsoak (\(soak.parameters["connections"] ?? 0) connections, \(soak.parameters["seconds"] ?? 0) s): "
@@ -167,6 +173,41 @@ public enum BenchReport {
                 base.map { String(format: "%.2f×", ours / max($0, 1)) } ?? "-",
                 plain.map { BenchResult.format($0.metrics["p99_ms"] ?? 0) + " ms" } ?? "n/a",
                 BenchResult.format(run.metrics["p99_ms"] ?? 0) + " ms",
+            ])
+        }
+        return render(rows)
+    }
+
+    /// lhttpd churn with presence and join/leave on the rooms (`--label presence=<what>`, lhttpd configured
+    /// so) against the same churn without, in the same file: what presence costs each connect and close.
+    static func presenceTable(_ results: [BenchResult]) -> String? {
+        let runs = results.filter { $0.scenario == "churn" && $0.dialect == .lhttp && $0.labels?["presence"] != nil }
+        guard !runs.isEmpty else { return nil }
+        var rows: [[String]] = [[
+            "lhttpd churn with presence vs without (same run)", "without cycles/s", "with cycles/s", "with vs without",
+            "without p50 / p99", "with p50 / p99", "server CPU per cycle without / with", "join/leave events/s",
+        ]]
+        for run in runs {
+            let key = key(run, dropping: ["presence"])
+            let plain = results.first { $0.scenario == "churn" && $0.dialect == .lhttp && $0.labels?["presence"] == nil && self.key($0) == key }
+            // CPU time the server used per cycle (with --server-pid): steadier than the rate on a shared machine.
+            func cpu(_ result: BenchResult?) -> String {
+                result?.metrics["server_cpu_us_per_cycle"].map { BenchResult.format($0) + " µs" } ?? "n/a"
+            }
+            func cycle(_ result: BenchResult) -> String {
+                "\(BenchResult.format(result.metrics["cycle_p50_ms"] ?? 0)) / \(BenchResult.format(result.metrics["cycle_p99_ms"] ?? 0)) ms"
+            }
+            let ours = run.metrics["cycles_per_s"] ?? 0
+            let base = plain?.metrics["cycles_per_s"]
+            rows.append([
+                key + " presence=\(run.labels?["presence"] ?? "")" + (run.ok ? "" : " (FAILED: errors \(run.errors))"),
+                base.map { BenchResult.format($0) + (plain?.ok == false ? " (FAILED)" : "") } ?? "n/a",
+                BenchResult.format(ours),
+                base.map { String(format: "%.2f×", ours / max($0, 1)) } ?? "-",
+                plain.map(cycle) ?? "n/a",
+                cycle(run),
+                cpu(plain) + " / " + cpu(run),
+                BenchResult.format(run.metrics["events_per_s"] ?? 0),
             ])
         }
         return render(rows)

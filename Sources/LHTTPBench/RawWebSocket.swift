@@ -28,6 +28,15 @@ final class RawWebSocketHandler: ChannelInboundHandler {
     private var pending: ByteBuffer?
     private var fragments: ByteBuffer?
     private var nats: NATSStreamParser?
+    /// Our close frame went out (``StartClose``): the server's close answers it, and the server closes the TCP
+    /// connection first (RFC 6455 7.1.1), so the client does not hold the TIME_WAIT of every churned connection.
+    private var closeSent = false
+
+    /// Sent down the pipeline (`fireUserInboundEventTriggered`) to close cleanly: the handler sends a close
+    /// frame with `code` and waits for the server's close and its end of the connection.
+    struct StartClose {
+        var code: UInt16 = 1000
+    }
 
     init(host: String, path: String, index: Int, sink: any BenchSink, framing: Framing = .messages, upgraded: EventLoopPromise<Void>) {
         self.host = host
@@ -54,6 +63,19 @@ final class RawWebSocketHandler: ChannelInboundHandler {
             self.upgraded.fail(BenchError.connectionClosed("websocket \(self.path) before upgrade"))
         }
         self.sink.closed(self.index)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let close = event as? StartClose else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard self.handshakeDone, !self.closeSent else { return }
+        self.closeSent = true
+        let code = close.code
+        context.writeAndFlush(
+            Self.wrapOutboundOut(BenchFrames.masked(opcode: 0x8, payload: [UInt8(code >> 8), UInt8(code & 0xFF)])), promise: nil
+        )
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -162,6 +184,9 @@ final class RawWebSocketHandler: ChannelInboundHandler {
             case 0x9:
                 context.writeAndFlush(Self.wrapOutboundOut(BenchFrames.masked(opcode: 0xA, payload: payload)), promise: nil)
             case 0x8:
+                self.sink.closeFrame(payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil, from: self.index)
+                // Our own close answered: the server ends the connection (the sink's owner times it out if not).
+                if self.closeSent { continue }
                 context.writeAndFlush(Self.wrapOutboundOut(BenchFrames.masked(opcode: 0x8, payload: [0x03, 0xE8])), promise: nil)
                 context.close(promise: nil)
             default:

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lhttp-bench",
         abstract: "Benchmark lhttpd (LHTTP), nginx+Nchan or nats-server (websocket): every scenario prints one JSON line (stdout) and a summary (stderr).",
-        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Soak.self, Report.self]
+        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Soak.self, Churn.self, Report.self]
     )
 }
 
@@ -287,6 +287,36 @@ struct Soak: AsyncParsableCommand {
         let scenario = SoakScenario(
             target: target.server, connections: connections, channels: channels, seconds: seconds,
             rate: rate, churn: churn, stalled: stalled, serverPID: serverPid
+        )
+        try await report(target) { try await scenario.run(on: $0) }
+    }
+}
+
+struct Churn: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Connect/disconnect churn: workers each connect, subscribe to a room, make a round trip and close cleanly, over and over; watchers in the rooms check the join/leave events (lhttpd only)."
+    )
+    @OptionGroup var target: Target
+    @Option(help: "Independent clients, each with one connection at a time.") var workers = 50
+    @Option(help: "Connections opened in all; the run ends at this count or after --seconds, whichever comes first.") var connects = 20_000
+    @Option(help: "Longest churn, in seconds.") var seconds = 20
+    @Option(help: "Rooms (room-0 ... room-N-1); worker k subscribes to room-(k mod N).") var rooms = 10
+    @Option(help: "Long-lived anonymous connections in the rooms (watcher j in room-(j mod N)) counting join/leave events.") var watchers = 10
+    @Option(help: "lhttpd's auth.jwt.hmac_secret: each worker connects with an HS256 token for its own user u<k> (none: anonymous, no join/leave).")
+    var jwtSecret: String?
+    @Option(help: "PID of the server process: its memory before and after.") var serverPid: Int32?
+
+    func validate() throws {
+        guard target.dialect == .lhttp else { throw ValidationError("churn speaks LHTTP (subscribe, presence): --dialect lhttp only") }
+        guard workers >= 1, connects >= 1, seconds >= 1, rooms >= 1, watchers >= 0 else {
+            throw ValidationError("--workers, --connects, --seconds and --rooms must be at least 1, --watchers 0 or more")
+        }
+    }
+
+    func run() async throws {
+        let scenario = ChurnScenario(
+            target: target.server, workers: workers, connects: connects, seconds: seconds, rooms: rooms, watchers: watchers,
+            jwtSecret: jwtSecret, serverPID: serverPid, timeout: target.limit
         )
         try await report(target) { try await scenario.run(on: $0) }
     }

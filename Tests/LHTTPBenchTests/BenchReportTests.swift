@@ -52,4 +52,23 @@ import Testing
         #expect(script.contains("\"1000 subs\\n1 HTTP publishers\\nwindow 200\\nunpinned, loop/core\" 1.500 NaN NaN\n"))
         #expect(BenchChart.gnuplotScript([], output: "out.png", title: "t") == nil)
     }
+
+    @Test func churnWithPresenceIsComparedWithTheSameChurnWithout() throws {
+        func churn(rate: Double, presence: Bool) -> BenchResult {
+            BenchResult(
+                scenario: "churn", dialect: .lhttp,
+                parameters: ["workers": 50, "connects": 20000, "seconds": 15, "rooms": 10, "watchers": 10],
+                labels: presence ? ["token": "hs256", "presence": "join_leave"] : ["token": "hs256"],
+                metrics: ["cycles_per_s": rate, "cycle_p50_ms": 9, "cycle_p99_ms": 20, "events_per_s": presence ? 8000 : 0]
+            )
+        }
+        let table = BenchReport.table([churn(rate: 5000, presence: false), churn(rate: 4000, presence: true)])
+        let row = try #require(table.split(separator: "\n").first { $0.contains("0.80×") }, "\(table)")
+        #expect(row.contains("presence=join_leave"))
+        #expect(row.contains("| 8000"))
+        #expect(table.contains("lhttpd churn with presence vs without"))
+        #expect(table.contains("connect/close cycles/s"))
+        // No fan-out row: no chart.
+        #expect(BenchChart.gnuplotScript([churn(rate: 5000, presence: false)], output: "out.png", title: "t") == nil)
+    }
 }

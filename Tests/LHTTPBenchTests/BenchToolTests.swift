@@ -179,3 +179,27 @@ extension BenchToolTests {
         #expect(refused.text.contains("--publisher websocket"))
     }
 }
+
+extension BenchToolTests {
+    /// Presence on the rooms, no grace: every cycle is a join and a leave for the room's watchers, and the
+    /// rooms are empty of users at the end.
+    @Test func churnWithPresenceCountsTheJoinsAndLeaves() async throws {
+        try await TestServer.with({ config in
+            config.auth = AuthConfig(jwt: JWTConfig(hmacSecret: TestToken.secret))
+            config.channels = [ChannelOptionsConfig(prefix: "room-", presence: true, joinLeave: true, leaveGraceS: 0)]
+        }) { server in
+            let line = try await run(
+                ["churn", "--workers", "4", "--connects", "200", "--seconds", "10", "--rooms", "2", "--watchers", "2",
+                 "--jwt-secret", TestToken.secret],
+                port: server.port
+            )
+            #expect(line.scenario == "churn")
+            #expect(line.ok)
+            #expect(line.errors == 0)
+            #expect((line.metrics["cycles"] ?? 0) > 0)
+            #expect((line.metrics["events"] ?? 0) > 0)
+            #expect(line.metrics["presence"] == 1)
+            #expect(line.metrics["users_left"] == 0)
+        }
+    }
+}
