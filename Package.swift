@@ -143,6 +143,7 @@ let package = Package(
             name: "LHTTPBench",
             dependencies: [
                 "LHTTPUpstream",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -28,7 +28,7 @@
  *     retried with the usual backoff.
  *   When the server asks (`LHTTP/1.0 refresh` with `grace:`), the client emits "refresh" ({grace}) and, with
  *     getToken, answers `LHTTP/1.0 refresh` with `token:`; the server's `refreshed` (`exp:`) is the
- *     "refreshed" event ({exp}). Neither is a "message". client.refresh([token]) does the same on demand:
+ *     "refreshed" event ({exp}; null when the new token has no exp). Neither is a "message". client.refresh([token]) does the same on demand:
  *     a Promise of {exp}, rejected on the server's error reply (401; 403 for another user), a getToken
  *     failure, a timeout or a disconnect.
  *   client.presence(channel[, {timeout}]): sends `LHTTP/1.0 presence` with `presence:<channel>`; a Promise of
@@ -549,7 +549,8 @@
         if (this.options.getToken) this.refresh();  // its failures are "error" events; the promise is handled
         return true;
       case "refreshed":
-        var answer = { exp: Number(headers.get("exp")) };
+        var expHeader = headers.get("exp");
+        var answer = { exp: expHeader === undefined ? null : Number(expHeader) };  // null: the new token does not expire
         var request = this.oldestPending(function (r) { return r.kind === "refresh"; });
         if (request) this.settle(request, null, answer);
         this.emit("refreshed", answer);

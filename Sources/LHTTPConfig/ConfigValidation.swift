@@ -212,6 +212,9 @@ extension GatewayConfig {
                 report("channels[\(index)].leave_grace_s", "must be between 0 and 3600 seconds, is \(options.leaveGraceS)")
             }
         }
+        for (key, path) in [("publish.path", publish.path), ("metrics.path", metrics.path)] where path == "/presence" || path == "/history" {
+            report(key, "\(path) is served by lhttpd itself (GET \(path))")
+        }
         if !hooks.presence.isEmpty, !channels.contains(where: \.presence) {
             report("hooks.presence", "needs a channels entry with presence: true")
         }

@@ -161,10 +161,13 @@ public final class NATSBroker: Broker {
 
     public var sharedHistory: (any SharedHistory)? { self.history }
 
+    /// `<prefix>.p.all`: two tokens after the prefix, which no channel's subject (one token) can be.
+    static func presenceSubject(prefix: String) -> String { "\(prefix).p.all" }
+
     /// Shares `presence` with the other nodes on `<prefix>.presence` (call before ``start()``).
     public func share(_ presence: Presence) {
         let link = NATSPresenceLink(
-            client: self.client, subject: "\(self.prefix).presence", signer: self.signer, maxAgeMs: self.maxEnvelopeAgeMs, logger: self.logger
+            client: self.client, subject: Self.presenceSubject(prefix: self.prefix), signer: self.signer, maxAgeMs: self.maxEnvelopeAgeMs, logger: self.logger
         )
         self.presence.withLockedValue { $0 = (presence, link) }
     }

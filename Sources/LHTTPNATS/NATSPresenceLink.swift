@@ -3,7 +3,7 @@ import LHTTPGateway
 import Logging
 import NIOCore
 
-/// Presence between nodes over NATS: every node publishes its ``PresenceUpdate``s on `<prefix>.presence`
+/// Presence between nodes over NATS: every node publishes its ``PresenceUpdate``s on `<prefix>.p.all`
 /// and hears everyone's there (one subject: a node answers `GET /presence` for any channel, and computes
 /// join/leave for its own subscribers from the union).
 ///

@@ -156,8 +156,8 @@ struct ClusterPresenceTests {
             #expect(try await alice.nextMessage(timeout: .seconds(10)).headers["user"] == "bob", "signed presence works")
             let stranger = try await ClusterTrustTests.Stranger(nats)
             let forged = #"{"kind":"state","node":"evil#1","seq":1,"ts":0,"channels":{"room-t":{"members":[{"conn":"1","user":"mallory","info":null}],"clients":1,"users":1}}}"#
-            try stranger.client.publish(ByteBuffer(string: "- " + forged), to: "lhttp.presence")
-            try stranger.client.publish(ByteBuffer(string: String(repeating: "ab", count: 32) + " " + forged), to: "lhttp.presence")
+            try stranger.client.publish(ByteBuffer(string: "- " + forged), to: "lhttp.p.all")
+            try stranger.client.publish(ByteBuffer(string: String(repeating: "ab", count: 32) + " " + forged), to: "lhttp.p.all")
             try await stranger.client.flush()
             try await eventually { (a.cluster?.rejections(.unsigned) ?? 0) >= 1 && (a.cluster?.rejections(.badSignature) ?? 0) >= 1 }
             #expect(try await Self.members(a, "room-t").users == ["alice", "bob"])

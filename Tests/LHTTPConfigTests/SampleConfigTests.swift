@@ -12,9 +12,9 @@ struct SampleConfigTests {
         // Every key at its default, except static_dir: the sample serves the demo and the SDK.
         var expected = GatewayConfig()
         expected.staticDir = "public"
-        // And the channels locked down to the app but the demo's rooms, which keep history.
+        // And the channels locked down to the app but the demo's rooms, which keep history and presence.
         expected.channels = [
-            ChannelOptionsConfig(prefix: "chat-", publish: .anyone, historySize: 100, historyTTLS: 3600),
+            ChannelOptionsConfig(prefix: "chat-", publish: .anyone, historySize: 100, historyTTLS: 3600, presence: true, joinLeave: true),
             ChannelOptionsConfig(prefix: "", publish: .none),
         ]
         // static_dir is checked relative to the working directory: `swift test` runs in the package root.

@@ -111,11 +111,12 @@ public final class Presence: Sendable {
     // MARK: Local members (from any loop)
 
     /// `connection` joined `channels` (those with presence count; the others are ignored).
-    public func joined(_ connection: ConnectionInfo, channels: [String]) {
+    public func joined(_ connection: @autoclosure () -> ConnectionInfo, channels: [String]) {
         let kept = channels.filter(self.keeps)
         guard !kept.isEmpty else { return }
-        let member = PresenceMember(connection)
-        let id = connection.id
+        let info = connection()
+        let member = PresenceMember(info)
+        let id = info.id
         self.eventLoop.execute { [self] in
             for channel in kept { self.addLocal(member, id: id, to: channel) }
         }
@@ -317,8 +318,9 @@ public final class Presence: Sendable {
             if let theirs = remote.members {
                 members?.append(contentsOf: theirs)
             } else {
+                // Counts only: its users beyond the ones last known by name (already in `totals`).
                 members = nil
-                users += remote.users
+                users += max(0, remote.users - remote.userCounts.count)
             }
         }
         if let list = members, list.count > self.configuration.maxMembers { members = nil }
@@ -338,7 +340,9 @@ public final class Presence: Sendable {
     /// This node's members of `channel`, as the others get them.
     private func shared(_ channel: String) -> PresenceUpdate.Channel {
         guard let cs = self.state.value.channels[channel] else { return .init(members: [], clients: 0, users: 0) }
-        let members = cs.local.count <= self.configuration.maxMembers ? Array(cs.local.values) : nil
+        var members = cs.local.count <= self.configuration.maxMembers ? Array(cs.local.values) : nil
+        // A roster whose JSON would not fit one message (big `info`s) goes as counts only too.
+        if let list = members, list.reduce(0, { $0 + Self.weight(of: $1) }) > Self.chunkBytes { members = nil }
         return .init(members: members, clients: cs.local.count, users: cs.localUsers.count)
     }
 
@@ -353,15 +357,15 @@ public final class Presence: Sendable {
         }
     }
 
-    /// Channels' shares in messages of at most ~``chunkMembers`` members.
+    /// Channels' shares in messages of at most ~``chunkBytes`` of JSON each (a channel's share is never split).
     private func chunks(of channels: some Sequence<String>) -> [[String: PresenceUpdate.Channel]] {
         var chunks: [[String: PresenceUpdate.Channel]] = []
         var current: [String: PresenceUpdate.Channel] = [:]
         var size = 0
         for channel in channels {
             let share = self.shared(channel)
-            let weight = 1 + (share.members?.count ?? 0)
-            if size + weight > Self.chunkMembers, !current.isEmpty {
+            let weight = 64 + channel.utf8.count + (share.members ?? []).reduce(0) { $0 + Self.weight(of: $1) }
+            if size + weight > Self.chunkBytes, !current.isEmpty {
                 chunks.append(current)
                 current = [:]
                 size = 0
@@ -373,8 +377,13 @@ public final class Presence: Sendable {
         return chunks
     }
 
-    /// Members per presence message between nodes (each ~100 bytes of JSON: well under NATS's max_payload).
-    static let chunkMembers = 2000
+    /// About the JSON bytes of `member` in a presence message.
+    private static func weight(of member: PresenceMember) -> Int {
+        48 + member.conn.utf8.count + member.user.utf8.count + (member.info?.utf8.count ?? 4)
+    }
+
+    /// JSON bytes per presence message between nodes: a quarter of NATS's default max_payload (1 MiB).
+    static let chunkBytes = 256 * 1024
 
     private func scheduleFullState() {
         guard !self.state.value.fullStateScheduled else { return }
@@ -463,6 +472,11 @@ public final class Presence: Sendable {
             let old = cs.remote.removeValue(forKey: node)
             var counts: [String: Int] = [:]
             var firstMember: [String: PresenceMember] = [:]
+            if let share, share.members == nil {
+                // Past the sender's member cap: counts only. Its users stay as last known (no leave and join
+                // for everyone when a big channel crosses the cap) until it is under the cap again.
+                counts = old?.userCounts ?? [:]
+            }
             for member in share?.members ?? [] where !member.user.isEmpty {
                 counts[member.user, default: 0] += 1
                 if firstMember[member.user] == nil { firstMember[member.user] = member }

@@ -231,8 +231,10 @@ final class WebSocketConnectionHandler: ChannelDuplexHandler, FrameSink {
             verifier.verify(token) { result in
                 loop.execute {
                     handler.value.deferIfDriving { handler in
+                        let generation = handler.machine.session.tokenGeneration
                         handler.run { $0.tokenVerified(result) }
-                        handler.armTokenTimer()
+                        // Only a new token moves the deadline: a refused one leaves the grace running.
+                        if handler.machine.session.tokenGeneration != generation { handler.armTokenTimer() }
                     }
                 }
             }

@@ -145,4 +145,24 @@ struct PresenceSharingTests {
         #expect(snapshot.members == nil, "counts only")
         #expect(String(buffer: snapshot.json()).contains("\"truncated\":true"))
     }
+
+    /// A channel crossing the sender's cap keeps its known users (no leave for all of them), and its count.
+    @Test func crossingTheCapKeepsTheKnownUsers() throws {
+        let (_, b, _, _) = self.pair()
+        let small = Presence(access: self.access, hub: Hub(), eventLoop: self.loop, node: "c#1", configuration: .init(maxMembers: 2, flushDelay: .milliseconds(10)))
+        let toB = PairedLink()
+        toB.connect(to: b)
+        small.attach(toB)
+        small.joined(Self.connection(10, "u10"), channels: ["room1"])
+        small.joined(Self.connection(11, "u11"), channels: ["room1"])
+        self.settle()
+        #expect(try self.users(b, "room1") == ["u10", "u11"])
+        small.joined(Self.connection(12, "u12"), channels: ["room1"])
+        self.settle()
+        let snapshot = try #require(try self.snapshot(b, "room1"))
+        #expect(snapshot.members == nil && snapshot.clients == 3 && snapshot.users == 3)
+        small.left(ConnectionID(rawValue: 12), channels: ["room1"])
+        self.settle()
+        #expect(try self.users(b, "room1") == ["u10", "u11"])
+    }
 }
