@@ -201,7 +201,7 @@ struct ConnectionPipeline: Sendable {
     ) -> EventLoopFuture<HTTPHeaders?> {
         let granted: [AppAction] = (identity?.grants.exact).flatMap { $0.isEmpty ? nil : [.subscribe($0)] } ?? []
         guard let hook = gateway.connectHook else {
-            accepted.value = AcceptedConnect(id: .next(), actions: granted, slot: slot, identity: identity)
+            accepted.value = AcceptedConnect(id: .next(), actions: granted, slot: slot, identity: identity?.withoutClaims)
             return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
         }
         return Self.askConnectHook(hook, channel: channel, head: head, path: path, query: query, identity: identity, granted: granted, slot: slot, accepted: accepted)
@@ -232,7 +232,7 @@ struct ConnectionPipeline: Sendable {
             let router = try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self)
             switch decision {
             case .accept(let actions):
-                accepted.value = AcceptedConnect(id: request.id, actions: granted + actions, slot: slot, identity: identity)
+                accepted.value = AcceptedConnect(id: request.id, actions: granted + actions, slot: slot, identity: identity?.withoutClaims)
                 return HTTPHeaders()
             case .refuse(let status, let reason):
                 slot.release()

@@ -81,6 +81,20 @@ struct AuthTests {
         #expect(server.gateway.connectionCount == 0)
     }
 
+    /// The 401 of a refused token says how to authenticate (RFC 7235 4.1, RFC 6750 3.1).
+    @Test func aRefusedUpgradeSaysBearerInvalidToken() async throws {
+        try await TestServer.with({ config in Self.configure(&config) }) { server in
+            let http = try await server.publisher()
+            let response = try await http.request(
+                method: .GET, path: "/?token=forged",
+                headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+            )
+            #expect(response.status == 401)
+            #expect(response.headers.first(name: "www-authenticate") == #"Bearer error="invalid_token""#)
+            try await http.close()
+        }
+    }
+
     @Test func es256TokensVerifyWithThePublicKeyOnly() async throws {
         let key = P256.Signing.PrivateKey()
         let file = try TestToken.publicKeyFile(key)

@@ -123,4 +123,32 @@ struct ExampleBackendTests {
             try await Self.chatScenario(server)
         }
     }
+
+    /// The token snippets of docs/auth.md, run for real: the PHP and the Java one each sign a token that lhttpd
+    /// accepts (the user, the `channels` claim subscribed) and a token signed with another secret is refused.
+    @Test(arguments: [("/usr/bin/php", ["examples/php/token.php"]), ("/usr/bin/java", ["examples/java/LhttpToken.java"])])
+    func tokenSnippetsSignWhatLhttpdAccepts(binary: String, script: [String]) async throws {
+        func sign(_ secret: String) async throws -> String {
+            let child = try ChildProcess(script + ["u-42", "private-*", "news"], binary: URL(fileURLWithPath: binary), environment: ["LHTTP_JWT_SECRET": secret])
+            let status = try await child.exitStatus(timeout: .seconds(60))
+            guard status == 0, let token = child.text.split(separator: "\n").last.map(String.init), token.split(separator: ".").count == 3 else {
+                throw TestFailure("\(binary) printed no token: \(child.text)")
+            }
+            return token
+        }
+        try await TestServer.with({ config in
+            config.auth = AuthConfig(required: true, jwt: JWTConfig(hmacSecret: TestToken.secret))
+            config.channels = [ChannelOptionsConfig(prefix: "private-", subscribe: .token, presence: true)]
+        }) { server in
+            let client = try await server.client(path: TestToken.query(try await sign(TestToken.secret)))
+            try await server.eventually { server.gateway.hub.subscriberCount(of: "news") == 1 }
+            try await server.subscribe(client, "private-team")
+            try await client.send(LHTTPMessage(command: "presence", headers: ["presence": "private-team"]))
+            let answer = try await client.nextMessage()
+            #expect(answer.command == "presence" && answer.bodyString.contains(#""user":"u-42","info":{"name":"u-42"}"#), "\(answer.bodyString)")
+            try await client.close()
+            let forged = try await sign(String(TestToken.secret.reversed()))
+            await #expect(throws: LHTTPClientError.upgradeFailed(status: 401)) { _ = try await server.client(path: TestToken.query(forged)) }
+        }
+    }
 }

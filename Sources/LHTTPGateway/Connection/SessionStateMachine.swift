@@ -211,7 +211,7 @@ public struct SessionStateMachine {
         case .success(let identity) where identity.user != (self.identity?.user ?? ""):
             self.urgent.append(.sendError(.rejected(status: 403, reason: "the new token is for another user")))
         case .success(let identity):
-            self.identity = identity
+            self.identity = identity.withoutClaims
             self.tokenGeneration &+= 1
             var answer = LHTTPMessage(command: Authentication.refreshedCommand)
             if let exp = identity.expiresAt { answer.headers.add(name: "exp", value: String(Int64(exp))) }

@@ -11,7 +11,7 @@ public final class ConnectionIdentity: Sendable, Equatable {
     public let grants: ChannelGrants
     /// The token's `exp` (seconds since 1970); nil: the token does not expire.
     public let expiresAt: Double?
-    /// The whole verified payload as JSON (the connect hook receives it).
+    /// The whole verified payload as JSON (the connect hook receives it; `{}` once dropped, see ``withoutClaims``).
     public let claims: String
 
     public init(user: String, info: String? = nil, meta: String? = nil, grants: ChannelGrants = .none, expiresAt: Double? = nil, claims: String = "{}") {
@@ -21,6 +21,12 @@ public final class ConnectionIdentity: Sendable, Equatable {
         self.grants = grants
         self.expiresAt = expiresAt
         self.claims = claims
+    }
+
+    /// The same identity without ``claims``: what a connection keeps for its life (the whole payload is only
+    /// the connect hook's, and would cost its bytes on every open connection).
+    public var withoutClaims: ConnectionIdentity {
+        self.claims == "{}" ? self : ConnectionIdentity(user: self.user, info: self.info, meta: self.meta, grants: self.grants, expiresAt: self.expiresAt)
     }
 
     public static func == (lhs: ConnectionIdentity, rhs: ConnectionIdentity) -> Bool {

@@ -350,16 +350,28 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         self.logger.warning(
             "request rejected",
             metadata: [
-                "http.method": "\(head.method)", "http.path": "\(head.uri.prefix(200))",
+                "http.method": "\(head.method)", "http.path": "\(Self.loggedTarget(head.uri))",
                 "http.status": "\(error.httpStatus)", "lhttp.reason": "\(error)",
             ]
         )
         var headers = HTTPHeaders()
+        // RFC 7235 4.1: a 401 says how to authenticate; RFC 6750 3.1: a refused token is invalid_token.
         if case .unauthorized = error { headers.add(name: "www-authenticate", value: "Bearer") }
+        if case .connectRefused(401, _) = error { headers.add(name: "www-authenticate", value: #"Bearer error="invalid_token""#) }
         if case .methodNotAllowed(let allowed) = error { headers.add(name: "allow", value: allowed) }
         if case .upgradeRequired = error { headers.add(name: "upgrade", value: "websocket") }
         let body = Failure(error)
         self.respond(HTTPResponseStatus(statusCode: error.httpStatus), json: body, headers: headers, head: head, closing: closing, context: context)
+    }
+
+    /// The request target as logged: at most 200 bytes, with the value of a `token` query parameter (a
+    /// connection token) left out.
+    static func loggedTarget(_ uri: String) -> Substring {
+        guard let mark = uri.firstIndex(of: "?") else { return uri.prefix(200) }
+        let query = uri[uri.index(after: mark)...].split(separator: "&", omittingEmptySubsequences: false).map { item in
+            item.hasPrefix("token=") ? "token=…" : item
+        }
+        return (uri[..<mark] + "?" + query.joined(separator: "&")).prefix(200)
     }
 
     private func respond(
