@@ -93,7 +93,7 @@ let package = Package(
         .target(
             name: "LHTTPAuth",
             dependencies: [
-                "LHTTPGateway", "LHTTPConfig",
+                "LHTTPGateway", "LHTTPConfig", "LHTTPProtocol",
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),

@@ -2,6 +2,7 @@ import Foundation
 import JWTKit
 import LHTTPConfig
 import LHTTPGateway
+import LHTTPProtocol
 
 /// Verifies connection tokens with vapor/jwt-kit: HS256/384/512 with `auth.jwt.hmac_secret`, RS256 and
 /// ES256 with the PEM public keys of `auth.jwt.public_key_files`.
@@ -118,11 +119,12 @@ public struct JWTVerifier: TokenVerifier {
             throw TokenRefusal("wrong aud")
         }
         let user = claims.sub ?? ""
-        guard user.utf8.count <= Self.maxUserBytes, user.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+        // The user names its user-limited channel and goes into headers: a channel name's bytes.
+        guard user.utf8.count <= Self.maxUserBytes, user.isEmpty || LHTTPFieldRules.isValidChannelName(user) else {
             throw TokenRefusal("sub must be at most \(Self.maxUserBytes) bytes without spaces or control characters")
         }
         let patterns = claims.channels ?? []
-        guard patterns.count <= Self.maxGrants, patterns.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 > 0x20 && $0 != 0x7F } }) else {
+        guard patterns.count <= Self.maxGrants, patterns.allSatisfy(LHTTPFieldRules.isValidChannelName) else {
             throw TokenRefusal("channels must be at most \(Self.maxGrants) channel names or prefixes ending in *")
         }
         return ConnectionIdentity(

@@ -164,7 +164,7 @@ public final class NATSBroker: Broker {
     /// `<prefix>.p.all`: two tokens after the prefix, which no channel's subject (one token) can be.
     static func presenceSubject(prefix: String) -> String { "\(prefix).p.all" }
 
-    /// Shares `presence` with the other nodes on `<prefix>.presence` (call before ``start()``).
+    /// Shares `presence` with the other nodes on ``presenceSubject(prefix:)`` (call before ``start()``).
     public func share(_ presence: Presence) {
         let link = NATSPresenceLink(
             client: self.client, subject: Self.presenceSubject(prefix: self.prefix), signer: self.signer, maxAgeMs: self.maxEnvelopeAgeMs, logger: self.logger
@@ -203,7 +203,7 @@ public final class NATSBroker: Broker {
                 if up { presence?.presence.linkUp() }
             }
         )
-        presence?.presence.attach(presence!.link)
+        if let presence { presence.presence.attach(presence.link) }
         self.history?.start()
     }
 

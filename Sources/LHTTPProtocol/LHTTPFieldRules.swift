@@ -14,6 +14,12 @@ public enum LHTTPFieldRules {
         !command.isEmpty && command.utf8.allSatisfy(isTokenByte)
     }
 
+    /// Whether `name` may be a channel name (what ``LHTTPChannelList`` accepts in a list, length aside).
+    @inlinable
+    public static func isValidChannelName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy(isTokenByte)
+    }
+
     /// Whether `name` may be a header name.
     @inlinable
     public static func isValidHeaderName(_ name: String) -> Bool {

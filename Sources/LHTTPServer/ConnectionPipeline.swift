@@ -164,24 +164,22 @@ struct ConnectionPipeline: Sendable {
         head: HTTPRequestHead, query: String, _ authentication: Authentication, channel: any Channel, slot: ConnectionSlot
     ) -> EventLoopFuture<Result<ConnectionIdentity?, TokenRefusal>> {
         let loop = channel.eventLoop
-        func refuse(_ reason: String) -> EventLoopFuture<Result<ConnectionIdentity?, TokenRefusal>> {
+        /// A missing token is a plain `unauthorized` (RFC 6750 3.1: no error code), a bad one `invalid_token`.
+        func refuse(_ reason: String, missing: Bool = false) -> EventLoopFuture<Result<ConnectionIdentity?, TokenRefusal>> {
             loop.makeCompletedFuture {
                 slot.release()
-                try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self).connectRefusal = .connectRefused(status: 401, reason: "token refused: \(reason)")
+                try channel.pipeline.syncOperations.handler(type: HTTPRequestRouter.self).connectRefusal =
+                    missing ? .unauthorized : .connectRefused(status: 401, reason: "token refused: \(reason)")
                 return .failure(TokenRefusal(reason))
             }
         }
-        var token: String?
-        for value in head.headers["authorization"] {
-            let parts = value.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" { token = String(parts[1]).trimmingCharacters(in: .whitespaces) }
-        }
+        var token = BearerToken.credential(head.headers["authorization"]).map(String.init)
         if token == nil, !query.isEmpty {
             guard let pairs = QueryString.split("?" + query)?.query else { return refuse("invalid percent-encoding in the query") }
             token = pairs.last { $0.name == "token" }?.value
         }
         guard let token, !token.isEmpty else {
-            return authentication.required ? refuse("a token is required") : loop.makeSucceededFuture(.success(nil))
+            return authentication.required ? refuse("a token is required", missing: true) : loop.makeSucceededFuture(.success(nil))
         }
         let promise = loop.makePromise(of: Result<ConnectionIdentity, TokenRefusal>.self)
         authentication.verifier.verify(token) { promise.succeed($0) }

@@ -93,6 +93,17 @@ struct AuthTests {
             #expect(response.headers.first(name: "www-authenticate") == #"Bearer error="invalid_token""#)
             try await http.close()
         }
+        // No token at all where one is required: a challenge without an error code (RFC 6750 3.1).
+        try await TestServer.with({ config in Self.configure(&config, required: true) }) { server in
+            let http = try await server.publisher()
+            let response = try await http.request(
+                method: .GET, path: "/",
+                headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+            )
+            #expect(response.status == 401)
+            #expect(response.headers.first(name: "www-authenticate") == "Bearer")
+            try await http.close()
+        }
     }
 
     @Test func es256TokensVerifyWithThePublicKeyOnly() async throws {
@@ -206,7 +217,7 @@ struct AuthTests {
             #expect(server.gateway.hub.subscriberCount(of: "private-a1") == 1)
             #expect(server.gateway.hub.subscriberCount(of: "open") == 1)
             #expect(server.gateway.hub.subscriberCount(of: "private-b1") == 0)
-            // Publishing: granted to private-a2, not to private-b1 nor (publish: none) to feed-x.
+            // Publishing: granted to private-a1, not to private-b1 nor (publish: none) to feed-x.
             try await alice.send(LHTTPMessage(command: "say", headers: ["publish": "private-a1 private-b1 feed-x"], body: "hi"))
             var saw: [String] = []
             for _ in 0..<2 {

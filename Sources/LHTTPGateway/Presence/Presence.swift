@@ -56,7 +56,6 @@ public final class Presence: Sendable {
     }
 
     private struct ChannelState {
-        let options: ChannelAccess.PresenceOptions
         var local: [ConnectionID: PresenceMember] = [:]
         /// User → this node's connections.
         var localUsers: [String: Int] = [:]
@@ -188,10 +187,10 @@ public final class Presence: Sendable {
     // MARK: On the presence loop
 
     private func addLocal(_ member: PresenceMember, id: ConnectionID, to channel: String) {
-        guard let options = self.access.presence(for: channel) else { return }
+        guard self.keeps(channel) else { return }
         var changes: [Change] = []
         var occupied = false
-        self.withChannel(channel, options: options) { cs in
+        self.withChannel(channel, creating: true) { cs in
             occupied = cs.clients == 0
             guard cs.local.updateValue(member, forKey: id) == nil else { return }
             if !member.user.isEmpty {
@@ -208,7 +207,7 @@ public final class Presence: Sendable {
         var changes: [Change] = []
         var vacated: PresenceMember?
         guard self.state.value.channels[channel] != nil else { return }
-        self.withChannel(channel, options: nil) { cs in
+        self.withChannel(channel, creating: false) { cs in
             guard let member = cs.local.removeValue(forKey: id) else { return }
             if !member.user.isEmpty {
                 let left = (cs.localUsers[member.user] ?? 1) - 1
@@ -244,11 +243,11 @@ public final class Presence: Sendable {
         }
     }
 
-    /// Runs `body` on `channel`'s state (made when missing and `options` given), dropping it once empty.
-    private func withChannel(_ channel: String, options: ChannelAccess.PresenceOptions?, _ body: (inout ChannelState) -> Void) {
+    /// Runs `body` on `channel`'s state (made when missing if `creating`), dropping it once empty.
+    private func withChannel(_ channel: String, creating: Bool, _ body: (inout ChannelState) -> Void) {
         if self.state.value.channels[channel] == nil {
-            guard let options else { return }
-            self.state.value.channels[channel] = ChannelState(options: options)
+            guard creating else { return }
+            self.state.value.channels[channel] = ChannelState()
         }
         body(&self.state.value.channels[channel]!)
         if self.state.value.channels[channel]!.isEmpty { self.state.value.channels[channel] = nil }
@@ -272,7 +271,7 @@ public final class Presence: Sendable {
                 let task = self.eventLoop.scheduleTask(in: .nanoseconds(Int64(options.leaveGraceS * 1e9))) { [self] in
                     self.graceEnded(user: user, on: channel)
                 }
-                self.withChannel(channel, options: options) { cs in
+                self.withChannel(channel, creating: true) { cs in
                     cs.leaving[user]?.task.cancel()
                     cs.leaving[user] = (task, member, local)
                 }
@@ -288,7 +287,7 @@ public final class Presence: Sendable {
 
     private func graceEnded(user: String, on channel: String) {
         var gone: (member: PresenceMember, local: Bool)?
-        self.withChannel(channel, options: nil) { cs in
+        self.withChannel(channel, creating: false) { cs in
             guard let leaving = cs.leaving.removeValue(forKey: user), cs.totals[user] == nil else { return }
             gone = (leaving.member, leaving.local)
         }
@@ -435,12 +434,14 @@ public final class Presence: Sendable {
             if known == nil || known!.seq != update.seq { self.askForState(of: update.node) }
         case .state:
             if known == nil || update.seq != known!.seq &+ 1 { self.askForState(of: update.node) }
-            self.state.value.nodes[update.node, default: NodeState(seq: update.seq, lastHeard: now)].seq = update.seq
-            self.state.value.nodes[update.node]!.lastHeard = now
+            var node = known ?? NodeState(seq: update.seq, lastHeard: now)
+            node.seq = update.seq
+            node.lastHeard = now
+            self.state.value.nodes[update.node] = node
             for (channel, share) in update.channels ?? [:] { self.apply(update.node, channel, share) }
         case .sync:
+            // (An unknown sender is not taken in here: its whole state or its next alive brings it in.)
             if update.target == nil || update.target == self.node { self.scheduleFullState() }
-            if known == nil { self.state.value.nodes[update.node] = NodeState(seq: update.seq, lastHeard: now) }
         case .full:
             guard let id = update.syncID else { return }
             var node = known ?? NodeState(seq: update.seq, lastHeard: now)
@@ -464,11 +465,11 @@ public final class Presence: Sendable {
 
     /// Replaces what `node` had on `channel` with `share` (nil or empty: nothing).
     private func apply(_ node: String, _ channel: String, _ share: PresenceUpdate.Channel?) {
-        guard let options = self.access.presence(for: channel) else { return }
+        guard self.keeps(channel) else { return }
         let share = share.flatMap { $0.clients > 0 ? $0 : nil }
         guard share != nil || self.state.value.channels[channel]?.remote[node] != nil else { return }
         var changes: [Change] = []
-        self.withChannel(channel, options: options) { cs in
+        self.withChannel(channel, creating: true) { cs in
             let old = cs.remote.removeValue(forKey: node)
             var counts: [String: Int] = [:]
             var firstMember: [String: PresenceMember] = [:]

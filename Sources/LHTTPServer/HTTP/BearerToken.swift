@@ -8,13 +8,18 @@ struct BearerToken: Sendable {
     /// Whether the `Authorization` header values carry the token (constant-time compare).
     func isAuthorized(_ authorization: [String]) -> Bool {
         guard !self.token.isEmpty else { return true }
-        guard authorization.count == 1 else { return false }
+        guard let credential = Self.credential(authorization) else { return false }
+        return Self.constantTimeEqual(Array(credential.utf8), Array(self.token.utf8))
+    }
+
+    /// The credential of the one `Authorization: Bearer <credential>` header (the scheme's case aside); nil
+    /// without one, with several, or with another scheme.
+    static func credential(_ authorization: [String]) -> Substring? {
+        guard authorization.count == 1 else { return nil }
         let value = authorization[0]
         let prefix = "Bearer "
-        guard value.utf8.count > prefix.utf8.count,
-            value.prefix(prefix.count).lowercased() == prefix.lowercased()
-        else { return false }
-        return Self.constantTimeEqual(Array(value.utf8.dropFirst(prefix.utf8.count)), Array(self.token.utf8))
+        guard value.utf8.count > prefix.utf8.count, value.prefix(prefix.count).lowercased() == prefix.lowercased() else { return nil }
+        return value.dropFirst(prefix.count)
     }
 
     private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
