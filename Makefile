@@ -5,7 +5,7 @@ SWIFT ?= swift
 # Debian packages the build, run and tests need (installed only when missing).
 APT_PACKAGES ?= ca-certificates pkg-config libcurl4-openssl-dev php-cli default-jdk-headless nats-server
 # What only the tests need on top: a real browser for the demo and the JS SDK, Node for the parser cases.
-TEST_APT_PACKAGES ?= chromium chromium-driver nodejs python3-pip
+TEST_APT_PACKAGES ?= chromium chromium-driver nodejs python3-pip openssl
 # Release builds drop the run-time exclusivity checks in every module, the dependencies' too (swift-nio's
 # pipeline and ByteBuffer): `swift_beginAccess` and its bookkeeping were 3-4% of the publish and fan-out
 # profiles (issue 14). Package.swift does the same for our hot-path modules in any release build.

@@ -25,6 +25,8 @@ public final class Application: Sendable {
     public let upstreamClient: CurlHTTPClient
     /// The client of the webhooks, when any is configured.
     public let webhookClient: CurlHTTPClient?
+    /// The reverse proxy's client, when `proxy:` is on.
+    public let proxyClient: CurlProxyClient?
     /// The NATS broker when `cluster.nats` lists a server.
     public let cluster: NATSBroker?
     /// What `/metrics` prints; every module records into it.
@@ -62,6 +64,14 @@ public final class Application: Sendable {
         let upstream = UpstreamForwarder(client: self.upstreamClient, policy: plan.upstreamPolicy, metrics: backendMetrics, logger: logger)
         let webhooks = Webhooks.make(configuration, limits: plan.limits, metrics: backendMetrics, logger: logger)
         self.webhookClient = webhooks.client
+        self.proxyClient = configuration.proxy.isEnabled
+            ? CurlProxyClient(
+                configuration: CurlProxyClient.Configuration(
+                    maxInFlight: configuration.proxy.maxInFlight, maxIdleConnections: min(configuration.proxy.maxInFlight, 1024)
+                ),
+                logger: logger
+            )
+            : nil
 
         let hub = Hub()
         // One node, or `cluster.history: memory`: this node's own store. In a cluster with JetStream the
@@ -125,6 +135,8 @@ public final class Application: Sendable {
             metrics: ServerMetrics(factory: factory),
             metricsRegistry: self.registry,
             budget: self.budget,
+            proxyTransport: self.proxyClient,
+            certificates: plan.certificates,
             logger: logger
         )
     }
@@ -147,6 +159,9 @@ public final class Application: Sendable {
         services.append(CurlClientService(client: self.upstreamClient, budget: self.budget, logger: self.logger))
         if let webhookClient = self.webhookClient {
             services.append(CurlClientService(client: webhookClient, budget: self.budget, logger: self.logger))
+        }
+        if let proxyClient = self.proxyClient {
+            services.append(ProxyClientService(client: proxyClient))
         }
         if let history = self.history {
             services.append(HistorySweepService(history: history, interval: .seconds(10), clock: self.clock))

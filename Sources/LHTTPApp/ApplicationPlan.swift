@@ -2,6 +2,7 @@ import LHTTPAuth
 import LHTTPConfig
 import LHTTPNATS
 import LHTTPProtocol
+import LHTTPServer
 import LHTTPUpstream
 
 /// Everything start-up checks about a configuration, done once, without starting anything: the config's
@@ -16,6 +17,8 @@ public struct ApplicationPlan: Sendable {
     let clusterServers: [NATSServerURL]
     /// `auth.jwt`'s verifier, its keys read (nil: no tokens).
     let tokenVerifier: JWTVerifier?
+    /// `tls:`'s certificate and key, read (nil: plain HTTP).
+    let certificates: TLSCertificates?
 
     /// - Throws: every problem found, not the first.
     public init(_ configuration: GatewayConfig) throws(ConfigError) {
@@ -42,7 +45,16 @@ public struct ApplicationPlan: Sendable {
                 problems.append(ConfigProblem(keyPath: "auth.jwt.public_key_files", message: "\(error)"))
             }
         }
+        var certificates: TLSCertificates?
+        if configuration.tls.isEnabled, problems.isEmpty {
+            do throws(ServerError) {
+                certificates = try TLSCertificates(certFile: configuration.tls.certFile, keyFile: configuration.tls.keyFile)
+            } catch {
+                problems.append(ConfigProblem(keyPath: "tls", message: "\(error)"))
+            }
+        }
         guard problems.isEmpty, let policy else { throw ConfigError(problems: problems) }
+        self.certificates = certificates
         self.tokenVerifier = verifier
         self.configuration = configuration
         self.limits = LHTTPLimits(configuration.limits)

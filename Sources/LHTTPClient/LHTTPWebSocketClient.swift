@@ -2,6 +2,7 @@ import LHTTPProtocol
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 
 /// A websocket client that speaks LHTTP: for tests, the CLI and the benchmark.
@@ -59,7 +60,8 @@ public final class LHTTPWebSocketClient: Sendable {
         headers: [(String, String)] = [],
         maxFrameSize: Int = 16 << 20,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(10),
+        tls: NIOSSLContext? = nil
     ) async throws -> LHTTPWebSocketClient {
         let eventLoop = eventLoopGroup.next()
         let deadline = NIODeadline.now() + TimeAmount(timeout)
@@ -89,6 +91,11 @@ public final class LHTTPWebSocketClient: Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // wss: the server's name checked against its certificate (SNI unless an address).
+                        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host))
+                    }
                     let upgrade: NIOHTTPClientUpgradeConfiguration = (
                         upgraders: [upgrader],
                         completionHandler: { context in

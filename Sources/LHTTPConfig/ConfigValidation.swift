@@ -250,6 +250,8 @@ extension GatewayConfig {
             report("history.meta_ttl_s", "must be more than 0 seconds, is \(history.metaTTLS)")
         }
 
+        problems += proxyProblems()
+        problems += tlsProblems()
         problems += cluster.problems(limits: limits)
 
         if !staticDir.isEmpty {
@@ -259,6 +261,71 @@ extension GatewayConfig {
             } else if !isDirectory.boolValue {
                 report("static_dir", "\"\(staticDir)\" is not a directory")
             }
+        }
+        return problems
+    }
+}
+
+extension GatewayConfig {
+    /// An `http://` or `https://` base URL with a host, and no userinfo, query or fragment.
+    static func isBackendURL(_ text: String) -> Bool {
+        let lowered = text.lowercased()
+        guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") else { return false }
+        let rest = text.drop(while: { $0 != ":" }).dropFirst(3)
+        let authority = rest.prefix(while: { $0 != "/" })
+        return !authority.isEmpty && !authority.hasPrefix(":") && !text.contains(where: { "@?# \t".contains($0) })
+    }
+
+    func proxyProblems() -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        func report(_ keyPath: String, _ message: String) {
+            problems.append(ConfigProblem(keyPath: keyPath, message: message))
+        }
+        if !proxy.backend.isEmpty, !Self.isBackendURL(proxy.backend) {
+            report("proxy.backend", "\"\(proxy.backend)\" must be an http:// or https:// URL with a host, without userinfo, query or fragment")
+        }
+        var prefixes = Set<String>()
+        for (index, route) in proxy.routes.enumerated() {
+            if !route.prefix.hasPrefix("/") {
+                report("proxy.routes[\(index)].prefix", "\"\(route.prefix)\" must start with \"/\"")
+            }
+            if !prefixes.insert(route.prefix).inserted {
+                report("proxy.routes[\(index)].prefix", "\"\(route.prefix)\" is listed twice")
+            }
+            if !Self.isBackendURL(route.backend) {
+                report("proxy.routes[\(index)].backend", "\"\(route.backend)\" must be an http:// or https:// URL with a host, without userinfo, query or fragment")
+            }
+        }
+        for (key, value) in [
+            ("connect_timeout_ms", proxy.connectTimeoutMs), ("first_byte_timeout_ms", proxy.firstByteTimeoutMs),
+            ("idle_timeout_ms", proxy.idleTimeoutMs), ("max_request_body_bytes", proxy.maxRequestBodyBytes), ("max_in_flight", proxy.maxInFlight),
+        ] where value <= 0 {
+            report("proxy.\(key)", "must be greater than 0, is \(value)")
+        }
+        for (index, entry) in proxy.trustedProxies.enumerated() where IPNetwork(parsing: entry) == nil {
+            report("proxy.trusted_proxies[\(index)]", "\"\(entry)\" is not an IP address or CIDR network (10.0.0.0/8, ::1/128)")
+        }
+        if proxy.websocket, !proxy.isEnabled {
+            report("proxy.websocket", "needs proxy.backend (or proxy.routes) to tunnel to")
+        }
+        return problems
+    }
+
+    func tlsProblems() -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        func report(_ keyPath: String, _ message: String) {
+            problems.append(ConfigProblem(keyPath: keyPath, message: message))
+        }
+        guard tls.isEnabled || tls.redirectFrom != nil else { return [] }
+        if tls.certFile.isEmpty { report("tls.cert_file", "is required with tls.key_file or tls.redirect_from") }
+        if tls.keyFile.isEmpty { report("tls.key_file", "is required with tls.cert_file or tls.redirect_from") }
+        for (key, path) in [("cert_file", tls.certFile), ("key_file", tls.keyFile)] where !path.isEmpty {
+            if !FileManager.default.isReadableFile(atPath: path) {
+                report("tls.\(key)", "\"\(path)\" does not exist or is not readable")
+            }
+        }
+        if let redirect = tls.redirectFrom, redirect.port != 0, redirect.port == listen.port {
+            report("tls.redirect_from", "\(redirect) uses the port of listen (\(listen))")
         }
         return problems
     }

@@ -43,6 +43,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var log: LogConfig
     /// Signed connection tokens.
     public var auth: AuthConfig
+    /// The app's own HTTP, proxied for every request lhttpd does not serve itself.
+    public var proxy: ProxyConfig
+    /// https and wss on the listener.
+    public var tls: TLSConfig
 
     /// Creates a config; every argument defaults to the documented default.
     public init(
@@ -63,9 +67,13 @@ public struct GatewayConfig: Sendable, Equatable {
         channels: [ChannelOptionsConfig] = [],
         history: HistoryConfig = HistoryConfig(),
         log: LogConfig = LogConfig(),
-        auth: AuthConfig = AuthConfig()
+        auth: AuthConfig = AuthConfig(),
+        proxy: ProxyConfig = ProxyConfig(),
+        tls: TLSConfig = TLSConfig()
     ) {
         self.auth = auth
+        self.proxy = proxy
+        self.tls = tls
         self.channels = channels
         self.history = history
         self.listen = listen
@@ -91,7 +99,7 @@ extension GatewayConfig: Decodable, ConfigSection {
         case listen, threads, websocket, http, metrics
         case shutdownTimeoutS = "shutdown_timeout_s"
         case staticDir = "static_dir"
-        case publish, limits, upstream, webhook, hooks, routes, cluster, channels, history, log, auth
+        case publish, limits, upstream, webhook, hooks, routes, cluster, channels, history, log, auth, proxy, tls
     }
 
     static let schema = ConfigSchema.section(CodingKeys.self, nested: [
@@ -109,6 +117,8 @@ extension GatewayConfig: Decodable, ConfigSection {
         .history: HistoryConfig.schema,
         .log: LogConfig.schema,
         .auth: AuthConfig.schema,
+        .proxy: ProxyConfig.schema,
+        .tls: TLSConfig.schema,
     ])
 
     /// Decodes a YAML mapping; missing or null keys keep their defaults.
@@ -133,7 +143,9 @@ extension GatewayConfig: Decodable, ConfigSection {
             channels: try c.decodeIfPresent([ChannelOptionsConfig].self, forKey: .channels) ?? d.channels,
             history: try c.decodeIfPresent(HistoryConfig.self, forKey: .history) ?? d.history,
             log: try c.decodeIfPresent(LogConfig.self, forKey: .log) ?? d.log,
-            auth: try c.decodeIfPresent(AuthConfig.self, forKey: .auth) ?? d.auth
+            auth: try c.decodeIfPresent(AuthConfig.self, forKey: .auth) ?? d.auth,
+            proxy: try c.decodeIfPresent(ProxyConfig.self, forKey: .proxy) ?? d.proxy,
+            tls: try c.decodeIfPresent(TLSConfig.self, forKey: .tls) ?? d.tls
         )
     }
 }

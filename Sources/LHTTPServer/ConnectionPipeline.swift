@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import Prometheus
 
@@ -21,6 +22,10 @@ struct ConnectionPipeline: Sendable {
     let loop: @Sendable (any EventLoop) -> ConnectionLoop
     /// `Idempotency-Key` answers, shared by every connection (nil: `publish.idempotency_window_s` is 0).
     let deduplication: PublishDeduplication?
+    /// The reverse proxy (nil: `proxy:` off).
+    let proxy: HTTPProxyHandler.Settings?
+    /// The listener's certificate (nil: plain HTTP).
+    let tls: TLSCertificates?
 
     func configure(_ channel: any Channel) -> EventLoopFuture<Void> {
         let configuration = self.configuration
@@ -91,9 +96,17 @@ struct ConnectionPipeline: Sendable {
         let pool = self.fileThreadPool
         let logger = self.logger
         let http = configuration.http
+        let proxySettings = self.proxy
+        let tls = self.tls
         return channel.eventLoop.makeCompletedFuture {
+            if let tls {
+                // The certificate of now: a SIGHUP reload reaches new connections, open ones keep theirs.
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+            }
             let router = HTTPRequestRouter(settings: settings, gateway: gateway, metrics: metrics, fileThreadPool: pool, logger: logger)
             let boundRouter = NIOLoopBound(router, eventLoop: channel.eventLoop)
+            let proxyHandler = proxySettings.map { HTTPProxyHandler(settings: $0, metrics: metrics, logger: logger) }
+            let boundProxy = proxyHandler.map { NIOLoopBound($0, eventLoop: channel.eventLoop) }
             let deadline = HTTPDeadlineHandler(
                 requestTimeout: TimeAmount(.seconds(http.requestTimeoutS)),
                 keepaliveTimeout: TimeAmount(.seconds(http.keepaliveTimeoutS)),
@@ -114,6 +127,7 @@ struct ConnectionPipeline: Sendable {
                         context.pipeline.syncOperations.removeHandler(boundRouter.value, promise: nil)
                         context.pipeline.syncOperations.removeHandler(boundDeadline.value, promise: nil)
                         context.pipeline.syncOperations.removeHandler(boundGate.value, promise: nil)
+                        if let boundProxy { context.pipeline.syncOperations.removeHandler(boundProxy.value, promise: nil) }
                     }
                 ),
                 withErrorHandling: true,
@@ -123,6 +137,7 @@ struct ConnectionPipeline: Sendable {
             // it to be written out, not merely queued.
             try channel.pipeline.syncOperations.addHandler(gate)
             try channel.pipeline.syncOperations.addHandler(router)
+            if let proxyHandler { try channel.pipeline.syncOperations.addHandler(proxyHandler) }
         }
     }
 
@@ -138,7 +153,8 @@ struct ConnectionPipeline: Sendable {
             metricsPath: configuration.metrics.path,
             metricsToken: BearerToken(configuration.metrics.token),
             metricsRegistry: self.metricsRegistry,
-            deduplication: self.deduplication
+            deduplication: self.deduplication,
+            proxy: self.proxy?.routes
         )
     }
 

@@ -25,6 +25,12 @@ public final class GatewayServer: Service, Sendable {
     private let listening: EventLoopPromise<SocketAddress>
     /// The websocket services of each event loop (sweeper, flusher), made on first use on that loop.
     private let loops = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<ConnectionLoop>]>([:])
+    /// The app's backend for the reverse proxy (nil: `proxy:` off).
+    private let proxyTransport: (any ProxyTransport)?
+    /// The listener's certificate and key (nil: plain HTTP); ``reloadCertificates()`` re-reads them.
+    public let certificates: TLSCertificates?
+    /// The plain listener of `tls.redirect_from`.
+    private let redirectChannel = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// - Parameters:
     ///   - configuration: listen address, paths, limits; `listen` may use port 0 (see ``localAddress``).
@@ -32,6 +38,8 @@ public final class GatewayServer: Service, Sendable {
     ///   - eventLoopGroup: one loop per core; owned by the caller.
     ///   - metricsRegistry: printed on `metrics.path`; every module's metrics must record into it.
     ///   - budget: the graceful stop's time, shared with the steps after the drain.
+    ///   - proxyTransport: where `proxy:` sends what lhttpd does not serve (nil: 404 as without a proxy).
+    ///   - certificates: `tls:`, read (nil: plain HTTP).
     public init(
         configuration: GatewayConfig,
         gateway: Gateway,
@@ -39,8 +47,12 @@ public final class GatewayServer: Service, Sendable {
         metrics: ServerMetrics,
         metricsRegistry: PrometheusCollectorRegistry? = nil,
         budget: StopBudget,
+        proxyTransport: (any ProxyTransport)? = nil,
+        certificates: TLSCertificates? = nil,
         logger: Logger
     ) {
+        self.proxyTransport = configuration.proxy.isEnabled ? proxyTransport : nil
+        self.certificates = certificates
         self.metricsRegistry = metricsRegistry
         self.configuration = configuration
         self.gateway = gateway
@@ -62,6 +74,17 @@ public final class GatewayServer: Service, Sendable {
     /// The bound address once ``start()`` returned.
     public var localAddress: SocketAddress? {
         self.state.withLockedValue { $0.channel?.localAddress }
+    }
+
+    /// The address of the `tls.redirect_from` listener, once started.
+    public var redirectAddress: SocketAddress? {
+        self.redirectChannel.withLockedValue { $0?.localAddress }
+    }
+
+    /// Re-reads `tls.cert_file` and `tls.key_file` (SIGHUP): new connections get the new certificate, open
+    /// ones keep theirs. A file that does not load leaves the current certificate in place and throws.
+    public func reloadCertificates() throws {
+        try self.certificates?.reload()
     }
 
     /// Waits until the server listens (``run()`` binds first), and returns the bound address.
@@ -93,7 +116,27 @@ public final class GatewayServer: Service, Sendable {
             self.listening.fail(ServerError.bindFailed("no local address"))
             throw ServerError.bindFailed("no local address")
         }
-        self.logger.info("lhttpd listening", metadata: ["lhttp.address": "\(listen.host)", "lhttp.port": "\(address.port ?? 0)"])
+        self.logger.info(
+            "lhttpd listening",
+            metadata: ["lhttp.address": "\(listen.host)", "lhttp.port": "\(address.port ?? 0)", "lhttp.tls": "\(self.certificates != nil)"]
+        )
+        if let redirect = self.configuration.tls.redirectFrom, self.certificates != nil {
+            do {
+                let plain = try await HTTPSRedirect.bootstrap(
+                    group: self.group, httpsPort: address.port ?? 443,
+                    requestTimeout: TimeAmount(.seconds(self.configuration.http.requestTimeoutS)), logger: self.logger
+                )
+                    .bind(host: redirect.host, port: redirect.port).get()
+                self.redirectChannel.withLockedValue { $0 = plain }
+                self.logger.info("redirecting plain HTTP to https", metadata: ["lhttp.address": "\(redirect.host)", "lhttp.port": "\(plain.localAddress?.port ?? 0)"])
+            } catch {
+                try? await channel.close()
+                try? await self.fileThreadPool.shutdownGracefully()
+                let failure = ServerError.bindFailed("tls.redirect_from \(redirect): \(error)")
+                self.listening.fail(failure)
+                throw failure
+            }
+        }
         self.listening.succeed(address)
         return address
     }
@@ -106,6 +149,7 @@ public final class GatewayServer: Service, Sendable {
             return state.channel
         }
         try? await channel?.close()
+        try? await self.redirectChannel.withLockedValue({ channel in defer { channel = nil }; return channel })?.close()
         for loop in self.loops.withLockedValue({ Array($0.values) }) {
             try? await loop.eventLoop.submit { loop.value.sweeper.stop() }.get()
         }
@@ -173,7 +217,14 @@ public final class GatewayServer: Service, Sendable {
             fileThreadPool: self.fileThreadPool, logger: self.logger, loop: { self.connectionLoop(for: $0) },
             deduplication: configuration.publish.idempotencyWindowS > 0
                 ? PublishDeduplication(window: TimeAmount(.seconds(configuration.publish.idempotencyWindowS)), maxKeys: configuration.publish.idempotencyMaxKeys)
-                : nil
+                : nil,
+            proxy: self.proxyTransport.map { transport in
+                HTTPProxyHandler.Settings(
+                    configuration.proxy, transport: transport, scheme: self.certificates == nil ? "http" : "https",
+                    authentication: self.gateway.authentication
+                )
+            },
+            tls: self.certificates
         )
         return bootstrap.childChannelInitializer { channel in pipeline.configure(channel) }
     }

@@ -38,6 +38,8 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     case historyUnavailable
     /// `GET /presence` for a channel that keeps no presence.
     case noPresence(String)
+    /// `tls.cert_file` or `tls.key_file` does not load (the message names the file).
+    case tls(String)
 
     public var httpStatus: Int {
         switch self {
@@ -50,7 +52,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .historyUnavailable: return 503
         case .methodNotAllowed: return 405
         case .upgradeRequired: return 426
-        case .bindFailed: return 500
+        case .bindFailed, .tls: return 500
         case .connectRefused(let status, _): return status
         case .publishRefused(let error): return error.status
         case .originNotAllowed: return 403
@@ -78,6 +80,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .originNotAllowed(let origin): return "origin \(origin.prefix(200)) is not allowed (websocket.allowed_origins)"
         case .tooManyConnections(let limit): return "this node has its maximum of \(limit) connections; retry later or elsewhere"
         case .requestTimeout: return "request not received within http.request_timeout_s"
+        case .tls(let why): return why
         }
     }
 }

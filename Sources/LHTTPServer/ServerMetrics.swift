@@ -48,4 +48,16 @@ public final class ServerMetrics: Sendable {
     public func httpRequestTimedOut() {
         self.labelled.counter("lhttp_http_request_timeouts_total").increment()
     }
+
+    /// A proxied request was answered with `status` (the backend's, or lhttpd's own 413, 502, 503, 504).
+    func proxyResponse(route: ProxyRoutes.Route, status: Int) {
+        self.labelled.counter("lhttp_proxy_responses_total", family: 1000 + route.index, value: status) {
+            [("route", route.label), ("status", String(status))]
+        }.increment()
+    }
+
+    /// A proxied response was cut after its head went out (the backend failed or went quiet mid-body).
+    func proxyAborted(route: ProxyRoutes.Route) {
+        self.labelled.counter("lhttp_proxy_aborted_total", [("route", route.label)]).increment()
+    }
 }

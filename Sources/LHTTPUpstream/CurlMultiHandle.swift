@@ -9,10 +9,10 @@ final class CurlMultiHandle: Sendable {
     // An opaque C handle: libcurl synchronizes `curl_multi_wakeup`; all other calls come from one thread.
     nonisolated(unsafe) private let handle: UnsafeMutableRawPointer
 
-    init() {
+    /// - Parameter maxConnects: idle backend connections kept for reuse across requests.
+    init(maxConnects: Int = 64) {
         self.handle = curl_multi_init()
-        // Keep idle backend connections for reuse across requests.
-        _ = lhttp_curl_multi_setopt_long(self.handle, CURLMOPT_MAXCONNECTS, 64)
+        _ = lhttp_curl_multi_setopt_long(self.handle, CURLMOPT_MAXCONNECTS, maxConnects)
     }
 
     func wakeup() {

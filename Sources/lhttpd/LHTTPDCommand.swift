@@ -71,7 +71,8 @@ struct LHTTPDCommand: AsyncParsableCommand {
         // then the curl clients finish their calls, then the cluster link closes.
         let services = ServiceGroup(
             configuration: .init(
-                services: (application.services + [SecondSignalExit(logger: logger)]).map { .init(service: $0) },
+                services: (application.services + [CertificateReloadService(server: application.server, logger: logger), SecondSignalExit(logger: logger)])
+                    .map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -6,12 +6,15 @@ import NIOHTTP1
 import Prometheus
 import NIOPosix
 
-/// Routes plain HTTP requests: `POST /publish`, `GET /healthz`, `/metrics`, static files.
+/// Routes plain HTTP requests: `POST /publish`, `GET /healthz`, `/metrics`, `/history`, `/presence`,
+/// static files; with `proxy:` on, every other request is passed on whole (head, body parts, end) to the
+/// ``HTTPProxyHandler`` behind it.
 ///
-/// Websocket upgrades never reach it (NIO's upgrade handler sits in front). The request body is
-/// buffered only for publish, and only up to `limits.max_message_bytes`.
+/// Websocket upgrades on the websocket paths never reach it (NIO's upgrade handler sits in front). The
+/// request body is buffered only for publish, and only up to `limits.max_message_bytes`.
 final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     struct Settings: Sendable {
@@ -29,6 +32,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         var metricsRegistry: PrometheusCollectorRegistry?
         /// `Idempotency-Key` answers (nil: off).
         var deduplication: PublishDeduplication?
+        /// Where requests lhttpd does not serve go (nil: `proxy:` off, they get 404).
+        var proxy: ProxyRoutes? = nil
     }
 
     private enum State {
@@ -39,6 +44,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case waiting(HTTPRequestHead, Route, bodyBytes: Int)
         /// A response that closes the connection was sent; everything else is dropped.
         case closing
+        /// Passing a request's parts on to the proxy, until its end.
+        case forwarding
     }
 
     private enum Route {
@@ -111,9 +118,25 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             self.state = .idle
             self.deadline?.requestComplete()
             self.answer(route, head: head, context: context)
+        case (.body, .forwarding):
+            context.fireChannelRead(data)
+        case (.end, .forwarding):
+            self.state = .idle
+            context.fireChannelRead(data)
         case (.body, _), (.end, _), (.head, _):
             break
         }
+    }
+
+    /// Whether the proxy takes `path` (it is on and a route or the default backend serves it).
+    private func proxies(_ path: Substring) -> Bool {
+        self.settings.proxy?.route(for: path) != nil
+    }
+
+    /// Passes the request on to the proxy: its head now, its body parts and end as they arrive.
+    private func forward(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.state = .forwarding
+        context.fireChannelRead(Self.wrapInboundOut(.head(head)))
     }
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -126,6 +149,16 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             self.state = .waiting(head, .failure(refusal), bodyBytes: 0)
             return
         }
+        // A websocket upgrade that is not on a websocket path (NIO's upgrader let it through): the app's
+        // own websocket is not tunnelled, so it is refused rather than proxied as a plain GET.
+        if self.settings.proxy != nil, head.headers["upgrade"].contains(where: { $0.lowercased().contains("websocket") }),
+            !self.settings.websocketPaths.contains(String(path))
+        {
+            // Closing: NIO's upgrade handler holds what follows a request that asked to upgrade.
+            self.fail(.notFound, head: head, closing: true, context: context)
+            return
+        }
+        let hasBody = head.headers.contains(name: "transfer-encoding") || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
         let route: Route
         switch (head.method, path) {
         case (.POST, _) where path == self.settings.publishPath:
@@ -158,16 +191,27 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, _) where path == self.settings.metricsPath && self.settings.metricsRegistry != nil:
             self.metricsRoute = .metrics
             route = self.settings.metricsToken.isAuthorized(head.headers["authorization"]) ? .metrics : .failure(.unauthorized)
-        case (.GET, _), (.HEAD, _):
+        case (.GET, _) where !hasBody, (.HEAD, _) where !hasBody:
             if let file = self.settings.staticFiles.resolve(path) {
                 self.metricsRoute = .staticFile
                 route = .staticFile(file)
+            } else if self.proxies(path) {
+                // A websocket path's upgrades are lhttpd's; its plain requests are the app's (`/` is both).
+                self.forward(head, context: context)
+                return
             } else if self.settings.websocketPaths.contains(String(path)) {
                 route = .failure(.upgradeRequired)
+            } else if self.proxies(path) {
+                self.forward(head, context: context)
+                return
             } else {
                 route = .failure(.notFound)
             }
         default:
+            if self.proxies(path) {
+                self.forward(head, context: context)
+                return
+            }
             route = .failure(.notFound)
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > self.settings.maxRequestBodyBytes {
@@ -271,7 +315,13 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
                 case .success(.some(let file)):
                     router.respond(file: file, contentType: StaticFiles.contentType(for: path), head: head, context: context)
                 case .success(.none), .failure:
-                    if router.settings.websocketPaths.contains(String(QueryString.split(head.uri)?.path ?? "")) {
+                    let path = QueryString.split(head.uri)?.path ?? ""
+                    if router.proxies(path) {
+                        // No such file: the app's. Its head and end go on as if they had just arrived.
+                        context.fireChannelRead(Self.wrapInboundOut(.head(head)))
+                        context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+                        context.fireChannelReadComplete()
+                    } else if router.settings.websocketPaths.contains(String(path)) {
                         router.fail(.upgradeRequired, head: head, closing: false, context: context)
                     } else {
                         router.fail(.notFound, head: head, closing: false, context: context)

@@ -1,0 +1,394 @@
+import LHTTPConfig
+import LHTTPGateway
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Sends what the router passes on (every request lhttpd does not serve itself) to the app's backend
+/// through a ``ProxyTransport``, streamed both ways.
+///
+/// The request body goes to the transport as it arrives; when the transport's window is full, reading
+/// from the client stops until it asks for more. The response goes to the client as it arrives (chunked
+/// when its length is unknown); each body part written to the socket is reported back, and the transport
+/// stops reading from the backend while a window of them is not written: a slow reader pauses the
+/// transfer instead of growing memory.
+///
+/// One exchange at a time: NIO's pipelining handler passes the next request on only once this one's
+/// response has ended. Timeouts are on the event loop's clock: `first_byte_timeout_ms` from the
+/// request's last byte to the response head, `idle_timeout_ms` without a byte moving either way.
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    struct Settings: Sendable {
+        var routes: ProxyRoutes
+        var transport: any ProxyTransport
+        var trusted: [IPNetwork]
+        var connectTimeoutMilliseconds: Int
+        var firstByteTimeout: TimeAmount
+        var idleTimeout: TimeAmount
+        var maxRequestBodyBytes: Int
+        /// `https` when the listener speaks TLS.
+        var scheme: String
+        /// Verifies a request's bearer token for `X-LHTTP-User` (nil: no tokens configured).
+        var authentication: Authentication?
+
+        init(_ configuration: ProxyConfig, transport: any ProxyTransport, scheme: String, authentication: Authentication?) {
+            self.routes = ProxyRoutes(configuration)
+            self.transport = transport
+            self.trusted = configuration.trustedProxies.compactMap(IPNetwork.init(parsing:))
+            self.connectTimeoutMilliseconds = configuration.connectTimeoutMs
+            self.firstByteTimeout = .milliseconds(Int64(configuration.firstByteTimeoutMs))
+            self.idleTimeout = .milliseconds(Int64(configuration.idleTimeoutMs))
+            self.maxRequestBodyBytes = configuration.maxRequestBodyBytes
+            self.scheme = scheme
+            self.authentication = authentication
+        }
+    }
+
+    /// One request being proxied.
+    private final class Exchange {
+        let head: HTTPRequestHead
+        let route: ProxyRoutes.Route
+        var stream: (any ProxyStream)?
+        /// Body parts that arrived before the stream started (the token check runs first).
+        var early: [ByteBuffer] = []
+        var bodyBytes = 0
+        var requestDone = false
+        var responseStarted = false
+        var keepAlive = true
+        var status = 0
+        var lastActivity: NIODeadline
+        var firstByteDeadline: NIODeadline?
+        var timer: Scheduled<Void>?
+
+        init(head: HTTPRequestHead, route: ProxyRoutes.Route, now: NIODeadline) {
+            self.head = head
+            self.route = route
+            self.lastActivity = now
+        }
+    }
+
+    private let settings: Settings
+    private let metrics: ServerMetrics
+    private let logger: Logger
+    private var exchange: Exchange?
+    /// Reading from the client is held (the request window is full, or the stream is not started yet).
+    private var readHeld = false
+    private var readPending = false
+    /// After a response that closes: everything else is dropped.
+    private var closing = false
+    private var context: ChannelHandlerContext?
+    private var deadline: HTTPDeadlineHandler?
+
+    init(settings: Settings, metrics: ServerMetrics, logger: Logger) {
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    private var now: NIODeadline { self.context?.eventLoop.now ?? .now() }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.deadline = try? context.pipeline.syncOperations.handler(type: HTTPDeadlineHandler.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.abandon()
+        self.context = nil
+        self.deadline = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.abandon()
+        context.fireChannelInactive()
+    }
+
+    // MARK: Inbound: the request
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.closing else { return }
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.begin(head, context: context)
+        case .body(let chunk):
+            guard let exchange = self.exchange, !exchange.requestDone else { return }
+            exchange.bodyBytes += chunk.readableBytes
+            exchange.lastActivity = self.now
+            guard exchange.bodyBytes <= self.settings.maxRequestBodyBytes else {
+                self.fail(exchange, status: 413, reason: "request body larger than proxy.max_request_body_bytes (\(self.settings.maxRequestBodyBytes))", context: context)
+                return
+            }
+            if let stream = exchange.stream {
+                if !stream.write(chunk) { self.readHeld = true }
+            } else {
+                exchange.early.append(chunk)
+            }
+        case .end:
+            guard let exchange = self.exchange, !exchange.requestDone else { return }
+            exchange.requestDone = true
+            exchange.lastActivity = self.now
+            exchange.stream?.end()
+            if !exchange.responseStarted {
+                exchange.firstByteDeadline = self.now + self.settings.firstByteTimeout
+                self.armTimer(exchange)
+            }
+        }
+    }
+
+    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // The head is whole: the request clock stops (the exchange has its own idle and first-byte limits).
+        self.deadline?.requestComplete()
+        guard head.uri.hasPrefix("/"), let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first,
+            let route = self.settings.routes.route(for: path)
+        else {
+            self.respondError(status: 400, text: "request target must be a path (origin-form)", head: head, route: nil, closing: true, context: context)
+            return
+        }
+        // A `.` or `..` segment (also percent-encoded) could climb out of the route's prefix at the backend.
+        guard !ProxyRoutes.hasDotSegment(path) else {
+            self.respondError(status: 400, text: "dot segments (/./, /../) are not allowed in a proxied path", head: head, route: route, closing: true, context: context)
+            return
+        }
+        let exchange = Exchange(head: head, route: route, now: self.now)
+        self.exchange = exchange
+        let lengths = head.headers["content-length"]
+        var body = ProxyRequest.Body.none
+        if head.headers.contains(name: "transfer-encoding") {
+            body = .chunked
+        } else if let text = lengths.first {
+            guard lengths.allSatisfy({ $0 == text }), let length = Int(text), length >= 0 else {
+                self.fail(exchange, status: 400, reason: "bad Content-Length", context: context)
+                return
+            }
+            guard length <= self.settings.maxRequestBodyBytes else {
+                self.fail(exchange, status: 413, reason: "request body of \(length) bytes is larger than proxy.max_request_body_bytes (\(self.settings.maxRequestBodyBytes))", context: context)
+                return
+            }
+            body = .length(length)
+        }
+        // RFC 7231 5.1.1: the client waits for 100 before sending its body; lhttpd streams it, so it says so.
+        if body != .none, head.version == .http1_1, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        let address = context.channel.remoteAddress
+        var client = ProxyHeaders.Client(
+            address: address.flatMap(Self.addressBytes), addressText: address?.ipAddress ?? "unknown", scheme: self.settings.scheme, user: nil
+        )
+        self.armTimer(exchange)
+        guard let authentication = self.settings.authentication, let token = BearerToken.credential(head.headers["authorization"]) else {
+            self.start(exchange, body: body, client: client, context: context)
+            return
+        }
+        // Only a verified token names a user: the backend may trust X-LHTTP-User (a client's own is removed).
+        self.readHeld = true
+        let loopBound = NIOLoopBound((self, context, exchange), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        authentication.verifier.verify(String(token)) { result in
+            eventLoop.execute {
+                let (handler, context, exchange) = loopBound.value
+                guard handler.exchange === exchange else { return }
+                if case .success(let identity) = result, !identity.user.isEmpty { client.user = identity.user }
+                handler.start(exchange, body: body, client: client, context: context)
+            }
+        }
+    }
+
+    private func start(_ exchange: Exchange, body: ProxyRequest.Body, client: ProxyHeaders.Client, context: ChannelHandlerContext) {
+        let request = ProxyRequest(
+            method: exchange.head.method.rawValue,
+            url: self.settings.routes.url(for: exchange.head.uri, on: exchange.route),
+            headers: ProxyHeaders.request(exchange.head.headers, client: client, trusted: self.settings.trusted),
+            body: body,
+            connectTimeoutMilliseconds: self.settings.connectTimeoutMilliseconds
+        )
+        let loopBound = NIOLoopBound((self, context, exchange), eventLoop: context.eventLoop)
+        let stream = self.settings.transport.start(request, on: context.eventLoop) { event in
+            let (handler, context, exchange) = loopBound.value
+            guard let current = handler.exchange, current === exchange else { return }
+            handler.handle(event, exchange, context: context)
+        }
+        exchange.stream = stream
+        var open = true
+        for chunk in exchange.early { open = stream.write(chunk) && open }
+        exchange.early = []
+        if exchange.requestDone { stream.end() }
+        self.setReadHeld(!open, context: context)
+    }
+
+    // MARK: The response
+
+    private func handle(_ event: ProxyEvent, _ exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.lastActivity = self.now
+        switch event {
+        case .head(let status, let reason, let lines):
+            exchange.responseStarted = true
+            exchange.firstByteDeadline = nil
+            exchange.status = status
+            var headers = ProxyHeaders.response(lines)
+            let request = exchange.head
+            let hasBody = request.method != .HEAD && !(100..<200).contains(status) && status != 204 && status != 304
+            // HTTP/1.0 has no chunked coding: a body of unknown length ends with the connection. A request
+            // whose body is not read whole cannot be followed by another on this connection.
+            // NIO's upgrade handler holds the requests that follow one that asked to upgrade (h2c): close after it.
+            exchange.keepAlive = request.isKeepAlive && exchange.requestDone && !request.headers.contains(name: "upgrade")
+                && !(request.version.minor == 0 && hasBody && !headers.contains(name: "content-length"))
+            if !exchange.keepAlive {
+                headers.replaceOrAdd(name: "connection", value: "close")
+            } else if request.version.minor == 0 {
+                headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            }
+            let responseStatus = HTTPResponseStatus(statusCode: status, reasonPhrase: reason)
+            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: responseStatus, headers: headers))), promise: nil)
+        case .body(let chunk):
+            let bytes = chunk.readableBytes
+            let written = context.eventLoop.makePromise(of: Void.self)
+            let loopBound = NIOLoopBound((self, exchange), eventLoop: context.eventLoop)
+            written.futureResult.whenSuccess {
+                let (handler, exchange) = loopBound.value
+                exchange.stream?.consumed(bytes)
+                exchange.lastActivity = handler.now
+            }
+            context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: written)
+        case .end:
+            self.metrics.proxyResponse(route: exchange.route, status: exchange.status)
+            self.finish(exchange, context: context)
+            let keepAlive = exchange.keepAlive
+            let channel = context.channel
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if !keepAlive { channel.close(promise: nil) }
+            }
+            if keepAlive {
+                self.deadline?.responseComplete()
+            } else {
+                self.closing = true
+            }
+        case .failed(let failure):
+            self.fail(exchange, status: failure.httpStatus, reason: failure.description, context: context)
+        case .requestBodyWanted:
+            self.setReadHeld(false, context: context)
+        }
+    }
+
+    /// Ends `exchange` with `status`: an error response when no head went out yet, else the connection
+    /// is closed mid-response (the client sees it truncated).
+    private func fail(_ exchange: Exchange, status: Int, reason: String, context: ChannelHandlerContext) {
+        exchange.stream?.cancel()
+        self.finish(exchange, context: context)
+        if exchange.responseStarted {
+            self.logger.warning(
+                "proxied response cut",
+                metadata: ["http.method": "\(exchange.head.method)", "http.path": "\(HTTPRequestRouter.loggedTarget(exchange.head.uri))", "lhttp.route": "\(exchange.route.label)", "lhttp.reason": "\(reason)"]
+            )
+            self.metrics.proxyAborted(route: exchange.route)
+            self.closing = true
+            context.close(promise: nil)
+            return
+        }
+        self.respondError(status: status, text: reason, head: exchange.head, route: exchange.route, closing: !exchange.requestDone || !exchange.head.isKeepAlive, context: context)
+    }
+
+    /// A short `text/plain` answer of lhttpd's own (400, 413, 502, 503, 504), logged and counted.
+    private func respondError(status: Int, text: String, head: HTTPRequestHead, route: ProxyRoutes.Route?, closing: Bool, context: ChannelHandlerContext) {
+        self.logger.warning(
+            "proxy request failed",
+            metadata: [
+                "http.method": "\(head.method)", "http.path": "\(HTTPRequestRouter.loggedTarget(head.uri))", "http.status": "\(status)",
+                "lhttp.route": "\(route?.label ?? "-")", "lhttp.reason": "\(text)",
+            ]
+        )
+        if let route { self.metrics.proxyResponse(route: route, status: status) }
+        let responseStatus = HTTPResponseStatus(statusCode: status)
+        var body = context.channel.allocator.buffer(capacity: text.utf8.count + 40)
+        body.writeString("\(status) \(responseStatus.reasonPhrase): \(text)\n")
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        if closing { headers.add(name: "connection", value: "close") }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: responseStatus, headers: headers))), promise: nil)
+        if head.method != .HEAD { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if closing { channel.close(promise: nil) }
+        }
+        if closing {
+            self.closing = true
+        } else {
+            self.deadline?.responseComplete()
+        }
+        self.exchange = nil
+        self.setReadHeld(false, context: context)
+    }
+
+    private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.timer?.cancel()
+        exchange.timer = nil
+        exchange.stream = nil
+        if self.exchange === exchange { self.exchange = nil }
+        self.setReadHeld(false, context: context)
+    }
+
+    /// The client left (or the handler is removed): the exchange is cancelled.
+    private func abandon() {
+        guard let exchange = self.exchange else { return }
+        self.exchange = nil
+        exchange.timer?.cancel()
+        exchange.stream?.cancel()
+        exchange.stream = nil
+    }
+
+    // MARK: Timers
+
+    /// One check per exchange, at the earlier of its deadlines; it re-arms while there is activity.
+    private func armTimer(_ exchange: Exchange) {
+        guard let context = self.context else { return }
+        var due = exchange.lastActivity + self.settings.idleTimeout
+        if let firstByte = exchange.firstByteDeadline, firstByte < due { due = firstByte }
+        exchange.timer?.cancel()
+        let loopBound = NIOLoopBound((self, context, exchange), eventLoop: context.eventLoop)
+        exchange.timer = context.eventLoop.scheduleTask(deadline: due) {
+            let (handler, context, exchange) = loopBound.value
+            guard handler.exchange === exchange else { return }
+            exchange.timer = nil
+            let now = handler.now
+            if let firstByte = exchange.firstByteDeadline, now >= firstByte {
+                handler.fail(exchange, status: 504, reason: "backend timed out: no response within proxy.first_byte_timeout_ms", context: context)
+            } else if now >= exchange.lastActivity + handler.settings.idleTimeout {
+                handler.fail(exchange, status: 504, reason: "backend timed out: nothing moved for proxy.idle_timeout_ms", context: context)
+            } else {
+                handler.armTimer(exchange)
+            }
+        }
+    }
+
+    // MARK: Reading from the client
+
+    private func setReadHeld(_ held: Bool, context: ChannelHandlerContext) {
+        self.readHeld = held
+        if !held, self.readPending {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.readHeld {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private static func addressBytes(_ address: SocketAddress) -> [UInt8]? {
+        switch address {
+        case .v4(let v4):
+            return withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+        case .v6(let v6):
+            return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+}
