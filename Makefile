@@ -51,7 +51,7 @@ test-deps:
 ## test: the whole suite (unit tests and end-to-end tests over real sockets, a real browser), then fuzzing
 ## In two runs: the suites that drive other processes (a browser, PHP and Java backends, lhttp-bench, the
 ## lhttpd executable) would otherwise take both cores from the in-process tests' event loops for seconds.
-HEAVY_SUITES ?= ClientsTests|ExampleBackendTests|BenchToolTests|ExecutableTests
+HEAVY_SUITES ?= ClientsTests|ExampleBackendTests|BenchToolTests|ExecutableTests|ProxyExecutableTests
 test: test-deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && \
