@@ -154,7 +154,8 @@ struct ConnectionPipeline: Sendable {
             metricsToken: BearerToken(configuration.metrics.token),
             metricsRegistry: self.metricsRegistry,
             deduplication: self.deduplication,
-            proxy: self.proxy?.routes
+            proxy: self.proxy?.routes,
+            readsFiles: self.tls != nil
         )
     }
 

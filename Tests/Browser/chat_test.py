@@ -60,12 +60,13 @@ def free_port():
 class Server:
     """lhttpd on 127.0.0.1:port with static_dir = public/, started and stopped by PID."""
 
-    def __init__(self, binary, root, workdir, jwt_secret, nats_url=None):
+    def __init__(self, binary, root, workdir, jwt_secret, nats_url=None, extra="", name="lhttpd"):
         self.binary, self.root = binary, root
+        self.extra = extra
         self.jwt_secret = jwt_secret
         self.nats_url = nats_url
-        self.config = os.path.join(workdir, "lhttpd.yaml")
-        self.log = open(os.path.join(workdir, "lhttpd.log"), "ab")
+        self.config = os.path.join(workdir, name + ".yaml")
+        self.log = open(os.path.join(workdir, name + ".log"), "ab")
         self.process = None
         self.port = None
 
@@ -85,6 +86,7 @@ class Server:
                         "channels:\n  - prefix: \"chat-\"\n    history_size: 100\n"
                         "    presence: true\n    join_leave: true\n    leave_grace_s: 1\n"
                         % (port, os.path.join(self.root, "public"), self.jwt_secret))
+                f.write(self.extra)
                 if self.nats_url:
                     # History in the cluster's JetStream stream: it outlives an lhttpd restart.
                     f.write("cluster:\n  nats: [\"%s\"]\n  node_id: browser\n  history: jetstream\n" % self.nats_url)
@@ -115,10 +117,13 @@ class Server:
         self.process = None
 
 
-def browser():
+def browser(insecure=False):
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,700"):
         options.add_argument(flag)
+    if insecure:
+        # The TLS check's certificate is the test's own, self-signed.
+        options.add_argument("--ignore-certificate-errors")
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary:
         options.binary_location = binary
@@ -329,6 +334,47 @@ def main():
         for result in results:
             check("parser (browser): " + result["name"], result["ok"], result.get("detail", ""))
         check("parser cases ran in the browser", len(results) >= 10, json.dumps(results)[:200])
+
+        # TLS and the reverse proxy (issue 17): the demo over https, its SDK on wss, and a page of the app behind
+        # lhttpd (a Python server) on the same port.
+        cert, key = os.path.join(workdir, "tls.crt"), os.path.join(workdir, "tls.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        appdir = os.path.join(workdir, "app")
+        os.makedirs(appdir)
+        with open(os.path.join(appdir, "app.html"), "w") as f:
+            f.write("<!doctype html><title>app</title><p id='app'>page of the app</p>")
+        app_port = free_port()
+        app = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", appdir, str(app_port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            secure = Server(os.path.abspath(args.lhttpd), root, workdir, secret, extra=(
+                "tls:\n  cert_file: \"%s\"\n  key_file: \"%s\"\nproxy:\n  backend: \"http://127.0.0.1:%d\"\n" % (cert, key, app_port)),
+                name="lhttpd-tls")
+            secure.start()
+            try:
+                carol = browser(insecure=True)
+                drivers.append(carol)
+                tls_url = "https://localhost:%d/" % secure.port
+                join(carol, tls_url, "carol", "secure", sign_token(secret, "u-carol", "carol"))
+                check("the demo over https is online (its SDK on wss)", wait_for(carol, lambda d: text_of(d, "status") == "online"),
+                      text_of(carol, "status"))
+                check("the page's socket is wss", carol.execute_script("return window.chat.client.socket.url.startsWith('wss://');"))
+                say(carol, "over wss")
+                check("carol sees her message over wss", wait_for(carol, lambda d: "over wss" in text_of(d, "log")), text_of(carol, "log"))
+                deadline = time.time() + 10
+                while True:
+                    carol.get(tls_url + "app.html")
+                    if "page of the app" in carol.page_source or time.time() > deadline:
+                        break
+                    time.sleep(0.2)  # the app's Python server may still be starting
+                check("the app's page comes through lhttpd over https", "page of the app" in carol.page_source, carol.page_source[:200])
+            finally:
+                secure.stop()
+        finally:
+            app.terminate()
+            app.wait(10)
     finally:
         for driver in drivers:
             try:

@@ -18,12 +18,21 @@ struct TLSTests {
         defer { certificate.remove() }
         let backend = try await StreamingBackend.start()
         defer { Task { await backend.stop() } }
+        // A static file bigger than one piece: over TLS it cannot be sent from the file (sendfile).
+        let asset = certificate.directory.appendingPathComponent("asset.bin")
+        let bytes = (0..<(300 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try Data(bytes).write(to: asset)
         try await TestServer.with({ config in
             config.tls = TLSConfig(certFile: certificate.certFile, keyFile: certificate.keyFile)
             config.proxy.backend = "http://127.0.0.1:\(backend.port)"
+            config.staticDir = certificate.directory.path
         }) { server in
             let tls = try certificate.clientContext()
             let client = try await HTTPTestClient.connect(port: server.port, tls: tls)
+            let file = try await client.request(.GET, "/asset.bin")
+            #expect(file.status == 200)
+            #expect(file.body == bytes)
+            #expect(try await client.request(.HEAD, "/asset.bin").header("content-length") == String(bytes.count))
             let page = try await client.request(.GET, "/headers", headers: [("host", "localhost:\(server.port)")])
             #expect(page.status == 200)
             let lines = page.text.lowercased().split(separator: "\n")

@@ -34,6 +34,9 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         var deduplication: PublishDeduplication?
         /// Where requests lhttpd does not serve go (nil: `proxy:` off, they get 404).
         var proxy: ProxyRoutes? = nil
+        /// Static files are read and written in pieces rather than sent from the file (`sendfile` cannot go
+        /// through TLS).
+        var readsFiles = false
     }
 
     private enum State {
@@ -449,10 +452,41 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             self.respond(.ok, headers: headers, body: nil, length: file.size, head: head, context: context)
             return
         }
+        if self.settings.readsFiles {
+            self.respond(reading: handle, size: file.size, headers: headers, head: head, context: context)
+            return
+        }
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenComplete { _ in try? handle.close() }
         let region = FileRegion(fileHandle: handle, readerIndex: 0, endIndex: file.size)
         self.respond(.ok, headers: headers, body: .fileRegion(region), bodyWritten: written, length: file.size, head: head, context: context)
+    }
+
+    /// A static file over TLS: read off-loop in 64 KiB pieces, each written (and gone to the socket) before
+    /// the next is read, so its size costs no memory.
+    private func respond(reading handle: NIOFileHandle, size: Int, headers: HTTPHeaders, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.metrics.httpRequest(route: self.metricsRoute, status: 200)
+        var headers = headers
+        headers.add(name: "content-length", value: String(size))
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        NonBlockingFileIO(threadPool: self.fileThreadPool).readChunked(
+            fileHandle: handle, byteCount: size, chunkSize: 64 << 10, allocator: context.channel.allocator, eventLoop: context.eventLoop
+        ) { chunk in
+            let (_, context) = loopBound.value
+            return context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(chunk))))
+        }.whenComplete { result in
+            try? handle.close()
+            let (router, context) = loopBound.value
+            guard case .success = result, keepAlive else {
+                context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+                return
+            }
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            router.deadline?.responseComplete()
+        }
     }
 
     private func respond(
