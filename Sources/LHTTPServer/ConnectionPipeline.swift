@@ -155,7 +155,8 @@ struct ConnectionPipeline: Sendable {
             metricsRegistry: self.metricsRegistry,
             deduplication: self.deduplication,
             proxy: self.proxy?.routes,
-            readsFiles: self.tls != nil
+            readsFiles: self.tls != nil,
+            tunnelsWebsockets: self.proxy?.websocketTunnel ?? false
         )
     }
 

@@ -60,4 +60,9 @@ public final class ServerMetrics: Sendable {
     func proxyAborted(route: ProxyRoutes.Route) {
         self.labelled.counter("lhttp_proxy_aborted_total", [("route", route.label)]).increment()
     }
+
+    /// A websocket upgrade was tunnelled to the backend (`proxy.websocket`).
+    func proxyTunnel(route: ProxyRoutes.Route) {
+        self.labelled.counter("lhttp_proxy_tunnels_total", [("route", route.label)]).increment()
+    }
 }

@@ -306,4 +306,43 @@ struct ProxyTests {
             await client.close()
         }
     }
+
+    @Test("proxy.websocket: the app's own websocket is tunnelled byte for byte, over TLS too")
+    func websocketTunnel() async throws {
+        // The app is another lhttpd: its /ws is "the app's websocket", reached through the front's /app/ws.
+        try await TestServer.with { app in
+            let certificate = try TestCertificate.make()
+            defer { certificate.remove() }
+            for tls in [false, true] {
+                try await TestServer.with({ config in
+                    config.websocket.paths = ["/ws"]
+                    config.proxy.routes = [ProxyRouteConfig(prefix: "/app/", backend: "http://127.0.0.1:\(app.port)", stripPrefix: true)]
+                    config.proxy.websocket = true
+                    if tls { config.tls = TLSConfig(certFile: certificate.certFile, keyFile: certificate.keyFile) }
+                }) { front in
+                    let client = try await LHTTPWebSocketClient.connect(
+                        host: "localhost", port: front.port, path: "/app/ws", tls: tls ? try certificate.clientContext() : nil
+                    )
+                    // The subscription is the app's: the front's hub never sees it.
+                    try await client.send(LHTTPMessage(command: "sub", headers: ["subscribe": "tunnelled"]))
+                    try await app.roundTrip(client)
+                    #expect(app.gateway.hub.subscriberCount(of: "tunnelled") == 1)
+                    #expect(front.gateway.hub.subscriberCount(of: "tunnelled") == 0)
+                    let publisher = try await app.publisher()
+                    let big = String(repeating: "x", count: 200_000)
+                    for body in ["one", big, "three"] {
+                        #expect(try await publisher.request(path: "/publish?channel=tunnelled", body: ByteBuffer(string: body)).status == 200)
+                        #expect(try await client.nextMessage().bodyString == body)
+                    }
+                    try await publisher.close()
+                    try await client.close()
+                    try await app.eventually { app.gateway.hub.subscriberCount(of: "tunnelled") == 0 }
+                    if !tls {  // (the scrape helper speaks plain HTTP)
+                        let text = try await MetricsTests.scrape(front).text
+                        #expect(text.contains(#"lhttp_proxy_tunnels_total{route="/app/"} 1"#))
+                    }
+                }
+            }
+        }
+    }
 }

@@ -37,6 +37,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         /// Static files are read and written in pieces rather than sent from the file (`sendfile` cannot go
         /// through TLS).
         var readsFiles = false
+        /// `proxy.websocket`: an upgrade on another path goes to the proxy, which tunnels it.
+        var tunnelsWebsockets = false
     }
 
     private enum State {
@@ -58,6 +60,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case metrics
         case staticFile(String)
         case failure(ServerError)
+        /// A websocket upgrade on a path that is neither lhttpd's nor tunnelled: 404, and the connection closes.
+        case refusedUpgrade
     }
 
     private let settings: Settings
@@ -157,8 +161,12 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         if self.settings.proxy != nil, head.headers["upgrade"].contains(where: { $0.lowercased().contains("websocket") }),
             !self.settings.websocketPaths.contains(String(path))
         {
+            if self.settings.tunnelsWebsockets, self.proxies(path) {
+                self.forward(head, context: context)  // the app's own websocket (`proxy.websocket`)
+                return
+            }
             // Closing: NIO's upgrade handler holds what follows a request that asked to upgrade.
-            self.fail(.notFound, head: head, closing: true, context: context)
+            self.state = .waiting(head, .refusedUpgrade, bodyBytes: 0)
             return
         }
         let hasBody = head.headers.contains(name: "transfer-encoding") || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
@@ -333,6 +341,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             }
         case .failure(let error):
             self.fail(error, head: head, closing: false, context: context)
+        case .refusedUpgrade:
+            self.fail(.notFound, head: head, closing: true, context: context)
         }
     }
 

@@ -33,6 +33,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var scheme: String
         /// Verifies a request's bearer token for `X-LHTTP-User` (nil: no tokens configured).
         var authentication: Authentication?
+        /// `proxy.websocket`: the router passes on websocket upgrades, which are tunnelled.
+        var websocketTunnel: Bool
 
         init(_ configuration: ProxyConfig, transport: any ProxyTransport, scheme: String, authentication: Authentication?) {
             self.routes = ProxyRoutes(configuration)
@@ -44,6 +46,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.maxRequestBodyBytes = configuration.maxRequestBodyBytes
             self.scheme = scheme
             self.authentication = authentication
+            self.websocketTunnel = configuration.websocket
         }
     }
 
@@ -150,6 +153,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // A `.` or `..` segment (also percent-encoded) could climb out of the route's prefix at the backend.
         guard !ProxyRoutes.hasDotSegment(path) else {
             self.respondError(status: 400, text: "dot segments (/./, /../) are not allowed in a proxied path", head: head, route: route, closing: true, context: context)
+            return
+        }
+        if self.settings.websocketTunnel, head.headers["upgrade"].contains(where: { $0.lowercased().contains("websocket") }) {
+            self.tunnel(head, route: route, context: context)
             return
         }
         let exchange = Exchange(head: head, route: route, now: self.now)
@@ -337,6 +344,74 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.timer?.cancel()
         exchange.stream?.cancel()
         exchange.stream = nil
+    }
+
+    // MARK: The app's own websocket
+
+    /// Connects to the route's backend, sends it the upgrade request, and turns this connection into a
+    /// byte-for-byte tunnel to it (this handler and the HTTP ones leave the pipeline).
+    private func tunnel(_ head: HTTPRequestHead, route: ProxyRoutes.Route, context: ChannelHandlerContext) {
+        guard let endpoint = WebSocketTunnel.endpoint(of: route.base), !endpoint.secure else {
+            self.respondError(status: 502, text: "a websocket is tunnelled to an http:// backend only", head: head, route: route, closing: true, context: context)
+            return
+        }
+        let url = self.settings.routes.url(for: head.uri, on: route)
+        var target = String(url.dropFirst(endpoint.origin.count))
+        if !target.hasPrefix("/") { target = "/" + target }
+        let address = context.channel.remoteAddress
+        let client = ProxyHeaders.Client(
+            address: address.flatMap(Self.addressBytes), addressText: address?.ipAddress ?? "unknown", scheme: self.settings.scheme, user: nil
+        )
+        let request = WebSocketTunnel.requestBytes(
+            method: head.method, target: target, headers: ProxyHeaders.request(head.headers, client: client, trusted: self.settings.trusted),
+            upgrade: head.headers.first(name: "upgrade") ?? "websocket", allocator: context.channel.allocator
+        )
+        // Nothing more is read from the client until the two sockets are glued.
+        self.readHeld = true
+        let (clientGlue, backendGlue) = GlueHandler.matchedPair()
+        let loopBound = NIOLoopBound((self, context, clientGlue), eventLoop: context.eventLoop)
+        let connectTimeout = TimeAmount.milliseconds(Int64(self.settings.connectTimeoutMilliseconds))
+        WebSocketTunnel.connect(endpoint, on: context.eventLoop, connectTimeout: connectTimeout, glue: backendGlue).whenComplete { result in
+            let (handler, context, clientGlue) = loopBound.value
+            switch result {
+            case .failure(let error):
+                handler.respondError(status: 502, text: "websocket tunnel: \(error)", head: head, route: route, closing: true, context: context)
+            case .success(let backend):
+                guard context.channel.isActive else {
+                    backend.close(promise: nil)
+                    return
+                }
+                handler.metrics.proxyTunnel(route: route)
+                backend.writeAndFlush(request, promise: nil)
+                handler.becomeTunnel(clientGlue, context: context)
+            }
+        }
+    }
+
+    /// Leaves only the transport (and TLS) below `glue`: the HTTP codec, the request clock, the gate, the
+    /// router and this handler go.
+    private func becomeTunnel(_ glue: GlueHandler, context: ChannelHandlerContext) {
+        let operations = context.pipeline.syncOperations
+        func remove<Handler: RemovableChannelHandler>(_ type: Handler.Type) {
+            if let handler = try? operations.handler(type: type) { operations.removeHandler(handler, promise: nil) }
+        }
+        remove(HTTPDeadlineHandler.self)
+        remove(HTTPServerUpgradeHandler.self)
+        remove(HTTPServerProtocolErrorHandler.self)
+        remove(HTTPServerPipelineHandler.self)
+        remove(HTTPPipeliningGate.self)
+        remove(HTTPRequestRouter.self)
+        remove(ByteToMessageHandler<HTTPRequestDecoder>.self)
+        remove(HTTPResponseEncoder.self)
+        let channel = context.channel
+        do {
+            try operations.addHandler(glue)
+        } catch {
+            channel.close(promise: nil)
+            return
+        }
+        operations.removeHandler(self, promise: nil)
+        channel.read()
     }
 
     // MARK: Timers
