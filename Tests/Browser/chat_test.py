@@ -349,6 +349,15 @@ def main():
         app = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", appdir, str(app_port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            deadline = time.time() + 10
+            while True:  # until the app's server accepts connections (as Server.start waits for lhttpd)
+                try:
+                    socket.create_connection(("127.0.0.1", app_port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.time() > deadline or app.poll() is not None:
+                        raise RuntimeError("the app's server did not listen on %d" % app_port)
+                    time.sleep(0.05)
             secure = Server(os.path.abspath(args.lhttpd), root, workdir, secret, extra=(
                 "tls:\n  cert_file: \"%s\"\n  key_file: \"%s\"\nproxy:\n  backend: \"http://127.0.0.1:%d\"\n" % (cert, key, app_port)),
                 name="lhttpd-tls")
@@ -363,17 +372,13 @@ def main():
                 check("the page's socket is wss", carol.execute_script("return window.chat.client.socket.url.startsWith('wss://');"))
                 say(carol, "over wss")
                 check("carol sees her message over wss", wait_for(carol, lambda d: "over wss" in text_of(d, "log")), text_of(carol, "log"))
-                deadline = time.time() + 10
-                while True:
-                    carol.get(tls_url + "app.html")
-                    if "page of the app" in carol.page_source or time.time() > deadline:
-                        break
-                    time.sleep(0.2)  # the app's Python server may still be starting
+                carol.get(tls_url + "app.html")
                 check("the app's page comes through lhttpd over https", "page of the app" in carol.page_source, carol.page_source[:200])
             finally:
                 secure.stop()
         finally:
-            app.terminate()
+            # SIGKILL: a SIGTERM the test runner's processes ignore is inherited (seen under `swift test`).
+            app.kill()
             app.wait(10)
     finally:
         for driver in drivers:

@@ -345,4 +345,24 @@ struct ProxyTests {
             }
         }
     }
+
+    @Test("a client that leaves mid-response cancels the backend transfer; past proxy.max_in_flight, 503")
+    func cancelAndOverload() async throws {
+        try await Self.withProxy({ config, _ in config.proxy.maxInFlight = 1 }) { server, backend in
+            let proxy = try #require(server.application.proxyClient)
+            let leaver = try await HTTPTestClient.connect(port: server.port, reading: false)
+            try await leaver.sendHead(.GET, "/bytes?n=\(1 << 30)")
+            try await leaver.sendEnd()
+            try await server.eventually { backend.sent > 0 && proxy.inFlight == 1 }
+            // The one slot is taken: the next request is refused at once.
+            let second = try await HTTPTestClient.connect(port: server.port)
+            let refused = try await second.request(.GET, "/page")
+            #expect(refused.status == 503)
+            await leaver.close()
+            try await server.eventually { proxy.inFlight == 0 }
+            #expect(backend.sent < 1 << 30, "the transfer stopped when the client left")
+            #expect(try await second.request(.GET, "/page").status == 200)
+            await second.close()
+        }
+    }
 }
