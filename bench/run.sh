@@ -77,6 +77,10 @@ start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned | presence
         # rooms and tells their subscribers every join and leave at once (no grace, so each cycle is both).
         # Logging from level error: each cycle's round trip is a deliberate LHTTP/9.9 message, which lhttpd
         # logs as a rejected message (a warning line per cycle, thousands a second) where a real client logs none.
+        # The proxy rows: lhttpd's reverse proxy in front of the bench's backend (started by run, on
+        # $proxy_backend_port), nothing else: no static_dir lookup before proxying, "/" not a websocket path.
+        [ "$3" = proxy ] && printf 'websocket:\n  paths: ["/ws"]\nstatic_dir: ""\nproxy:\n  backend: "http://127.0.0.1:%s"\n' \
+            "$proxy_backend_port" > "$work/lhttpd.yaml"
         if [ "$3" = churn ]; then
             [ "$2" = presence ] && printf '  - prefix: "room-"\n    presence: true\n    join_leave: true\n    leave_grace_s: 0\n' >> "$work/lhttpd.yaml"
             printf 'auth:\n  jwt:\n    hmac_secret: "%s"\nlog:\n  level: error\n' "$jwt_secret" >> "$work/lhttpd.yaml"
@@ -88,7 +92,13 @@ start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned | presence
             2>>"$work/lhttpd.log" &
         ;;
     nchan)
-        sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" bench/nginx.conf.template > "$work/nginx.conf"
+        # The proxy rows: plain nginx proxy_pass (no Nchan) to the same backend as lhttpd's row.
+        if [ "$3" = proxy ]; then
+            sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" -e "s|@BACKEND_PORT@|$proxy_backend_port|g" \
+                bench/nginx-proxy.conf.template > "$work/nginx.conf"
+        else
+            sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" bench/nginx.conf.template > "$work/nginx.conf"
+        fi
         "${server_pin[@]}" "$NGINX" -p "$work" -c "$work/nginx.conf" 2>>"$work/nginx.log" &
         ;;
     nats)
@@ -105,9 +115,20 @@ start_server() {  # $1 = lhttp | nchan | nats, $2 = pinned | unpinned | presence
 run() {  # $1 = dialect, $2 = pinned | unpinned | presence (pinned, lhttpd with presence), rest = scenario arguments
     local dialect=$1 pinning=$2
     shift 2
-    start_server "$dialect" "$pinning" "$1"
     local extra=()
-    [ "$1" = idle-conns ] || [ "$1" = soak ] || [ "$1" = churn ] && extra=(--server-pid "$server_pid")
+    # The proxy rows: the backend (lhttp-bench backend, one loop) both proxies point at, on the load
+    # generator's CPU, fresh for each row like the server; stopped with the server.
+    if [ "$1" = proxy ]; then
+        proxy_backend_port=$(free_port)
+        local backend_pin=(taskset -c "$LOAD_CPU")
+        [ "$pinning" = unpinned ] && backend_pin=()
+        "${backend_pin[@]}" "$BENCH" backend --port "$proxy_backend_port" 2>>"$work/backend.log" &
+        extra_pids+=($!)
+        extra=(--backend-pid "$!")
+        wait_port "$proxy_backend_port"
+    fi
+    start_server "$dialect" "$pinning" "$1"
+    [ "$1" = idle-conns ] || [ "$1" = soak ] || [ "$1" = churn ] || [ "$1" = proxy ] && extra+=(--server-pid "$server_pid")
     [ "$1" = upstream ] || [ "$1" = webhook ] && extra=(--backend-port "$backend_port")
     [ "$1" = churn ] && extra+=(--jwt-secret "$jwt_secret")
     [ "$pinning" = presence ] && extra+=(--label presence=join_leave)
@@ -175,6 +196,7 @@ if [ "$QUICK" = 1 ]; then
         "lhttp|soak --connections 500 --channels 20 --seconds 5 --rate 200 --churn 10 --stalled 2"
         "lhttp|fanout --subscribers 20 --messages 500 --window 64 --publishers 4 --channel hist-fanout --label history=100"
         "lhttp lhttp-presence|churn --workers 10 --connects 1000 --seconds 5 --rooms 5 --watchers 5"
+        "lhttp nchan|proxy --connections 16 --seconds 2 --large-clients 2 --large-bytes 16777216 --large-rounds 1"
     )
     cluster_scenarios=(
         "--subscribers 20 --messages 500 --window 16"
@@ -210,6 +232,10 @@ else
         # Issue 16: connect, subscribe, round trip, clean close, again (50 workers, each its own token user), with
         # 10 watchers in the rooms; lhttpd without presence, then with presence and join/leave on the rooms.
         "lhttp lhttp-presence|churn --workers 50 --connects 20000 --seconds 15 --rooms 10 --watchers 10"
+        # Issue 17: lhttpd's reverse proxy against nginx proxy_pass (the "nchan" server: the same nginx, started
+        # with bench/nginx-proxy.conf.template), both in front of lhttp-bench backend. 64 keep-alive clients each
+        # GET a 100-byte answer and wait for it, 1 s warm-up then 10 s; then 4 clients download 256 MiB 3 times each.
+        "lhttp nchan|proxy --connections 64 --seconds 10 --large-clients 4 --large-bytes 268435456 --large-rounds 3"
     )
     cluster_scenarios=(
         "--subscribers 1000 --messages 2000 --window 256"

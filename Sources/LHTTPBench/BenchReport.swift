@@ -26,6 +26,7 @@ public enum BenchReport {
             ]
         case "upstream", "webhook": return []  // their own table: the peer is libcurl called directly, not Nchan
         case "fanout-cluster": return []  // its own table: the peer is the single-node fan-out of the same run
+        case "proxy": return []  // its own table (proxyTable): the peer is plain nginx proxy_pass, not Nchan
         default: return []
         }
     }
@@ -71,7 +72,8 @@ public enum BenchReport {
                 ])
             }
         }
-        var text = render(rows)
+        // Only rows with their own tables (ONLY=proxy, say): no empty main table.
+        var text = rows.count > 1 ? render(rows) : ""
         for scenario in ["upstream", "webhook"] {
             let runs = results.filter { $0.scenario == scenario && $0.dialect == .lhttp }
             guard !runs.isEmpty else { continue }
@@ -94,6 +96,7 @@ public enum BenchReport {
         if let unpinned = unpinnedTable(results) { text += "\n\n" + unpinned }
         if let history = historyTable(results) { text += "\n\n" + history }
         if let presence = presenceTable(results) { text += "\n\n" + presence }
+        if let proxy = proxyTable(results) { text += (text.isEmpty ? "" : "\n\n") + proxy }
         for soak in results where soak.scenario == "soak" {
             let m = soak.metrics
             text += "\n\nsoak (\(soak.parameters["connections"] ?? 0) connections, \(soak.parameters["seconds"] ?? 0) s): "
@@ -209,6 +212,53 @@ public enum BenchReport {
                 cpu(plain) + " / " + cpu(run),
                 BenchResult.format(run.metrics["events_per_s"] ?? 0),
             ])
+        }
+        return render(rows)
+    }
+
+    /// The `proxy` rows: lhttpd's reverse proxy against nginx `proxy_pass` (the `nchan` dialect of run.sh: the
+    /// same nginx binary, started with bench/nginx-proxy.conf.template) to the same backend in the same file.
+    static func proxyTable(_ results: [BenchResult]) -> String? {
+        let runs = results.filter { $0.scenario == "proxy" }
+        guard !runs.isEmpty else { return nil }
+        // (figure, metric, higher is better, unit, issue 17's target as a ratio)
+        let figures: [(String, String, Bool, String, Double?)] = [
+            ("small: requests/s", "requests_per_s", true, "", 0.7),
+            ("small: p50 latency", "p50_ms", false, "ms", nil),
+            ("small: p99 latency", "p99_ms", false, "ms", nil),
+            ("small: server CPU per request", "server_cpu_us_per_request", false, "µs", nil),
+            ("small: server / backend / load CPU", "", false, "", nil),
+            ("large: MB/s", "mb_per_s", true, "", 0.8),
+            ("large: server CPU per GB", "server_cpu_ms_per_gb", false, "ms", nil),
+            ("large: server / backend / load CPU", "large_", false, "", nil),
+        ]
+        var rows: [[String]] = [["proxy (lhttpd proxy.backend vs nginx proxy_pass, same backend)", "figure", "lhttpd", "nginx", "lhttpd vs nginx", "target"]]
+        for (key, row) in self.rows(runs) {
+            let ours = row[.lhttp]
+            let theirs = row[.nchan]
+            for (name, metric, higherIsBetter, unit, target) in figures {
+                if name.hasSuffix("/ load CPU") {
+                    func cpu(_ result: BenchResult?) -> String {
+                        guard let m = result?.metrics else { return "n/a" }
+                        return ["server_cpu_pct", "backend_cpu_pct", "load_cpu_pct"]
+                            .map { m[metric + $0].map { String(format: "%.0f", $0) } ?? "-" }.joined(separator: " / ") + " %"
+                    }
+                    rows.append([key, name, cpu(ours), cpu(theirs), "", ""])
+                    continue
+                }
+                let a = ours?.metrics[metric]
+                let b = theirs?.metrics[metric]
+                func cell(_ value: Double?, _ result: BenchResult?) -> String {
+                    guard let value, let result else { return "n/a" }
+                    let text = BenchResult.format(value) + (unit.isEmpty ? "" : " \(unit)")
+                    return result.ok ? text : text + " (FAILED: lost \(result.lost), corrupt \(result.corrupted), errors \(result.errors))"
+                }
+                var goal = ""
+                if let target, let a, let b, b > 0 {
+                    goal = String(format: "≥ %.1f×: ", target) + (a / b >= target ? "met" : "not met")
+                }
+                rows.append([key, name, cell(a, ours), cell(b, theirs), ratio(a, b, higherIsBetter: higherIsBetter), goal])
+            }
         }
         return render(rows)
     }

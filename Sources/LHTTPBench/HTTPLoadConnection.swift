@@ -42,6 +42,12 @@ final class HTTPLoadConnection {
         set { self.handler.onResponse = newValue }
     }
 
+    /// Called with every piece of a response body, as it arrives (the `proxy` scenario checks them).
+    var onBody: ((ByteBuffer) -> Void)? {
+        get { self.handler.onBody }
+        set { self.handler.onBody = newValue }
+    }
+
     /// Called once if the connection closes.
     var onClose: (() -> Void)? {
         get { self.handler.onClose }
@@ -63,12 +69,22 @@ final class HTTPLoadConnection {
         self.channel.write(HTTPClientRequestPart.end(nil), promise: nil)
     }
 
+    /// Writes and flushes a `GET` without a body (no `Content-Length`, no `Content-Type`).
+    func get(target: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: self.hostHeader)
+        self.handler.expected += 1
+        self.channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)), promise: nil)
+        self.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+    }
+
     func flush() { self.channel.flush() }
 
     private final class ResponseHandler: ChannelInboundHandler {
         typealias InboundIn = HTTPClientResponsePart
         var expected = 0
         var onResponse: ((Int) -> Void)?
+        var onBody: ((ByteBuffer) -> Void)?
         var onClose: (() -> Void)?
         private var status = 0
 
@@ -76,8 +92,8 @@ final class HTTPLoadConnection {
             switch Self.unwrapInboundIn(data) {
             case .head(let head):
                 self.status = Int(head.status.code)
-            case .body:
-                break
+            case .body(let body):
+                self.onBody?(body)
             case .end:
                 self.expected -= 1
                 self.onResponse?(self.status)

@@ -17,4 +17,24 @@ public enum ProcessCPU {
         let ticks = UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
         return (user + system) * 1_000_000_000 / ticks
     }
+
+    /// CPU time of `pid` and of every live process whose parent is `pid` (nginx's worker under its master).
+    public static func nanosWithChildren(pid: Int32) -> UInt64? {
+        guard let own = nanos(pid: pid) else { return nil }
+        var total = own
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let child = Int32(entry), child != pid, parent(of: child) == pid, let used = nanos(pid: child) else { continue }
+            total += used
+        }
+        return total
+    }
+
+    private static func parent(of pid: Int32) -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return nil
+        }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
+    }
 }

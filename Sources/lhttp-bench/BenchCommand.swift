@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lhttp-bench",
         abstract: "Benchmark lhttpd (LHTTP), nginx+Nchan or nats-server (websocket): every scenario prints one JSON line (stdout) and a summary (stderr).",
-        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Soak.self, Churn.self, Report.self]
+        subcommands: [Fanout.self, PublishRate.self, IdleConnections.self, Seed.self, Upstream.self, Webhook.self, Soak.self, Churn.self, Proxy.self, Backend.self, Report.self]
     )
 }
 
@@ -319,5 +319,51 @@ struct Churn: AsyncParsableCommand {
             jwtSecret: jwtSecret, serverPID: serverPid, timeout: target.limit
         )
         try await report(target) { try await scenario.run(on: $0) }
+    }
+}
+
+struct Proxy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A reverse proxy in front of `lhttp-bench backend`: keep-alive clients GET /small one after another (requests/s, p50/p99), then a few download /large (MB/s)."
+    )
+    @OptionGroup var target: Target
+    @Option(help: "Keep-alive clients of the small phase, each with one GET in flight.") var connections = 64
+    @Option(help: "Measured length of the small phase.") var seconds = 10
+    @Option(help: "Unmeasured seconds before it.") var warmUpSeconds = 1
+    @Option(help: "Clients of the large phase.") var largeClients = 4
+    @Option(help: "Bytes of each large body.") var largeBytes = 256 << 20
+    @Option(help: "Downloads per large client, one after another.") var largeRounds = 3
+    @Option(help: "PID of the proxy (its children too: nginx's worker): its CPU in each phase.") var serverPid: Int32?
+    @Option(help: "PID of the backend: its CPU in each phase.") var backendPid: Int32?
+
+    func validate() throws {
+        guard target.dialect != .nats else { throw ValidationError("proxy compares lhttpd with nginx (--dialect lhttp or nchan, for the nginx of bench/run.sh)") }
+        guard connections >= 1, seconds >= 1, warmUpSeconds >= 0, largeClients >= 0, largeBytes >= 0, largeRounds >= 1 else {
+            throw ValidationError("--connections, --seconds and --large-rounds must be at least 1, the others 0 or more")
+        }
+    }
+
+    func run() async throws {
+        let scenario = ProxyScenario(
+            target: target.server, connections: connections, seconds: seconds, warmUpSeconds: warmUpSeconds,
+            largeClients: largeClients, largeBytes: largeBytes, largeRounds: largeRounds,
+            serverPID: serverPid, backendPID: backendPid, timeout: target.limit
+        )
+        try await report(target) { try await scenario.run(on: $0) }
+    }
+}
+
+struct Backend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The proxy scenario's backend: HTTP/1.1 keep-alive, GET /small (100 bytes) and GET /large?n=BYTES (streamed with backpressure). Runs until killed."
+    )
+    @Option(help: "Port on 127.0.0.1.") var port = 9000
+    @Option(help: "Event loops.") var threads = 1
+
+    func run() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(threads, 1))
+        let channel = try await ProxyBackend.start(group: group, port: port)
+        printError("lhttp-bench backend listening on 127.0.0.1:\(port) (\(max(threads, 1)) loop(s))")
+        try await channel.closeFuture.get()
     }
 }

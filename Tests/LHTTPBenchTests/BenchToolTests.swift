@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import LHTTPBench
 import LHTTPConfig
 import LHTTPTestSupport
 import Testing
@@ -201,5 +202,35 @@ extension BenchToolTests {
             #expect(line.metrics["presence"] == 1)
             #expect(line.metrics["users_left"] == 0)
         }
+    }
+}
+
+extension BenchToolTests {
+    /// The `proxy` scenario against lhttpd's reverse proxy in front of the bench's own backend (in this process):
+    /// both phases run, every response checked byte for byte.
+    @Test func proxyScenarioChecksEveryResponseThroughLhttpd() async throws {
+        let backend = try await LHTTPBench.ProxyBackend.start(group: NIOPosix.MultiThreadedEventLoopGroup.singleton, port: 0)
+        let backendPort = backend.localAddress?.port ?? 0
+        do {
+            try await TestServer.with({ config in
+                config.websocket.paths = ["/ws"]
+                config.proxy.backend = "http://127.0.0.1:\(backendPort)"
+            }) { server in
+                let line = try await run(
+                    ["proxy", "--connections", "4", "--seconds", "1", "--warm-up-seconds", "0",
+                     "--large-clients", "2", "--large-bytes", String(3 << 20), "--large-rounds", "2"],
+                    port: server.port
+                )
+                #expect(line.scenario == "proxy")
+                #expect(line.ok)
+                #expect(line.lost == 0 && line.corrupted == 0 && line.errors == 0)
+                #expect((line.metrics["requests"] ?? 0) > 0)
+                #expect((line.metrics["mb_per_s"] ?? 0) > 0)
+            }
+        } catch {
+            try? await backend.close()
+            throw error
+        }
+        try await backend.close()
     }
 }
