@@ -40,12 +40,23 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
         var inFlight = 0
         var running = true
         var stopped = false
+        /// A task on an event loop will wake the thread for the exchanges started meanwhile.
+        var wakeScheduled = false
         var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     public let configuration: Configuration
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
+    /// Easy handles of finished exchanges, reset, for the next ones (at most ``maxPooledHandles``).
+    private let pool = NIOLockedValueBox<[PooledHandle]>([])
+
+    /// An easy handle nobody uses (`@unchecked`: only whoever took it from the pool touches it).
+    private struct PooledHandle: @unchecked Sendable {
+        let easy: UnsafeMutableRawPointer
+    }
+    /// Each pooled handle keeps its 256 KiB receive buffer: 32 of them hold about 8 MiB at most.
+    static let maxPooledHandles = 32
     private let multi: CurlMultiHandle
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -63,23 +74,53 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
     /// Exchanges running now.
     public var inFlight: Int { self.state.withLockedValue { $0.inFlight } }
 
-    public func start(_ request: ProxyRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (ProxyEvent) -> Void) -> any ProxyStream {
+    public func start(
+        _ request: ProxyRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (CircularBuffer<ProxyEvent>) -> Void
+    ) -> any ProxyStream {
         let transfer: CurlProxyTransfer
         do {
             transfer = try CurlProxyTransfer(request: request, client: self, eventLoop: eventLoop, events: events)
         } catch {
             return FailedProxyStream(error, on: eventLoop, events: events)
         }
-        let admitted = self.state.withLockedValue { state -> ProxyFailure? in
-            guard state.running else { return .transport("the proxy is shutting down") }
-            guard state.inFlight < self.configuration.maxInFlight else { return .overloaded }
+        let (admitted, scheduleWake) = self.state.withLockedValue { state -> (ProxyFailure?, Bool) in
+            guard state.running else { return (.transport("the proxy is shutting down"), false) }
+            guard state.inFlight < self.configuration.maxInFlight else { return (.overloaded, false) }
             state.inFlight += 1
             state.commands.append(.start(transfer))
-            self.multi.wakeup()
-            return nil
+            defer { state.wakeScheduled = true }
+            return (nil, !state.wakeScheduled)
         }
         if let admitted { return FailedProxyStream(admitted, on: eventLoop, events: events) }
+        // The wake-up waits for the end of the loop's tick: every request read in it starts with one
+        // wake-up of the curl thread, not one each (a woken thread takes the core from the loop at once).
+        if scheduleWake { eventLoop.execute { self.wakeForStarts() } }
         return transfer
+    }
+
+    /// A handle for a new exchange: a pooled one (its options of every exchange set already: `fresh`
+    /// false), else a new one.
+    func takeEasyHandle() -> (easy: UnsafeMutableRawPointer, fresh: Bool)? {
+        if let pooled = self.pool.withLockedValue({ $0.popLast() }) { return (pooled.easy, false) }
+        return curl_easy_init().map { ($0, true) }
+    }
+
+    /// A finished exchange's handle (curl thread, out of the multi handle): pooled as it is (the next
+    /// exchange sets every option that differs between exchanges), or freed.
+    func giveBack(_ easy: UnsafeMutableRawPointer) {
+        let kept = self.pool.withLockedValue { pool -> Bool in
+            guard pool.count < Self.maxPooledHandles else { return false }
+            pool.append(PooledHandle(easy: easy))
+            return true
+        }
+        if !kept { curl_easy_cleanup(easy) }
+    }
+
+    private func wakeForStarts() {
+        self.state.withLockedValue { state in
+            state.wakeScheduled = false
+            if state.running, !state.commands.isEmpty { self.multi.wakeup() }
+        }
     }
 
     func resume(_ transfer: CurlProxyTransfer) {
@@ -116,6 +157,28 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
 
     // MARK: The curl thread
 
+    /// Transfers with events for their loops, gathered during one pass of the thread (curl thread only).
+    nonisolated(unsafe) private var toDeliver: [CurlProxyTransfer] = []
+
+    /// A transfer queued events (curl thread): delivered at the end of this pass.
+    func deliverLater(_ transfer: CurlProxyTransfer) {
+        self.toDeliver.append(transfer)
+    }
+
+    /// One task per event loop for everything gathered in this pass.
+    private func deliverGathered() {
+        guard !self.toDeliver.isEmpty else { return }
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, transfers: [CurlProxyTransfer])] = [:]
+        for transfer in self.toDeliver {
+            byLoop[ObjectIdentifier(transfer.loop), default: (transfer.loop, [])].transfers.append(transfer)
+        }
+        self.toDeliver.removeAll(keepingCapacity: true)
+        for (_, entry) in byLoop {
+            let transfers = entry.transfers
+            entry.loop.execute { for transfer in transfers { transfer.drainEvents() } }
+        }
+    }
+
     private func runLoop() {
         var active: [UnsafeMutableRawPointer: CurlProxyTransfer] = [:]
         while true {
@@ -125,6 +188,7 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
             }
             guard running else {
                 for case .start(let transfer) in commands { transfer.finish(.transport("the proxy is shutting down")) }
+                self.deliverGathered()
                 break
             }
             for command in commands {
@@ -138,9 +202,11 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
                     }
                 case .resume(let transfer):
                     // Both directions: a callback with still nothing to do pauses its side again.
-                    if active[transfer.easy] != nil { _ = curl_easy_pause(transfer.easy, CURLPAUSE_CONT) }
+                    // (The same transfer: a finished one's handle may serve another exchange by now.)
+                    if active[transfer.easy] === transfer { _ = curl_easy_pause(transfer.easy, CURLPAUSE_CONT) }
                 case .cancel(let transfer):
-                    if active.removeValue(forKey: transfer.easy) != nil {
+                    if active[transfer.easy] === transfer {
+                        active.removeValue(forKey: transfer.easy)
                         self.multi.remove(transfer.easy)
                         self.finished(transfer, nil, deliver: false)
                     }
@@ -152,6 +218,7 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
                 self.multi.remove(easy)
                 self.finished(transfer, code == CURLE_OK ? nil : CurlProxyTransfer.failure(for: code))
             }
+            self.deliverGathered()
             self.multi.poll(timeoutMilliseconds: self.configuration.idlePollMilliseconds)
         }
         for (easy, transfer) in active {
@@ -159,7 +226,9 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
             self.finished(transfer, .transport("the proxy is shutting down"))
         }
         active.removeAll()
+        self.deliverGathered()
         self.multi.cleanup()
+        for handle in self.pool.withLockedValue({ pool in defer { pool.removeAll() }; return pool }) { curl_easy_cleanup(handle.easy) }
         let waiters = self.state.withLockedValue { state in
             state.stopped = true
             defer { state.shutdownWaiters.removeAll() }
@@ -171,13 +240,14 @@ public final class CurlProxyClient: ProxyTransport, Sendable {
     private func finished(_ transfer: CurlProxyTransfer, _ failure: ProxyFailure?, deliver: Bool = true) {
         self.state.withLockedValue { $0.inFlight -= 1 }
         if deliver { transfer.finish(failure) }
+        transfer.recycle()
     }
 }
 
 /// An exchange that could not start: its one event is the failure.
 final class FailedProxyStream: ProxyStream {
-    init(_ failure: ProxyFailure, on eventLoop: any EventLoop, events: @escaping @Sendable (ProxyEvent) -> Void) {
-        eventLoop.execute { events(.failed(failure)) }
+    init(_ failure: ProxyFailure, on eventLoop: any EventLoop, events: @escaping @Sendable (CircularBuffer<ProxyEvent>) -> Void) {
+        eventLoop.execute { events([.failed(failure)]) }
     }
 
     func write(_ chunk: ByteBuffer) -> Bool { true }

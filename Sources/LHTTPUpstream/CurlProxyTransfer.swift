@@ -39,6 +39,8 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
     // Curl thread only.
     let easy: UnsafeMutableRawPointer
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    /// Whether `deinit` frees the easy handle: false once the curl thread gave it back to the client's pool.
+    private var ownsEasy = true
     private var status = 0
     private var reason = ""
     private var headers: [(name: String, value: String)] = []
@@ -47,25 +49,36 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
 
     let shared = NIOLockedValueBox(Shared())
     private let eventLoop: any EventLoop
-    private let sink: @Sendable (ProxyEvent) -> Void
+    private let sink: @Sendable (CircularBuffer<ProxyEvent>) -> Void
     /// The client, for resume and cancel requests (unowned: the client outlives its transfers' use).
     private unowned let client: CurlProxyClient
 
     init(
-        request: ProxyRequest, client: CurlProxyClient, eventLoop: any EventLoop, events: @escaping @Sendable (ProxyEvent) -> Void
+        request: ProxyRequest, client: CurlProxyClient, eventLoop: any EventLoop, events: @escaping @Sendable (CircularBuffer<ProxyEvent>) -> Void
     ) throws(ProxyFailure) {
-        guard let easy = curl_easy_init() else { throw .transport("curl_easy_init failed") }
+        guard let (easy, fresh) = client.takeEasyHandle() else { throw .transport("curl_easy_init failed") }
         self.easy = easy
         self.client = client
         self.eventLoop = eventLoop
         self.sink = events
         self.hasBody = request.body != .none
+        if fresh { try self.configureHandle() }
         try self.configure(request)
     }
 
     deinit {
-        curl_easy_cleanup(self.easy)
+        if self.ownsEasy { curl_easy_cleanup(self.easy) }
         curl_slist_free_all(self.headerList)
+    }
+
+    /// On the curl thread, once the handle left the multi handle: the handle (reset) goes back to the pool
+    /// for the next exchange (its buffers and state are kept: no allocation per request), the header list is freed.
+    func recycle() {
+        guard self.ownsEasy else { return }
+        self.ownsEasy = false
+        curl_slist_free_all(self.headerList)
+        self.headerList = nil
+        self.client.giveBack(self.easy)
     }
 
     // MARK: ProxyStream (any thread; the event loop in practice)
@@ -121,7 +134,7 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
     /// Queues `event` for the loop; one task delivers everything queued by the time it runs.
     private func deliver(_ event: ProxyEvent, _ shared: inout Shared) -> Bool {
         guard !shared.closed else { return false }
-        if case .body(var chunk) = event, case .body(var last)? = shared.events.last, last.readableBytes + chunk.readableBytes <= 64 << 10 {
+        if case .body(var chunk) = event, case .body(var last)? = shared.events.last, last.readableBytes + chunk.readableBytes <= Self.window {
             shared.events.removeLast()
             last.writeBuffer(&chunk)
             shared.events.append(.body(last))
@@ -135,17 +148,23 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
         return true
     }
 
+    /// Hands the transfer to the client's delivery round: at the end of the curl thread's pass, one task
+    /// per event loop drains every transfer of that loop (not one task per transfer and event).
     private func schedule() {
-        self.eventLoop.execute { self.drainEvents() }
+        self.client.deliverLater(self)
     }
 
-    private func drainEvents() {
+    /// The loop the events go to.
+    var loop: any EventLoop { self.eventLoop }
+
+    /// On the event loop: everything queued, in one batch.
+    func drainEvents() {
         let events = self.shared.withLockedValue { shared -> CircularBuffer<ProxyEvent> in
             shared.deliveryScheduled = false
             defer { shared.events.removeAll(keepingCapacity: false) }
             return shared.events
         }
-        for event in events { self.sink(event) }
+        if !events.isEmpty { self.sink(events) }
     }
 
     /// From the curl thread: the transfer is over (`failure` nil: the response is complete).
@@ -213,34 +232,51 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
     }
 
     /// One header line: a status line starts a response (a `1xx` one is skipped whole), the empty line ends it.
+    /// Parsed on bytes (Foundation's trimming was a visible share of a small request's cost).
     fileprivate func receiveHeaderLine(_ bytes: UnsafeRawBufferPointer) {
         guard !self.headDelivered else { return }  // trailers
-        // Bytes, not Characters: "\r\n" is one Character in Swift.
         var end = bytes.count
         while end > 0, bytes[end - 1] == UInt8(ascii: "\r") || bytes[end - 1] == UInt8(ascii: "\n") { end -= 1 }
-        let line = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self))
-        if line.hasPrefix("HTTP/") {
-            let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
-            self.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-            self.reason = parts.count > 2 ? String(parts[2]) : ""
-            self.headers.removeAll()
+        let line = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+        func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        func text(_ from: Int, _ to: Int) -> String {
+            var from = from, to = to
+            while from < to, isBlank(line[from]) { from += 1 }
+            while to > from, isBlank(line[to - 1]) { to -= 1 }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: line[from..<to]), as: UTF8.self)
+        }
+        if line.count >= 5, line[0] == UInt8(ascii: "H"), line[1] == UInt8(ascii: "T"), line[2] == UInt8(ascii: "T"), line[3] == UInt8(ascii: "P"),
+            line[4] == UInt8(ascii: "/")
+        {
+            // HTTP/1.1 200 OK
+            var index = 5
+            while index < line.count, line[index] != UInt8(ascii: " ") { index += 1 }
+            while index < line.count, line[index] == UInt8(ascii: " ") { index += 1 }
+            var status = 0
+            var digits = 0
+            while index < line.count, digits < 3, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(line[index]) {
+                status = status * 10 + Int(line[index] - UInt8(ascii: "0"))
+                index += 1
+                digits += 1
+            }
+            self.status = digits == 3 ? status : 0
+            self.reason = index < line.count ? text(index, line.count) : ""
+            self.headers.removeAll(keepingCapacity: true)
             return
         }
         if line.isEmpty {
             if self.status >= 200 || self.status == 101 { self.deliverHead() }
             return
         }
-        if let first = line.first, first == " " || first == "\t" {
+        if isBlank(line[0]) {
             // obs-fold (RFC 7230 3.2.4): a continuation joins the previous value with one space.
             if let previous = self.headers.popLast() {
-                self.headers.append((previous.name, previous.value + " " + line.trimmingCharacters(in: [" ", "\t"])))
+                self.headers.append((previous.name, previous.value + " " + text(0, line.count)))
             }
             return
         }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: [" ", "\t"])
-        self.headers.append((name, value))
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
+        self.headers.append((text(0, colon), text(colon + 1, line.count)))
     }
 
     private func deliverHead() {
@@ -257,34 +293,42 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
         guard code == CURLE_OK else { throw .transport("\(what): \(String(cString: curl_easy_strerror(code)))") }
     }
 
-    private func configure(_ request: ProxyRequest) throws(ProxyFailure) {
+    /// The options every exchange shares, set once per handle (a pooled handle keeps them).
+    private func configureHandle() throws(ProxyFailure) {
         let easy = self.easy
-        try check(lhttp_curl_easy_setopt_string(easy, CURLOPT_URL, request.url), "URL")
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
         try check(lhttp_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS_STR")
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0), "FOLLOWLOCATION")
         // The target exactly as routed: libcurl must not squash `/../` (the server refuses dot segments).
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1), "PATH_AS_IS")
-        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds), "CONNECTTIMEOUT_MS")
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1), "TCP_NODELAY")
         // The body as the backend coded it (gzip stays gzip); chunked transfer coding is removed (the
         // server frames the body again for its client).
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_HTTP_CONTENT_DECODING, 0), "HTTP_CONTENT_DECODING")
-        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 64 << 10), "BUFFERSIZE")
+        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 256 << 10), "BUFFERSIZE")
         try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_UPLOAD_BUFFERSIZE, 64 << 10), "UPLOAD_BUFFERSIZE")
-        if request.url.hasPrefix("https:") {
-            // A backend reached over https is verified like any other server (libcurl's defaults).
-            try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1), "SSL_VERIFYPEER")
-        }
+        // A backend reached over https is verified like any other server (libcurl's defaults).
+        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1), "SSL_VERIFYPEER")
+        try check(lhttp_curl_easy_setopt_callback(easy, CURLOPT_READFUNCTION, curlProxyRead), "READFUNCTION")
+        try check(lhttp_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, curlProxyWrite), "WRITEFUNCTION")
+        try check(lhttp_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION, curlProxyHeader), "HEADERFUNCTION")
+    }
 
+    /// The options of this exchange: every one that may differ from the handle's previous exchange is set.
+    private func configure(_ request: ProxyRequest) throws(ProxyFailure) {
+        let easy = self.easy
+        try check(lhttp_curl_easy_setopt_string(easy, CURLOPT_URL, request.url), "URL")
+        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds), "CONNECTTIMEOUT_MS")
         let this = Unmanaged.passUnretained(self).toOpaque()
+        // HTTPGET first: it clears a previous exchange's upload and no-body settings.
+        try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1), "HTTPGET")
+        try check(lhttp_curl_easy_setopt_pointer(easy, CURLOPT_CUSTOMREQUEST, nil), "CUSTOMREQUEST")
+        try check(lhttp_curl_easy_setopt_offset(easy, CURLOPT_INFILESIZE_LARGE, -1), "INFILESIZE_LARGE")
         switch request.body {
         case .none:
             if request.method == "HEAD" {
                 try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_NOBODY, 1), "NOBODY")
-            } else if request.method == "GET" {
-                try check(lhttp_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1), "HTTPGET")
-            } else {
+            } else if request.method != "GET" {
                 try check(lhttp_curl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method), "CUSTOMREQUEST")
             }
         case .length, .chunked:
@@ -293,8 +337,6 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
                 try check(lhttp_curl_easy_setopt_offset(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)), "INFILESIZE_LARGE")
             }
             try check(lhttp_curl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method), "CUSTOMREQUEST")
-            try check(lhttp_curl_easy_setopt_callback(easy, CURLOPT_READFUNCTION, curlProxyRead), "READFUNCTION")
-            try check(lhttp_curl_easy_setopt_pointer(easy, CURLOPT_READDATA, this), "READDATA")
         }
 
         // libcurl's own defaults off: no `Expect: 100-continue` wait, no `Accept: */*` the client did not send.
@@ -309,9 +351,8 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
         try check(lhttp_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list), "HTTPHEADER")
 
         try check(lhttp_curl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, this), "PRIVATE")
-        try check(lhttp_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, curlProxyWrite), "WRITEFUNCTION")
+        try check(lhttp_curl_easy_setopt_pointer(easy, CURLOPT_READDATA, this), "READDATA")
         try check(lhttp_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, this), "WRITEDATA")
-        try check(lhttp_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION, curlProxyHeader), "HEADERFUNCTION")
         try check(lhttp_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, this), "HEADERDATA")
     }
 

@@ -8,9 +8,10 @@ import NIOCore
 /// ``ProxyEvent/requestBodyWanted``), and the transport stops reading from the backend while more than its
 /// window of response bytes is delivered but not yet ``ProxyStream/consumed(_:)``.
 public protocol ProxyTransport: Sendable {
-    /// Starts one exchange. `events` runs on `eventLoop`, once per event, in order, and never after
-    /// ``ProxyEvent/end`` or ``ProxyEvent/failed(_:)``.
-    func start(_ request: ProxyRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (ProxyEvent) -> Void) -> any ProxyStream
+    /// Starts one exchange. `events` runs on `eventLoop` with the events that arrived since its last call, in
+    /// order (the server writes a batch and flushes once), and never after ``ProxyEvent/end`` or
+    /// ``ProxyEvent/failed(_:)``.
+    func start(_ request: ProxyRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (CircularBuffer<ProxyEvent>) -> Void) -> any ProxyStream
 }
 
 /// One exchange in flight, driven from the event loop that started it.

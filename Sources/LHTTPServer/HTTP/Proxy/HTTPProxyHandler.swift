@@ -64,7 +64,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var status = 0
         var lastActivity: NIODeadline
         var firstByteDeadline: NIODeadline?
-        var timer: Scheduled<Void>?
 
         init(head: HTTPRequestHead, route: ProxyRoutes.Route, now: NIODeadline) {
             self.head = head
@@ -84,6 +83,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     private var context: ChannelHandlerContext?
     private var deadline: HTTPDeadlineHandler?
+    /// The connection's timeout check (see ``armTimer(_:)``) and when it fires.
+    private var timer: Scheduled<Void>?
+    private var timerDue = NIODeadline.distantFuture
 
     init(settings: Settings, metrics: ServerMetrics, logger: Logger) {
         self.settings = settings
@@ -100,6 +102,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.abandon()
+        self.timer?.cancel()
+        self.timer = nil
         self.context = nil
         self.deadline = nil
     }
@@ -211,11 +215,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             body: body,
             connectTimeoutMilliseconds: self.settings.connectTimeoutMilliseconds
         )
-        let loopBound = NIOLoopBound((self, context, exchange), eventLoop: context.eventLoop)
-        let stream = self.settings.transport.start(request, on: context.eventLoop) { event in
-            let (handler, context, exchange) = loopBound.value
-            guard let current = handler.exchange, current === exchange else { return }
-            handler.handle(event, exchange, context: context)
+        let boundHandler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let boundExchange = NIOLoopBound(exchange, eventLoop: context.eventLoop)
+        let stream = self.settings.transport.start(request, on: context.eventLoop) { events in
+            let handler = boundHandler.value
+            let exchange = boundExchange.value
+            guard let context = handler.context else { return }
+            // A batch is written, then flushed once (a small response: one write for head, body and end).
+            // A batch that ends the response needs no accounting of what the client took.
+            let ends: Bool
+            if case .end? = events.last { ends = true } else { ends = false }
+            for event in events {
+                guard let current = handler.exchange, current === exchange else { break }
+                handler.handle(event, exchange, accounted: !ends, context: context)
+            }
+            context.flush()
         }
         exchange.stream = stream
         var open = true
@@ -227,7 +241,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: The response
 
-    private func handle(_ event: ProxyEvent, _ exchange: Exchange, context: ChannelHandlerContext) {
+    private func handle(_ event: ProxyEvent, _ exchange: Exchange, accounted: Bool, context: ChannelHandlerContext) {
         exchange.lastActivity = self.now
         switch event {
         case .head(let status, let reason, let lines):
@@ -248,17 +262,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 headers.replaceOrAdd(name: "connection", value: "keep-alive")
             }
             let responseStatus = HTTPResponseStatus(statusCode: status, reasonPhrase: reason)
-            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: responseStatus, headers: headers))), promise: nil)
+            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: responseStatus, headers: headers))), promise: nil)
         case .body(let chunk):
+            guard accounted else {
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                return
+            }
             let bytes = chunk.readableBytes
             let written = context.eventLoop.makePromise(of: Void.self)
-            let loopBound = NIOLoopBound((self, exchange), eventLoop: context.eventLoop)
+            let boundHandler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let boundExchange = NIOLoopBound(exchange, eventLoop: context.eventLoop)
             written.futureResult.whenSuccess {
-                let (handler, exchange) = loopBound.value
+                let exchange = boundExchange.value
                 exchange.stream?.consumed(bytes)
-                exchange.lastActivity = handler.now
+                exchange.lastActivity = boundHandler.value.now
             }
-            context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: written)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: written)
         case .end:
             self.metrics.proxyResponse(route: exchange.route, status: exchange.status)
             self.finish(exchange, context: context)
@@ -330,8 +349,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
-        exchange.timer?.cancel()
-        exchange.timer = nil
         exchange.stream = nil
         if self.exchange === exchange { self.exchange = nil }
         self.setReadHeld(false, context: context)
@@ -341,7 +358,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func abandon() {
         guard let exchange = self.exchange else { return }
         self.exchange = nil
-        exchange.timer?.cancel()
+        self.timer?.cancel()
+        self.timer = nil
         exchange.stream?.cancel()
         exchange.stream = nil
     }
@@ -416,25 +434,30 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Timers
 
-    /// One check per exchange, at the earlier of its deadlines; it re-arms while there is activity.
+    /// The connection's one check, at the earliest deadline of the exchange: kept across exchanges (a
+    /// request costs no timer of its own); when it fires it acts on the exchange of then, or re-arms for
+    /// what is left, or ends when there is none.
     private func armTimer(_ exchange: Exchange) {
         guard let context = self.context else { return }
         var due = exchange.lastActivity + self.settings.idleTimeout
         if let firstByte = exchange.firstByteDeadline, firstByte < due { due = firstByte }
-        exchange.timer?.cancel()
-        let loopBound = NIOLoopBound((self, context, exchange), eventLoop: context.eventLoop)
-        exchange.timer = context.eventLoop.scheduleTask(deadline: due) {
-            let (handler, context, exchange) = loopBound.value
-            guard handler.exchange === exchange else { return }
-            exchange.timer = nil
-            let now = handler.now
-            if let firstByte = exchange.firstByteDeadline, now >= firstByte {
-                handler.fail(exchange, status: 504, reason: "backend timed out: no response within proxy.first_byte_timeout_ms", context: context)
-            } else if now >= exchange.lastActivity + handler.settings.idleTimeout {
-                handler.fail(exchange, status: 504, reason: "backend timed out: nothing moved for proxy.idle_timeout_ms", context: context)
-            } else {
-                handler.armTimer(exchange)
-            }
+        if self.timer != nil, self.timerDue <= due { return }  // an earlier check re-arms for the rest
+        self.timer?.cancel()
+        self.timerDue = due
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(deadline: due) { loopBound.value.timerFired() }
+    }
+
+    private func timerFired() {
+        self.timer = nil
+        guard let context = self.context, let exchange = self.exchange else { return }
+        let now = self.now
+        if let firstByte = exchange.firstByteDeadline, now >= firstByte {
+            self.fail(exchange, status: 504, reason: "backend timed out: no response within proxy.first_byte_timeout_ms", context: context)
+        } else if now >= exchange.lastActivity + self.settings.idleTimeout {
+            self.fail(exchange, status: 504, reason: "backend timed out: nothing moved for proxy.idle_timeout_ms", context: context)
+        } else {
+            self.armTimer(exchange)
         }
     }
 

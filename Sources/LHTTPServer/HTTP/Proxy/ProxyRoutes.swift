@@ -49,7 +49,18 @@ struct ProxyRoutes: Sendable {
 
     /// Whether `path` has a `.` or `..` segment, literally or percent-encoded (`%2e`, any case).
     static func hasDotSegment(_ path: Substring) -> Bool {
-        path.split(separator: "/", omittingEmptySubsequences: false).contains { segment in
+        // The common case, on bytes: no `.` right after a `/`, and no escape at all.
+        var afterSlash = false
+        var suspicious = false
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "%") || (afterSlash && byte == UInt8(ascii: ".")) {
+                suspicious = true
+                break
+            }
+            afterSlash = byte == UInt8(ascii: "/")
+        }
+        guard suspicious else { return false }
+        return path.split(separator: "/", omittingEmptySubsequences: false).contains { segment in
             let decoded = segment.lowercased().replacing("%2e", with: ".")
             return decoded == "." || decoded == ".."
         }
