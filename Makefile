@@ -49,9 +49,10 @@ test-deps:
 	@python3 -c "import selenium" 2>/dev/null || python3 -m pip install -q selenium || python3 -m pip install -q --break-system-packages selenium
 
 ## test: the whole suite (unit tests and end-to-end tests over real sockets, a real browser), then fuzzing
-## In two runs: the suites that drive other processes (a browser, PHP and Java backends, lhttp-bench, the
-## lhttpd executable) would otherwise take both cores from the in-process tests' event loops for seconds.
-HEAVY_SUITES ?= ClientsTests|ExampleBackendTests|BenchToolTests|ExecutableTests|ProxyExecutableTests
+## In two runs: the suites that drive other processes or move bulk data (a browser, PHP and Java backends, lhttp-bench,
+## the lhttpd executable, the proxy's uploads and downloads) would otherwise take both cores from the in-process
+## tests' event loops for seconds.
+HEAVY_SUITES ?= ClientsTests|ExampleBackendTests|BenchToolTests|ExecutableTests|ProxyTests|ProxyPHPTests
 test: test-deps
 	ulimit -n 20000 2>/dev/null || ulimit -n 4096 2>/dev/null || true; \
 	$(SWIFT) build --build-tests && \

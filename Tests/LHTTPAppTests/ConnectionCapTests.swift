@@ -79,7 +79,9 @@ struct ConnectionCapTests {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }
         try await TestServer.with({ config in
-            config.http.requestTimeoutS = 0.3
+            // Long enough that a busy machine (the whole suite in parallel on 2 cores) still reads the
+            // upgrade's head within it; the silent connection below waits that long.
+            config.http.requestTimeoutS = 1.5
             config.hooks.connect = "http://127.0.0.1:\(backend.port)/hold"
         }) { server in
             async let held = server.client()

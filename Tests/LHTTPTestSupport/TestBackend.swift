@@ -126,8 +126,23 @@ public final class TestBackend: Sendable {
             case .end:
                 guard let head = self.head else { return }
                 let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: self.body)
+                let scripted = self.backend.script(request)
+                // A held request is recorded only once it can be released: a test that saw it arrive
+                // (`waitForRequests`) and releases it at once must find it held.
+                if scripted == nil, head.uri.hasPrefix("/hold") {
+                    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                    let loop = context.eventLoop
+                    self.backend.hold {
+                        loop.execute {
+                            let (handler, context) = bound.value
+                            handler.answer(status: .ok, body: "ok", context: context)
+                        }
+                    }
+                    self.backend.record(request)
+                    return
+                }
                 self.backend.record(request)
-                if let answer = self.backend.script(request) {
+                if let answer = scripted {
                     var headers = HTTPHeaders()
                     headers.add(name: "content-length", value: String(answer.body.utf8.count))
                     if let type = answer.contentType { headers.add(name: "content-type", value: type) }
@@ -138,17 +153,6 @@ public final class TestBackend: Sendable {
                     return
                 }
                 if head.uri.hasPrefix("/hang") { return }
-                if head.uri.hasPrefix("/hold") {
-                    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                    let loop = context.eventLoop
-                    self.backend.hold {
-                        loop.execute {
-                            let (handler, context) = bound.value
-                            handler.answer(status: .ok, body: "ok", context: context)
-                        }
-                    }
-                    return
-                }
                 if head.uri.hasPrefix("/slow") {
                     let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                     context.eventLoop.scheduleTask(in: .milliseconds(300)) {
