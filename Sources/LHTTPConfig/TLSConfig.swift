@@ -28,17 +28,9 @@ extension TLSConfig: Decodable, ConfigSection {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        // Empty (or absent) is no redirect; anything else is a `host:port`, parsed as `listen` is.
         let redirect = try c.decodeIfPresent(String.self, forKey: .redirectFrom) ?? ""
-        var address: ListenAddress?
-        if !redirect.isEmpty {
-            do throws(ConfigError) {
-                address = try ListenAddress(parsing: redirect)
-            } catch {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .redirectFrom, in: c, debugDescription: error.problems.map(\.message).joined(separator: "; ")
-                )
-            }
-        }
+        let address = redirect.isEmpty ? nil : try c.decode(ListenAddress.self, forKey: .redirectFrom)
         self.init(
             certFile: try c.decodeIfPresent(String.self, forKey: .certFile) ?? "",
             keyFile: try c.decodeIfPresent(String.self, forKey: .keyFile) ?? "",

@@ -45,7 +45,6 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
     private var reason = ""
     private var headers: [(name: String, value: String)] = []
     private var headDelivered = false
-    private let hasBody: Bool
 
     let shared = NIOLockedValueBox(Shared())
     private let eventLoop: any EventLoop
@@ -61,7 +60,6 @@ final class CurlProxyTransfer: ProxyStream, @unchecked Sendable {
         self.client = client
         self.eventLoop = eventLoop
         self.sink = events
-        self.hasBody = request.body != .none
         if fresh { try self.configureHandle() }
         try self.configure(request)
     }

@@ -365,4 +365,20 @@ struct ProxyTests {
             await second.close()
         }
     }
+
+    @Test("a target that is not a path and conflicting Content-Length values are 400, and nothing reaches the backend")
+    func malformedRequests() async throws {
+        try await Self.withProxy { server, backend in
+            for request in [
+                "GET http://evil.example/steal HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+                "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+            ] {
+                let raw = try await RawConnection.connect(port: server.port)
+                try await raw.send(request)
+                try await server.eventually { raw.isClosed }
+                #expect(raw.text.hasPrefix("HTTP/1.1 400"), "\(raw.text.prefix(80))")
+            }
+            #expect(backend.requests.isEmpty)
+        }
+    }
 }

@@ -156,8 +156,8 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             self.state = .waiting(head, .failure(refusal), bodyBytes: 0)
             return
         }
-        // A websocket upgrade that is not on a websocket path (NIO's upgrader let it through): the app's
-        // own websocket is not tunnelled, so it is refused rather than proxied as a plain GET.
+        // A websocket upgrade that is not on a websocket path (NIO's upgrader let it through): the app's own
+        // websocket, tunnelled with `proxy.websocket`, else refused rather than proxied as a plain GET.
         if self.settings.proxy != nil, head.headers["upgrade"].contains(where: { $0.lowercased().contains("websocket") }),
             !self.settings.websocketPaths.contains(String(path))
         {
@@ -169,7 +169,9 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
             self.state = .waiting(head, .refusedUpgrade, bodyBytes: 0)
             return
         }
-        let hasBody = head.headers.contains(name: "transfer-encoding") || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
+        // With the proxy on, a GET or HEAD that carries a body is the app's (a static file has no use for it).
+        let bodyForTheApp = self.settings.proxy != nil
+            && (head.headers.contains(name: "transfer-encoding") || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false))
         let route: Route
         switch (head.method, path) {
         case (.POST, _) where path == self.settings.publishPath:
@@ -202,7 +204,7 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, _) where path == self.settings.metricsPath && self.settings.metricsRegistry != nil:
             self.metricsRoute = .metrics
             route = self.settings.metricsToken.isAuthorized(head.headers["authorization"]) ? .metrics : .failure(.unauthorized)
-        case (.GET, _) where !hasBody, (.HEAD, _) where !hasBody:
+        case (.GET, _) where !bodyForTheApp, (.HEAD, _) where !bodyForTheApp:
             if let file = self.settings.staticFiles.resolve(path) {
                 self.metricsRoute = .staticFile
                 route = .staticFile(file)
@@ -212,9 +214,6 @@ final class HTTPRequestRouter: ChannelInboundHandler, RemovableChannelHandler {
                 return
             } else if self.settings.websocketPaths.contains(String(path)) {
                 route = .failure(.upgradeRequired)
-            } else if self.proxies(path) {
-                self.forward(head, context: context)
-                return
             } else {
                 route = .failure(.notFound)
             }

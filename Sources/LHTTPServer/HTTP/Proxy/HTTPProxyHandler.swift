@@ -185,7 +185,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         let address = context.channel.remoteAddress
-        var client = ProxyHeaders.Client(
+        let client = ProxyHeaders.Client(
             address: address.flatMap(Self.addressBytes), addressText: address?.ipAddress ?? "unknown", scheme: self.settings.scheme, user: nil
         )
         self.armTimer(exchange)
@@ -201,8 +201,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             eventLoop.execute {
                 let (handler, context, exchange) = loopBound.value
                 guard handler.exchange === exchange else { return }
-                if case .success(let identity) = result, !identity.user.isEmpty { client.user = identity.user }
-                handler.start(exchange, body: body, client: client, context: context)
+                var verified = client
+                if case .success(let identity) = result, !identity.user.isEmpty { verified.user = identity.user }
+                handler.start(exchange, body: body, client: verified, context: context)
             }
         }
     }

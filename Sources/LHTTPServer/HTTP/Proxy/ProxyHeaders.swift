@@ -25,7 +25,7 @@ enum ProxyHeaders {
     /// body), client-sent `X-LHTTP-*` removed, `Host` kept, and the `X-Forwarded-*` and `Forwarded` of
     /// this hop: appended to when the peer is in `trusted`, replaced otherwise.
     static func request(_ headers: HTTPHeaders, client: Client, trusted: [IPNetwork]) -> [(name: String, value: String)] {
-        let listed = Self.connectionListed(headers)
+        let listed = Self.connectionListed(headers["connection"])
         let isTrusted = client.address.map { address in trusted.contains { $0.contains(address) } } ?? false
         var forwarded: [(name: String, value: String)] = []
         forwarded.reserveCapacity(headers.count + 5)
@@ -74,10 +74,7 @@ enum ProxyHeaders {
     /// The backend's response headers for the client: hop-by-hop removed (the server frames the body
     /// itself), and any line that is not a valid header dropped.
     static func response(_ lines: [(name: String, value: String)]) -> HTTPHeaders {
-        var listed: Set<String> = []
-        for line in lines where line.name.lowercased() == "connection" {
-            for token in line.value.split(separator: ",") { listed.insert(token.trimmingCharacters(in: [" ", "\t"]).lowercased()) }
-        }
+        let listed = Self.connectionListed(lines.lazy.filter { $0.name.lowercased() == "connection" }.map(\.value))
         var headers = HTTPHeaders()
         for line in lines {
             let lowered = line.name.lowercased()
@@ -87,10 +84,10 @@ enum ProxyHeaders {
         return headers
     }
 
-    /// The header names `Connection` lists (they are hop-by-hop too).
-    static func connectionListed(_ headers: HTTPHeaders) -> Set<String> {
+    /// The header names the `Connection` values list (they are hop-by-hop too).
+    static func connectionListed(_ values: some Sequence<String>) -> Set<String> {
         var listed: Set<String> = []
-        for value in headers["connection"] {
+        for value in values {
             for token in value.split(separator: ",") { listed.insert(token.trimmingCharacters(in: [" ", "\t"]).lowercased()) }
         }
         return listed
